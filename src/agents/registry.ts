@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { InvalidRequestError, UnknownAgentError } from '../errors.js';
+import type { Agent } from '../runtime/agent.js';
+
+export interface AgentDescription {
+  readonly name: string;
+  readonly description: string;
+  readonly input_schema: unknown;
+}
+
+/** The agents this instance can run, by name. */
+export class AgentRegistry {
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(agents: ReadonlyArray<Agent<unknown>>) {
+    for (const agent of agents) {
+      if (this.agents.has(agent.name)) throw new Error(`agent "${agent.name}" is registered twice`);
+      this.agents.set(agent.name, agent);
+    }
+  }
+
+  /** The agent, or UnknownAgentError. */
+  get(name: string): Agent {
+    const agent = this.agents.get(name);
+    if (agent === undefined) throw new UnknownAgentError(name);
+    return agent;
+  }
+
+  /** Validates a run's input for its agent; throws InvalidRequestError naming the field. */
+  parseInput(agent: Agent, input: unknown): unknown {
+    const result = agent.inputSchema.safeParse(input);
+    if (result.success) return result.data;
+    const issue = result.error.issues[0];
+    const field = ['input', ...(issue?.path ?? []).map(String)].join('.');
+    throw new InvalidRequestError(`${field}: ${issue?.message ?? 'is invalid'}`, field);
+  }
+
+  describe(): AgentDescription[] {
+    return [...this.agents.values()].map((agent) => ({
+      name: agent.name,
+      description: agent.description,
+      input_schema: z.toJSONSchema(agent.inputSchema, { io: 'input', unrepresentable: 'any' }),
+    }));
+  }
+}

@@ -1,0 +1,157 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { parseTierLimits, type TierLimits } from './tier-limits.js';
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const url = (protocols: readonly string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false; // reported by the refinement's message below
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const secret = z.string().min(16, 'must be at least 16 characters long');
+
+/**
+ * Every environment variable agentd reads, with its parser. Optional ones without a default
+ * are auto-sized or simply absent; `.env.example` lists the same names with their defaults.
+ */
+const schema = {
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  INSTANCE_ID: z.string().trim().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-').optional(),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATA_DIR: z.string().trim().min(1).default('./data'),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  ADMIN_TOKEN: secret.optional(),
+  METRICS_TOKEN: secret.optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  TIER_LIMITS: z.string().default('free:1,pro:5,enterprise:25'),
+  MAX_CONCURRENT_AGENT_RUNS: int(1, 100_000).optional(),
+  MEMORY_PER_RUN_MB: int(1, 1_000_000).default(200),
+  RUN_QUEUE_MAX: int(0, 1_000_000).optional(),
+  RUN_QUEUE_TIMEOUT_MS: int(1, 86_400_000).default(30_000),
+  RUN_TIMEOUT_MS: int(1, 86_400_000).default(900_000),
+  MAX_RUN_TIMEOUT_MS: int(1, 86_400_000).default(3_600_000),
+  SESSION_MAX_INFLIGHT: int(1, 100_000).default(1),
+  MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1_048_576),
+  MAX_EVENTS_PER_RUN: int(1, 10_000_000).default(100_000),
+  MAX_EVENT_BYTES: int(64, 16 * 1024 * 1024).default(262_144),
+  STREAM_TTL_SECONDS: int(1, 30 * 86_400).default(600),
+  DB_MAX_CONNECTIONS: int(1, 10_000).optional(),
+  DB_INSTANCES: int(1, 1000).default(4),
+  DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5_000),
+  SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+} as const;
+
+export type EnvName = keyof typeof schema;
+type Parsed = { [K in EnvName]: z.output<(typeof schema)[K]> };
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly instanceId: string;
+  /** Unset: the embedded PGlite database under `dataDir`. */
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  /** Unset: the in-process event store (single instance only). */
+  readonly redisUrl: string | null;
+  /** Unset: admin routes answer 404. */
+  readonly adminToken: string | null;
+  readonly metricsToken: string | null;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly tierLimits: TierLimits;
+  readonly maxConcurrentAgentRuns: number | null;
+  readonly memoryPerRunMb: number;
+  readonly runQueueMax: number | null;
+  readonly runQueueTimeoutMs: number;
+  readonly runTimeoutMs: number;
+  readonly maxRunTimeoutMs: number;
+  readonly sessionMaxInflight: number;
+  readonly maxBodyBytes: number;
+  readonly maxEventsPerRun: number;
+  readonly maxEventBytes: number;
+  readonly streamTtlSeconds: number;
+  readonly dbMaxConnections: number | null;
+  readonly dbInstances: number;
+  readonly dbAcquireTimeoutMs: number;
+  readonly shutdownGraceMs: number;
+  /** Which variables were set in the environment (`env`) and which took their default. */
+  readonly sources: Readonly<Record<EnvName, 'env' | 'default'>>;
+}
+
+/**
+ * Reads the environment once into a frozen Config. Throws ConfigError naming every bad
+ * variable and the value it got. Empty strings count as unset.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const parsed: Partial<Record<EnvName, unknown>> = {};
+  const sources = {} as Record<EnvName, 'env' | 'default'>;
+  for (const name of Object.keys(schema) as EnvName[]) {
+    const raw = env[name];
+    const present = raw !== undefined && raw.trim() !== '';
+    sources[name] = present ? 'env' : 'default';
+    const result = schema[name].safeParse(present ? raw : undefined);
+    if (result.success) parsed[name] = result.data;
+    else problems.push(`${name} ${result.error.issues[0]?.message ?? 'is invalid'} (got ${JSON.stringify(raw)})`);
+  }
+  const p = parsed as Parsed;
+  let tierLimits: TierLimits | undefined;
+  if (p.TIER_LIMITS !== undefined) {
+    try {
+      tierLimits = parseTierLimits(p.TIER_LIMITS);
+    } catch (error) {
+      problems.push(`TIER_LIMITS ${(error as Error).message} (got ${JSON.stringify(env.TIER_LIMITS)})`);
+    }
+  }
+  if (problems.length === 0 && p.RUN_TIMEOUT_MS > p.MAX_RUN_TIMEOUT_MS) {
+    problems.push(`RUN_TIMEOUT_MS must not exceed MAX_RUN_TIMEOUT_MS (got ${p.RUN_TIMEOUT_MS} > ${p.MAX_RUN_TIMEOUT_MS})`);
+  }
+  if (problems.length > 0 || tierLimits === undefined) {
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return Object.freeze({
+    port: p.PORT,
+    host: p.HOST,
+    instanceId: p.INSTANCE_ID ?? `${hostname()}:${p.PORT}`,
+    databaseUrl: p.DATABASE_URL ?? null,
+    dataDir: p.DATA_DIR,
+    redisUrl: p.REDIS_URL ?? null,
+    adminToken: p.ADMIN_TOKEN ?? null,
+    metricsToken: p.METRICS_TOKEN ?? null,
+    logLevel: p.LOG_LEVEL,
+    tierLimits,
+    maxConcurrentAgentRuns: p.MAX_CONCURRENT_AGENT_RUNS ?? null,
+    memoryPerRunMb: p.MEMORY_PER_RUN_MB,
+    runQueueMax: p.RUN_QUEUE_MAX ?? null,
+    runQueueTimeoutMs: p.RUN_QUEUE_TIMEOUT_MS,
+    runTimeoutMs: p.RUN_TIMEOUT_MS,
+    maxRunTimeoutMs: p.MAX_RUN_TIMEOUT_MS,
+    sessionMaxInflight: p.SESSION_MAX_INFLIGHT,
+    maxBodyBytes: p.MAX_BODY_BYTES,
+    maxEventsPerRun: p.MAX_EVENTS_PER_RUN,
+    maxEventBytes: p.MAX_EVENT_BYTES,
+    streamTtlSeconds: p.STREAM_TTL_SECONDS,
+    dbMaxConnections: p.DB_MAX_CONNECTIONS ?? null,
+    dbInstances: p.DB_INSTANCES,
+    dbAcquireTimeoutMs: p.DB_ACQUIRE_TIMEOUT_MS,
+    shutdownGraceMs: p.SHUTDOWN_GRACE_MS,
+    sources: Object.freeze(sources),
+  });
+}

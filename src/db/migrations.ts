@@ -1,0 +1,167 @@
+import { transitionPairs } from '../runtime/run-status.js';
+import type { Database } from './database.js';
+
+interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly statements: readonly string[];
+}
+
+const FINAL = `('completed', 'failed', 'cancelled', 'timed_out', 'interrupted')`;
+
+const transitionRows = transitionPairs()
+  .map(([from, to]) => `('${from}', '${to}')`)
+  .join(', ');
+
+/**
+ * The schema, in order. Applied at start-up inside one transaction under an advisory lock,
+ * so instances starting together apply each migration once. Never edit a released entry:
+ * add a new one.
+ */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'accounts, keys, runs, leases',
+    statements: [
+      `CREATE TABLE accounts (
+        id uuid PRIMARY KEY,
+        name text NOT NULL,
+        tier text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE api_keys (
+        prefix text PRIMARY KEY,
+        account_id uuid NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        key_hash text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz
+      )`,
+      `CREATE INDEX api_keys_account ON api_keys (account_id)`,
+      `CREATE TABLE run_transitions (
+        from_status text NOT NULL,
+        to_status text NOT NULL,
+        PRIMARY KEY (from_status, to_status)
+      )`,
+      `INSERT INTO run_transitions (from_status, to_status) VALUES ${transitionRows}`,
+      `CREATE TABLE runs (
+        id uuid PRIMARY KEY,
+        account_id uuid NOT NULL REFERENCES accounts (id),
+        agent text NOT NULL,
+        status text NOT NULL CHECK (status IN ('queued', 'running', ${FINAL.slice(1, -1)})),
+        session_id text,
+        input jsonb,
+        model text,
+        metadata jsonb,
+        timeout_ms integer NOT NULL,
+        idempotency_key text,
+        instance_id text NOT NULL,
+        -- Millisecond precision, so timestamps round-trip through JavaScript and keyset cursors exactly.
+        created_at timestamptz NOT NULL DEFAULT date_trunc('milliseconds', clock_timestamp()),
+        started_at timestamptz,
+        finished_at timestamptz,
+        error jsonb,
+        output jsonb
+      )`,
+      `CREATE INDEX runs_account_created ON runs (account_id, created_at DESC, id DESC)`,
+      `CREATE INDEX runs_idempotency ON runs (account_id, idempotency_key, created_at DESC) WHERE idempotency_key IS NOT NULL`,
+      `CREATE INDEX runs_active_by_instance ON runs (instance_id) WHERE status IN ('queued', 'running')`,
+      // One lease per active run: the tier and session limits count these, under a
+      // per-account advisory lock. A lease goes when its run reaches a final status.
+      `CREATE TABLE run_leases (
+        run_id uuid PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        account_id uuid NOT NULL,
+        session_id text,
+        instance_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX run_leases_account ON run_leases (account_id, session_id)`,
+      // Defence in depth: whatever SQL runs, a status change must be in run_transitions,
+      // and reaching a final status releases the run's lease in the same statement.
+      `CREATE FUNCTION agentd_guard_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = OLD.status THEN
+          RETURN NEW;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM run_transitions WHERE from_status = OLD.status AND to_status = NEW.status) THEN
+          RAISE EXCEPTION 'run % may not go from % to %', OLD.id, OLD.status, NEW.status USING ERRCODE = 'check_violation';
+        END IF;
+        IF NEW.status IN ${FINAL} THEN
+          DELETE FROM run_leases WHERE run_id = NEW.id;
+        END IF;
+        RETURN NEW;
+      END $$`,
+      `CREATE TRIGGER runs_guard_status BEFORE UPDATE OF status ON runs
+        FOR EACH ROW EXECUTE FUNCTION agentd_guard_run_status()`,
+      // Admission in one round trip: idempotency check, account and session counts, insert.
+      // Counts run in their own statements after the lock, so they see rows committed while
+      // this transaction waited for it (READ COMMITTED takes a snapshot per statement).
+      `CREATE FUNCTION agentd_admit(
+        p_id uuid, p_account uuid, p_agent text, p_status text, p_session text, p_input jsonb,
+        p_model text, p_metadata jsonb, p_timeout_ms integer, p_idempotency_key text,
+        p_instance text, p_tier_limits jsonb, p_session_max integer
+      ) RETURNS TABLE (outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        v_tier text;
+        v_limit integer;
+        v_active integer;
+        v_existing runs;
+        v_run runs;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(7311, hashtext(p_account::text));
+        IF p_idempotency_key IS NOT NULL THEN
+          SELECT * INTO v_existing FROM runs
+            WHERE account_id = p_account AND idempotency_key = p_idempotency_key
+              AND created_at > now() - interval '24 hours'
+            ORDER BY created_at DESC LIMIT 1;
+          IF FOUND THEN
+            RETURN QUERY SELECT 'existing'::text, to_jsonb(v_existing), NULL::integer, NULL::integer;
+            RETURN;
+          END IF;
+        END IF;
+        SELECT tier INTO v_tier FROM accounts WHERE id = p_account;
+        IF NOT FOUND THEN
+          RETURN QUERY SELECT 'no_account'::text, NULL::jsonb, NULL::integer, NULL::integer;
+          RETURN;
+        END IF;
+        v_limit := COALESCE((p_tier_limits ->> v_tier)::integer, 0);
+        SELECT count(*) INTO v_active FROM run_leases WHERE account_id = p_account;
+        IF v_active >= v_limit THEN
+          RETURN QUERY SELECT 'account_limit'::text, NULL::jsonb, v_limit, v_active;
+          RETURN;
+        END IF;
+        IF p_session IS NOT NULL THEN
+          SELECT count(*) INTO v_active FROM run_leases WHERE account_id = p_account AND session_id = p_session;
+          IF v_active >= p_session_max THEN
+            RETURN QUERY SELECT 'session_limit'::text, NULL::jsonb, p_session_max, v_active;
+            RETURN;
+          END IF;
+        END IF;
+        INSERT INTO runs (id, account_id, agent, status, session_id, input, model, metadata, timeout_ms,
+                          idempotency_key, instance_id, started_at)
+          VALUES (p_id, p_account, p_agent, p_status, p_session, p_input, p_model, p_metadata, p_timeout_ms,
+                  p_idempotency_key, p_instance, CASE WHEN p_status = 'running' THEN date_trunc('milliseconds', clock_timestamp()) END)
+          RETURNING * INTO v_run;
+        INSERT INTO run_leases (run_id, account_id, session_id, instance_id)
+          VALUES (p_id, p_account, p_session, p_instance);
+        RETURN QUERY SELECT 'created'::text, to_jsonb(v_run), NULL::integer, NULL::integer;
+      END $$`,
+    ],
+  },
+];
+
+/** Applies every migration the database has not seen yet. */
+export async function migrate(db: Database): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(7311, 0)`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS agentd_migrations (
+      id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const rows = await tx.query<{ id: number }>(`SELECT id FROM agentd_migrations`);
+    const applied = new Set(rows.map((r) => Number(r.id)));
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.id)) continue;
+      for (const statement of migration.statements) await tx.query(statement);
+      await tx.query(`INSERT INTO agentd_migrations (id, name) VALUES ($1, $2)`, [migration.id, migration.name]);
+    }
+  });
+}

@@ -1,0 +1,216 @@
+import type { TierLimits } from '../config/tier-limits.js';
+import { canTransition, isFinal, type ActiveStatus, type RunStatus } from '../runtime/run-status.js';
+import type { Database, Row } from './database.js';
+
+export interface RunError {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface RunRecord {
+  readonly id: string;
+  readonly accountId: string;
+  readonly agent: string;
+  readonly status: RunStatus;
+  readonly sessionId: string | null;
+  readonly input: unknown;
+  readonly model: string | null;
+  readonly metadata: unknown;
+  readonly timeoutMs: number;
+  readonly instanceId: string;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly error: RunError | null;
+  /** Data of the run's last `message` event; undefined when it had none. */
+  readonly output: unknown;
+}
+
+export interface NewRun {
+  readonly id: string;
+  readonly accountId: string;
+  readonly agent: string;
+  readonly status: ActiveStatus;
+  readonly sessionId: string | null;
+  readonly input: unknown;
+  readonly model: string | null;
+  readonly metadata: unknown;
+  readonly timeoutMs: number;
+  readonly idempotencyKey: string | null;
+  readonly instanceId: string;
+}
+
+export type AdmitResult =
+  | { readonly outcome: 'created' | 'existing'; readonly run: RunRecord }
+  | { readonly outcome: 'account_limit' | 'session_limit'; readonly limit: number; readonly active: number }
+  | { readonly outcome: 'no_account' };
+
+export interface RunFilter {
+  readonly status?: RunStatus;
+  readonly agent?: string;
+  readonly sessionId?: string;
+}
+
+export interface RunCursor {
+  readonly createdAt: Date;
+  readonly id: string;
+}
+
+function toDate(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value : new Date(String(value));
+}
+
+/** Maps a `runs` row, from a plain SELECT or from `to_jsonb(run)`, to a RunRecord. */
+function toRun(row: Row): RunRecord {
+  return {
+    id: String(row.id),
+    accountId: String(row.account_id),
+    agent: String(row.agent),
+    status: row.status as RunStatus,
+    sessionId: (row.session_id as string | null) ?? null,
+    input: row.input ?? null,
+    model: (row.model as string | null) ?? null,
+    metadata: row.metadata ?? null,
+    timeoutMs: Number(row.timeout_ms),
+    instanceId: String(row.instance_id),
+    createdAt: toDate(row.created_at) as Date,
+    startedAt: toDate(row.started_at),
+    finishedAt: toDate(row.finished_at),
+    error: (row.error as RunError | null) ?? null,
+    output: row.output === null || row.output === undefined ? undefined : row.output,
+  };
+}
+
+const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+
+/** The `runs` and `run_leases` tables: admission, status transitions and reads. */
+export class RunRepository {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Admits a run in one round trip: Idempotency-Key check, the tier and session limits
+   * (counted under the account's advisory lock) and the insert with its lease.
+   */
+  async admit(run: NewRun, tierLimits: TierLimits, sessionMaxInflight: number): Promise<AdmitResult> {
+    const rows = await this.db.query<{ outcome: string; run: Row | null; limit_value: number | null; active: number | null }>(
+      `SELECT * FROM agentd_admit($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13)`,
+      [
+        run.id,
+        run.accountId,
+        run.agent,
+        run.status,
+        run.sessionId,
+        json(run.input),
+        run.model,
+        json(run.metadata),
+        run.timeoutMs,
+        run.idempotencyKey,
+        run.instanceId,
+        JSON.stringify(Object.fromEntries(tierLimits)),
+        sessionMaxInflight,
+      ],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new Error('agentd_admit returned no row');
+    switch (row.outcome) {
+      case 'created':
+      case 'existing':
+        return { outcome: row.outcome, run: toRun(row.run as Row) };
+      case 'account_limit':
+      case 'session_limit':
+        return { outcome: row.outcome, limit: Number(row.limit_value), active: Number(row.active) };
+      case 'no_account':
+        return { outcome: 'no_account' };
+      default:
+        throw new Error(`agentd_admit returned unknown outcome ${row.outcome}`);
+    }
+  }
+
+  /**
+   * Moves a run from `from` to `to` if it is still in `from`; returns the updated run, or
+   * null when it was not (another path got there first). Final statuses set finished_at and
+   * release the lease (trigger).
+   */
+  async transition(
+    id: string,
+    from: RunStatus,
+    to: RunStatus,
+    fields: { error?: RunError; output?: unknown } = {},
+  ): Promise<RunRecord | null> {
+    if (!canTransition(from, to)) throw new Error(`invalid transition ${from} -> ${to}`);
+    const rows = await this.db.query(
+      `UPDATE runs SET status = $3,
+         started_at = CASE WHEN $4 THEN date_trunc('milliseconds', clock_timestamp()) ELSE started_at END,
+         finished_at = CASE WHEN $5 THEN date_trunc('milliseconds', clock_timestamp()) ELSE finished_at END,
+         error = COALESCE($6::jsonb, error),
+         output = COALESCE($7::jsonb, output)
+       WHERE id = $1 AND status = $2
+       RETURNING *`,
+      [id, from, to, to === 'running', isFinal(to), json(fields.error), json(fields.output)],
+    );
+    return rows[0] === undefined ? null : toRun(rows[0]);
+  }
+
+  /** The run if it exists and belongs to the account. */
+  async get(accountId: string, id: string): Promise<RunRecord | null> {
+    const rows = await this.db.query(`SELECT * FROM runs WHERE id = $1 AND account_id = $2`, [id, accountId]);
+    return rows[0] === undefined ? null : toRun(rows[0]);
+  }
+
+  /** The account's runs, newest first, strictly after `cursor` in that order. */
+  async list(accountId: string, filter: RunFilter, limit: number, cursor: RunCursor | null): Promise<RunRecord[]> {
+    const rows = await this.db.query(
+      `SELECT * FROM runs
+       WHERE account_id = $1
+         AND ($2::text IS NULL OR status = $2)
+         AND ($3::text IS NULL OR agent = $3)
+         AND ($4::text IS NULL OR session_id = $4)
+         AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid))
+       ORDER BY created_at DESC, id DESC
+       LIMIT $7`,
+      [
+        accountId,
+        filter.status ?? null,
+        filter.agent ?? null,
+        filter.sessionId ?? null,
+        cursor?.createdAt.toISOString() ?? null,
+        cursor?.id ?? null,
+        limit,
+      ],
+    );
+    return rows.map(toRun);
+  }
+
+  /**
+   * Ends every queued or running run recorded for `instanceId` as `interrupted` (used at
+   * boot for a restarted instance's leftovers). Returns how many it ended.
+   */
+  async interruptInstance(instanceId: string, error: RunError): Promise<number> {
+    let ended = 0;
+    for (const from of ['queued', 'running'] as const) {
+      const rows = await this.db.query(
+        `UPDATE runs SET status = 'interrupted', error = $3::jsonb,
+           finished_at = date_trunc('milliseconds', clock_timestamp())
+         WHERE instance_id = $1 AND status = $2
+         RETURNING id`,
+        [instanceId, from, JSON.stringify(error)],
+      );
+      ended += rows.length;
+    }
+    return ended;
+  }
+
+  /** Active leases, for the capacity view: per account and per session. */
+  async countLeases(instanceId: string): Promise<{ accounts: number; sessions: number; runs: number }> {
+    const rows = await this.db.query<{ accounts: string; sessions: string; runs: string }>(
+      `SELECT count(DISTINCT account_id) AS accounts,
+              count(DISTINCT (account_id, session_id)) FILTER (WHERE session_id IS NOT NULL) AS sessions,
+              count(*) AS runs
+       FROM run_leases WHERE instance_id = $1`,
+      [instanceId],
+    );
+    const row = rows[0];
+    return { accounts: Number(row?.accounts ?? 0), sessions: Number(row?.sessions ?? 0), runs: Number(row?.runs ?? 0) };
+  }
+}

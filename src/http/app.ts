@@ -1,0 +1,75 @@
+import express, { Router, type Express, type RequestHandler } from 'express';
+import type { Registry } from 'prom-client';
+import type { AgentRegistry } from '../agents/registry.js';
+import type { TierLimits } from '../config/tier-limits.js';
+import type { AccountRepository } from '../db/account-repository.js';
+import type { Database } from '../db/database.js';
+import type { RunRepository } from '../db/run-repository.js';
+import type { Logger } from '../logger.js';
+import type { CapacityReport } from '../runtime/capacity.js';
+import type { RunManager } from '../runtime/run-manager.js';
+import type { EventStore } from '../streaming/event-store.js';
+import { ApiKeyAuth, tokenAuth } from './auth.js';
+import { errorHandler, notFound } from './error-handler.js';
+import { adminRouter } from './routes/admin.js';
+import { agentsRouter } from './routes/agents.js';
+import { opsRouter } from './routes/ops.js';
+import { runsRouter } from './routes/runs.js';
+
+export interface AppDeps {
+  readonly logger: Logger;
+  readonly db: Database;
+  readonly events: EventStore;
+  readonly accounts: AccountRepository;
+  readonly runs: RunRepository;
+  readonly manager: RunManager;
+  readonly agents: AgentRegistry;
+  readonly capacity: CapacityReport;
+  readonly registry: Registry;
+  readonly settings: {
+    readonly adminToken: string | null;
+    readonly metricsToken: string | null;
+    readonly maxBodyBytes: number;
+    readonly maxRunTimeoutMs: number;
+    readonly tierLimits: TierLimits;
+  };
+}
+
+/** The HTTP app of the contract, without listening (tests mount it). */
+export function createApp(deps: AppDeps): Express {
+  const { settings } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(express.json({ limit: settings.maxBodyBytes, type: () => true }));
+
+  const open: RequestHandler = (_req, _res, next) => next();
+  app.use(
+    opsRouter({
+      db: deps.db,
+      events: deps.events,
+      isDraining: () => deps.manager.isDraining,
+      registry: deps.registry,
+      metricsAuth: settings.metricsToken === null ? open : tokenAuth(settings.metricsToken),
+    }),
+  );
+
+  const keyAuth = new ApiKeyAuth(deps.accounts);
+  const admin = Router();
+  admin.use(tokenAuth(settings.adminToken));
+  admin.get('/capacity', async (_req, res) => {
+    res.json(await deps.capacity.snapshot());
+  });
+  admin.use(adminRouter({ accounts: deps.accounts, auth: keyAuth, tierLimits: settings.tierLimits }));
+  admin.use(notFound);
+  app.use('/v1/admin', admin);
+
+  app.use('/v1', keyAuth.middleware);
+  app.use(agentsRouter(deps.agents));
+  app.use(runsRouter({ manager: deps.manager, runs: deps.runs, maxRunTimeoutMs: settings.maxRunTimeoutMs }));
+
+  app.use(notFound);
+  app.use(errorHandler(deps.logger, settings.maxBodyBytes));
+  return app;
+}

@@ -1,0 +1,11 @@
+import { Router } from 'express';
+import type { AgentRegistry } from '../../agents/registry.js';
+
+export function agentsRouter(agents: AgentRegistry): Router {
+  const router = Router();
+  const described = { agents: agents.describe() };
+  router.get('/v1/agents', (_req, res) => {
+    res.json(described);
+  });
+  return router;
+}

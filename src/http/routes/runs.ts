@@ -1,0 +1,109 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { RunCursor, RunRepository } from '../../db/run-repository.js';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import type { RunManager } from '../../runtime/run-manager.js';
+import { RUN_STATUSES } from '../../runtime/run-status.js';
+import { accountOf } from '../auth.js';
+import { runView } from '../run-view.js';
+import { parse, uuidParam } from '../validation.js';
+
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 200;
+
+function createRunBody(maxRunTimeoutMs: number) {
+  return z
+    .object({
+      agent: z.string().min(1).max(100),
+      input: z.unknown().optional(),
+      session_id: z.string().min(1).max(200).nullish(),
+      model: z.string().min(1).max(200).nullish(),
+      timeout_ms: z.number().int().min(1).max(maxRunTimeoutMs).nullish(),
+      metadata: z.record(z.string(), z.unknown()).nullish(),
+    })
+    .strict();
+}
+
+const listQuery = z.object({
+  status: z.enum(RUN_STATUSES).optional(),
+  agent: z.string().min(1).max(100).optional(),
+  session_id: z.string().min(1).max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
+  cursor: z.string().max(200).optional(),
+});
+
+const idempotencyKey = z.string().min(1).max(200);
+
+function encodeCursor(cursor: RunCursor): string {
+  return Buffer.from(JSON.stringify([cursor.createdAt.toISOString(), cursor.id])).toString('base64url');
+}
+
+function decodeCursor(text: string): RunCursor {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
+    const date = new Date(String(createdAt));
+    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime())) throw new Error('bad date');
+    return { createdAt: date, id: uuidParam(id) };
+  } catch {
+    throw new InvalidRequestError('cursor: is not a cursor this server returned.', 'cursor');
+  }
+}
+
+/** Parses a run-creating body (POST /v1/runs and, later, /v1/runs/stream). */
+export function parseRunRequest(body: unknown, maxRunTimeoutMs: number, idempotencyHeader: unknown) {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InvalidRequestError('The body must be a JSON object like {"agent": "echo", "input": "hi"}.', 'body');
+  }
+  const parsed = parse(createRunBody(maxRunTimeoutMs), body, 'body');
+  const key = idempotencyHeader === undefined ? null : parse(idempotencyKey, idempotencyHeader, 'Idempotency-Key');
+  return { parsed, idempotencyKey: key };
+}
+
+export function runsRouter(deps: { manager: RunManager; runs: RunRepository; maxRunTimeoutMs: number }): Router {
+  const router = Router();
+
+  router.post('/v1/runs', async (req, res) => {
+    const account = accountOf(req);
+    const { parsed, idempotencyKey: key } = parseRunRequest(req.body, deps.maxRunTimeoutMs, req.headers['idempotency-key']);
+    const { run } = await deps.manager.submit({
+      accountId: account.id,
+      agent: parsed.agent,
+      input: parsed.input ?? null,
+      sessionId: parsed.session_id ?? null,
+      model: parsed.model ?? null,
+      timeoutMs: parsed.timeout_ms ?? null,
+      metadata: parsed.metadata ?? null,
+      idempotencyKey: key,
+    });
+    res.status(202).location(`/v1/runs/${run.id}`).json(runView(run));
+  });
+
+  router.get('/v1/runs', async (req, res) => {
+    const account = accountOf(req);
+    const query = parse(listQuery, req.query, 'query');
+    const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    const page = await deps.runs.list(
+      account.id,
+      { status: query.status, agent: query.agent, sessionId: query.session_id },
+      query.limit + 1,
+      cursor,
+    );
+    const runs = page.slice(0, query.limit);
+    const last = runs.at(-1);
+    const more = page.length > query.limit && last !== undefined;
+    res.json({ runs: runs.map(runView), next_cursor: more ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null });
+  });
+
+  router.get('/v1/runs/:id', async (req, res) => {
+    const run = await deps.runs.get(accountOf(req).id, uuidParam(req.params.id));
+    if (run === null) throw new NotFoundError();
+    res.json(runView(run));
+  });
+
+  router.post('/v1/runs/:id/cancel', async (req, res) => {
+    const run = await deps.manager.cancel(accountOf(req).id, uuidParam(req.params.id));
+    res.status(202).json({ id: run.id, status: run.status });
+  });
+
+  return router;
+}

@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FairSemaphore } from './concurrency/fair-semaphore.js';
+import type { Database } from './db/database.js';
+import type { RunObserver } from './runtime/run-manager.js';
+
+/** The Prometheus registry of one instance (no per-account labels), and the run observer feeding it. */
+export function createMetrics(deps: { slots: FairSemaphore; db: Database }): { registry: Registry; observer: RunObserver } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('agentd_run_slots', 'Run slots of this instance.', () => deps.slots.capacity);
+  gauge('agentd_run_slots_in_use', 'Run slots held by running runs.', () => deps.slots.inUse);
+  gauge('agentd_run_queue_length', 'Runs waiting for a slot.', () => deps.slots.queued);
+  gauge('agentd_db_pool_max', 'Database statements allowed in flight.', () => deps.db.stats().max);
+  gauge('agentd_db_pool_in_use', 'Database statements in flight.', () => deps.db.stats().inUse);
+  gauge('agentd_db_pool_waiting', 'Database statements waiting for a connection.', () => deps.db.stats().waiting);
+  const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });
+  const ended = new Counter({
+    name: 'agentd_runs_finished_total',
+    help: 'Runs that ended after running, by final status.',
+    labelNames: ['agent', 'status'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'agentd_run_duration_seconds',
+    help: 'Time from running to the end of a run.',
+    labelNames: ['agent', 'status'],
+    buckets: [0.005, 0.05, 0.25, 1, 5, 30, 120, 600, 3600],
+    registers: [registry],
+  });
+  return {
+    registry,
+    observer: {
+      runStarted: (agent) => started.inc({ agent }),
+      runEnded: (agent, status, durationMs) => {
+        ended.inc({ agent, status });
+        duration.observe({ agent, status }, durationMs / 1000);
+      },
+    },
+  };
+}

@@ -1,0 +1,25 @@
+import type { z } from 'zod';
+import type { Logger } from '../logger.js';
+import type { AgentEventType } from '../streaming/run-event.js';
+
+/** What an agent sees of its run. */
+export interface AgentContext<I = unknown> {
+  readonly runId: string;
+  readonly input: I;
+  readonly model: string | null;
+  readonly sessionId: string | null;
+  /** Fires on cancel, timeout, event limit and shutdown. The runtime ends the run either way. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  /** Records an event of the run. After the run has ended, events are dropped. */
+  emit(type: AgentEventType, data: unknown): void;
+}
+
+/** An agent: validated input in, events out. Throwing fails the run with `agent_error`. */
+export interface Agent<I = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** Validates (and may default) the run's `input`; its JSON Schema is published by GET /v1/agents. */
+  readonly inputSchema: z.ZodType<I>;
+  run(ctx: AgentContext<I>): Promise<void>;
+}

@@ -1,0 +1,61 @@
+import type { DetectedMachine } from '../concurrency/detect.js';
+import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
+import type { Limit } from '../concurrency/sizing.js';
+import type { Database } from '../db/database.js';
+import type { RunRepository } from '../db/run-repository.js';
+
+/** Every sized or configured limit of this instance, by the env var that sets it. */
+export type LimitTable = Readonly<Record<string, Limit>>;
+
+/** Builds `GET /v1/admin/capacity`: this instance's sizing and live use of every limiter. */
+export class CapacityReport {
+  constructor(
+    private readonly deps: {
+      readonly instanceId: string;
+      readonly machine: DetectedMachine;
+      readonly limits: LimitTable;
+      readonly slots: FairSemaphore;
+      readonly db: Database;
+      readonly runs: RunRepository;
+    },
+  ) {}
+
+  async snapshot(): Promise<Record<string, unknown>> {
+    const { machine, slots, db } = this.deps;
+    const pool = db.stats();
+    const leases = await this.deps.runs.countLeases(this.deps.instanceId);
+    return {
+      instance_id: this.deps.instanceId,
+      detected: {
+        cpus: machine.effective.cpus,
+        memory_bytes: machine.effective.memoryBytes,
+        host: { cpus: machine.host.cpus, memory_bytes: machine.host.memoryBytes },
+        ...(machine.cgroup === null
+          ? {}
+          : {
+              cgroup: {
+                version: machine.cgroup.version,
+                cpu_limit: machine.cgroup.cpuLimit,
+                memory_limit_bytes: machine.cgroup.memoryLimitBytes,
+              },
+            }),
+        ...(machine.constrainedMemoryBytes === null ? {} : { constrained_memory_bytes: machine.constrainedMemoryBytes }),
+      },
+      limits: this.deps.limits,
+      runs: {
+        capacity: slots.capacity,
+        in_use: slots.inUse,
+        queued: slots.queued,
+        queue_max: slots.queueMax,
+        holders: slots.holders(),
+        waiting: slots.waiters(),
+      },
+      db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
+      redis: { connections: 0, in_flight_ops: 0 },
+      llm: { global: null, providers: {} },
+      // Leases held by runs of this instance in the database (the tier and session limits count these).
+      accounts: { active: leases.accounts, leases: leases.runs },
+      sessions: { active: leases.sessions },
+    };
+  }
+}

@@ -1,0 +1,40 @@
+import type { RunError } from '../db/run-repository.js';
+import type { FinalStatus } from './run-status.js';
+
+/** How a run ended: its final status and, except for success and cancel, why. */
+export type RunEnding =
+  | { readonly status: 'completed' }
+  | { readonly status: 'cancelled' }
+  | { readonly status: Exclude<FinalStatus, 'completed' | 'cancelled'>; readonly error: RunError };
+
+/** The AbortSignal reason the runtime uses; carries the ending the abort stands for. */
+export class RunAbort extends Error {
+  constructor(readonly ending: RunEnding) {
+    super(`run aborted: ${ending.status}`);
+    this.name = 'RunAbort';
+  }
+}
+
+export const ENDINGS = {
+  completed: { status: 'completed' },
+  cancelled: { status: 'cancelled' },
+  timedOut: (timeoutMs: number): RunEnding => ({
+    status: 'timed_out',
+    error: { code: 'timeout', message: `The run did not finish within its timeout of ${timeoutMs} ms.` },
+  }),
+  agentError: (message: string): RunEnding => ({ status: 'failed', error: { code: 'agent_error', message } }),
+  eventLimit: (message: string): RunEnding => ({ status: 'failed', error: { code: 'event_limit', message } }),
+  queueTimeout: (waitedMs: number): RunEnding => ({
+    status: 'failed',
+    error: { code: 'capacity_exhausted', message: `No run slot came free within ${waitedMs} ms (RUN_QUEUE_TIMEOUT_MS).` },
+  }),
+  shutdown: {
+    status: 'interrupted',
+    error: { code: 'shutdown', message: 'The instance shut down before the run finished.' },
+  },
+} as const satisfies Record<string, RunEnding | ((...args: never[]) => RunEnding)>;
+
+/** The ending an aborted signal stands for; a foreign reason counts as cancel. */
+export function endingOf(signal: AbortSignal): RunEnding {
+  return signal.reason instanceof RunAbort ? signal.reason.ending : ENDINGS.cancelled;
+}

@@ -1,0 +1,184 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { AgentRegistry } from './agents/registry.js';
+import { echoAgent } from './agents/echo.js';
+import { simulateAgent } from './agents/simulate.js';
+import { detectMachine, type DetectedMachine } from './concurrency/detect.js';
+import { FairSemaphore } from './concurrency/fair-semaphore.js';
+import { sizeDbPool, sizeRunSlots, type Limit } from './concurrency/sizing.js';
+import type { Config } from './config/config.js';
+import { AccountRepository } from './db/account-repository.js';
+import type { Database } from './db/database.js';
+import { migrate } from './db/migrations.js';
+import { createPgliteDatabase } from './db/pglite-database.js';
+import { createPostgresDatabase, probeServerLimits } from './db/postgres-database.js';
+import { RunRepository } from './db/run-repository.js';
+import { createApp } from './http/app.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { CapacityReport, type LimitTable } from './runtime/capacity.js';
+import { RunManager } from './runtime/run-manager.js';
+import type { EventStore } from './streaming/event-store.js';
+import { MemoryEventStore } from './streaming/memory-event-store.js';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly instanceId: string;
+  readonly limits: LimitTable;
+  /** Graceful shutdown in reverse order of start-up; idempotent. */
+  close(): Promise<void>;
+}
+
+const configured = (value: number | null, auto: () => Limit): Limit =>
+  value === null ? auto() : { value, source: 'env' };
+
+/** The embedded PGlite database, or real Postgres with a pool budgeted against the server. */
+async function openDatabase(config: Config, runSlots: number): Promise<{ db: Database; pool: Limit }> {
+  if (config.databaseUrl === null) {
+    const db = await createPgliteDatabase({ dataDir: join(config.dataDir, 'pglite') });
+    return { db, pool: { value: 1, source: 'auto' } };
+  }
+  const url = config.databaseUrl;
+  let pool: Limit;
+  if (config.dbMaxConnections === null) {
+    const server = await probeServerLimits(url);
+    pool = sizeDbPool({
+      runSlots,
+      serverMaxConnections: server.maxConnections,
+      reservedConnections: server.reservedConnections,
+      instances: config.dbInstances,
+    });
+  } else {
+    pool = { value: config.dbMaxConnections, source: 'env' };
+  }
+  const db = createPostgresDatabase({
+    url,
+    max: pool.value,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    applicationName: `agentd:${config.instanceId}`,
+  });
+  return { db, pool };
+}
+
+/**
+ * The composition root: sizes the instance, opens the database and the event store, wires
+ * the run manager and the HTTP app, and listens. Nothing else connects or starts timers.
+ */
+export async function startServer(config: Config, logger: Logger, machineOverride?: DetectedMachine): Promise<RunningServer> {
+  const machine = machineOverride ?? (await detectMachine());
+  const runSlots = sizeRunSlots(machine.effective, config.memoryPerRunMb, config.maxConcurrentAgentRuns ?? undefined);
+  const queueMax = configured(config.runQueueMax, () => ({ value: runSlots.value, source: 'auto' }));
+
+  const { db, pool: dbPool } = await openDatabase(config, runSlots.value);
+  const limits: LimitTable = {
+    MAX_CONCURRENT_AGENT_RUNS: runSlots,
+    RUN_QUEUE_MAX: queueMax,
+    RUN_QUEUE_TIMEOUT_MS: { value: config.runQueueTimeoutMs, source: config.sources.RUN_QUEUE_TIMEOUT_MS },
+    MEMORY_PER_RUN_MB: { value: config.memoryPerRunMb, source: config.sources.MEMORY_PER_RUN_MB },
+    DB_MAX_CONNECTIONS: dbPool,
+    DB_INSTANCES: { value: config.dbInstances, source: config.sources.DB_INSTANCES },
+    SESSION_MAX_INFLIGHT: { value: config.sessionMaxInflight, source: config.sources.SESSION_MAX_INFLIGHT },
+    RUN_TIMEOUT_MS: { value: config.runTimeoutMs, source: config.sources.RUN_TIMEOUT_MS },
+    MAX_EVENTS_PER_RUN: { value: config.maxEventsPerRun, source: config.sources.MAX_EVENTS_PER_RUN },
+    MAX_EVENT_BYTES: { value: config.maxEventBytes, source: config.sources.MAX_EVENT_BYTES },
+  };
+  logger.info('sizing', {
+    detected: machine,
+    limits,
+    database: db.kind,
+    eventStore: 'memory',
+    tiers: Object.fromEntries(config.tierLimits),
+  });
+
+  const events: EventStore = new MemoryEventStore({
+    ttlSeconds: config.streamTtlSeconds,
+    onError: (error) => logger.error('event store sweep failed', { error }),
+  });
+  let server: Server | undefined;
+  let manager: RunManager | undefined;
+  try {
+    await migrate(db);
+    const runs = new RunRepository(db);
+    const accounts = new AccountRepository(db);
+    const leftovers = await runs.interruptInstance(config.instanceId, {
+      code: 'instance_lost',
+      message: 'The instance running this run stopped before it finished.',
+    });
+    if (leftovers > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: leftovers });
+
+    const slots = new FairSemaphore({ capacity: runSlots.value, queueMax: queueMax.value, queueTimeoutMs: config.runQueueTimeoutMs });
+    const agents = new AgentRegistry([echoAgent, simulateAgent]);
+    const metrics = createMetrics({ slots, db });
+    const runManager = new RunManager({
+      runs,
+      slots,
+      agents,
+      events,
+      logger,
+      observer: metrics.observer,
+      options: {
+        instanceId: config.instanceId,
+        tierLimits: config.tierLimits,
+        sessionMaxInflight: config.sessionMaxInflight,
+        runTimeoutMs: config.runTimeoutMs,
+        maxEventsPerRun: config.maxEventsPerRun,
+        maxEventBytes: config.maxEventBytes,
+      },
+    });
+    manager = runManager;
+    const app = createApp({
+      logger,
+      db,
+      events,
+      accounts,
+      runs,
+      manager: runManager,
+      agents,
+      capacity: new CapacityReport({ instanceId: config.instanceId, machine, limits, slots, db, runs }),
+      registry: metrics.registry,
+      settings: {
+        adminToken: config.adminToken,
+        metricsToken: config.metricsToken,
+        maxBodyBytes: config.maxBodyBytes,
+        maxRunTimeoutMs: config.maxRunTimeoutMs,
+        tierLimits: config.tierLimits,
+      },
+    });
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
+    });
+  } catch (error) {
+    await events.close();
+    await db.close();
+    throw error;
+  }
+
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  logger.info('listening', { url, instanceId: config.instanceId });
+
+  const listening = server;
+  const runManager = manager;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    instanceId: config.instanceId,
+    limits,
+    close() {
+      closing ??= (async () => {
+        logger.info('shutting down', { activeRuns: runManager.activeCount, graceMs: config.shutdownGraceMs });
+        const stopped = new Promise<void>((resolve) => listening.close(() => resolve()));
+        listening.closeIdleConnections();
+        await runManager.shutdown(config.shutdownGraceMs);
+        listening.closeAllConnections();
+        await stopped;
+        await events.close();
+        await db.close();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { BackgroundLoop } from '../runtime/background-loop.js';
+import { compareEventIds, type EventId } from './event-id.js';
+import type { EventListener, EventStore } from './event-store.js';
+import type { RunEvent } from './run-event.js';
+
+interface RunStream {
+  readonly events: RunEvent[];
+  readonly listeners: Set<EventListener>;
+  endedAtMs: number | null;
+}
+
+export interface MemoryEventStoreOptions {
+  /** How long a run's events stay after its `end` event. */
+  readonly ttlSeconds: number;
+  readonly onError: (error: unknown) => void;
+}
+
+/**
+ * The in-process event store for a single instance without Redis: same ids and semantics
+ * as the Redis store. A run's events are dropped `ttlSeconds` after its end.
+ */
+export class MemoryEventStore implements EventStore {
+  private readonly streams = new Map<string, RunStream>();
+  private readonly sweeper: BackgroundLoop;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: MemoryEventStoreOptions) {
+    this.sweeper = new BackgroundLoop(
+      () => this.expire(Date.now()),
+      Math.min(60_000, Math.max(1_000, (options.ttlSeconds * 1000) / 4)),
+      options.onError,
+    );
+    this.sweeper.start();
+  }
+
+  append(runId: string, event: RunEvent): void {
+    let stream = this.streams.get(runId);
+    if (stream === undefined) {
+      stream = { events: [], listeners: new Set(), endedAtMs: null };
+      this.streams.set(runId, stream);
+    }
+    stream.events.push(event);
+    if (event.type === 'end') stream.endedAtMs = Date.now();
+    for (const listener of stream.listeners) listener(event);
+  }
+
+  async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+    const events = this.streams.get(runId)?.events ?? [];
+    const start = after === null ? 0 : firstAfter(events, after);
+    return events.slice(start, start + limit);
+  }
+
+  subscribe(runId: string, listener: EventListener): () => void {
+    let stream = this.streams.get(runId);
+    if (stream === undefined) {
+      stream = { events: [], listeners: new Set(), endedAtMs: null };
+      this.streams.set(runId, stream);
+    }
+    const listeners = stream.listeners;
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed !== undefined) throw new Error('event store is closed');
+  }
+
+  /** Drops streams that ended more than the TTL ago. */
+  expire(nowMs: number): void {
+    const cutoff = nowMs - this.options.ttlSeconds * 1000;
+    for (const [runId, stream] of this.streams) {
+      if (stream.endedAtMs !== null && stream.endedAtMs <= cutoff && stream.listeners.size === 0) this.streams.delete(runId);
+    }
+  }
+
+  /** Runs with events held now (for tests and the capacity view). */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.sweeper.stop();
+    return this.closed;
+  }
+}
+
+/** Index of the first event whose id is greater than `after` (binary search: ids increase). */
+function firstAfter(events: readonly RunEvent[], after: EventId): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareEventIds((events[mid] as RunEvent).id, after) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
