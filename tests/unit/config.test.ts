@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
+import { parseTierLimits } from '../../src/config/tier-limits.js';
+import { ConfigError } from '../../src/errors.js';
+
+describe('loadConfig', () => {
+  it('takes documented defaults and says where each value came from', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.databaseUrl, null);
+    assert.equal(config.redisUrl, null);
+    assert.equal(config.adminToken, null);
+    assert.equal(config.runQueueTimeoutMs, 30_000);
+    assert.equal(config.streamTtlSeconds, 600);
+    assert.equal(config.maxConcurrentAgentRuns, null);
+    assert.deepEqual([...config.tierLimits], [['free', 1], ['pro', 5], ['enterprise', 25]]);
+    assert.equal(config.sources.PORT, 'default');
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('reads set values and marks them env', () => {
+    const config = loadConfig({ PORT: '8080', MAX_CONCURRENT_AGENT_RUNS: '7', TIER_LIMITS: 'free:2,bulk:1000', DATABASE_URL: 'postgres://u@h/db' });
+    assert.equal(config.port, 8080);
+    assert.equal(config.maxConcurrentAgentRuns, 7);
+    assert.equal(config.tierLimits.get('bulk'), 1000);
+    assert.equal(config.databaseUrl, 'postgres://u@h/db');
+    assert.equal(config.sources.MAX_CONCURRENT_AGENT_RUNS, 'env');
+  });
+
+  it('treats empty strings as unset', () => {
+    assert.equal(loadConfig({ DATABASE_URL: '', PORT: ' ' }).databaseUrl, null);
+  });
+
+  for (const [name, value] of [
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['MAX_CONCURRENT_AGENT_RUNS', '0'],
+    ['MAX_CONCURRENT_AGENT_RUNS', '-3'],
+    ['RUN_QUEUE_TIMEOUT_MS', '1.5'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['REDIS_URL', 'not a url'],
+    ['ADMIN_TOKEN', 'short'],
+    ['LOG_LEVEL', 'loud'],
+    ['TIER_LIMITS', 'free=1'],
+    ['TIER_LIMITS', 'free:1,free:2'],
+    ['INSTANCE_ID', 'has spaces'],
+  ] as const) {
+    it(`stops on ${name}=${JSON.stringify(value)} naming the variable and the value`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.message.includes(name) && error.message.includes(JSON.stringify(value)),
+      );
+    });
+  }
+
+  it('reports every bad variable at once', () => {
+    assert.throws(() => loadConfig({ PORT: 'x', RUN_TIMEOUT_MS: 'y' }), /PORT[\s\S]*RUN_TIMEOUT_MS/);
+  });
+
+  it('refuses a default run timeout above the maximum', () => {
+    assert.throws(() => loadConfig({ RUN_TIMEOUT_MS: '5000', MAX_RUN_TIMEOUT_MS: '1000' }), /RUN_TIMEOUT_MS/);
+  });
+
+  it('lists every variable in .env.example', () => {
+    const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const documented = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
+    const missing = Object.keys(loadConfig({}).sources).filter((name) => !documented.has(name));
+    assert.deepEqual(missing, []);
+  });
+});
+
+describe('parseTierLimits', () => {
+  it('parses names and limits, ignoring spaces', () => {
+    assert.deepEqual([...parseTierLimits(' free:1 , pro:5 ')], [['free', 1], ['pro', 5]]);
+  });
+  it('refuses an empty list', () => {
+    assert.throws(() => parseTierLimits(' , '));
+  });
+});
