@@ -20,7 +20,8 @@ export interface IssuedKey {
 
 const KEY_BYTES = 32;
 export const KEY_PREFIX_LENGTH = 8;
-const UNIQUE_VIOLATION = '23505';
+/** Draws of a fresh key before giving up; a second draw is already vanishingly rare. */
+const MAX_KEY_DRAWS = 4;
 
 /** SHA-256 of an API key, hex: what the database stores and looks keys up by. */
 export function hashApiKey(apiKey: string): string {
@@ -98,20 +99,17 @@ export class AccountRepository {
 
   private async insertKey(q: Queryable, accountId: string): Promise<IssuedKey> {
     // A prefix names the key for revocation, so it must be unique: on the rare collision of
-    // its 48 bits, draw again.
-    for (let attempt = 0; ; attempt += 1) {
+    // its 48 bits, draw again. ON CONFLICT rather than catching the unique violation: `q` may be
+    // a transaction (create), which a failed statement would abort, failing the retry too.
+    for (let attempt = 0; attempt < MAX_KEY_DRAWS; attempt += 1) {
       const apiKey = randomBytes(KEY_BYTES).toString('base64url');
       const prefix = apiKey.slice(0, KEY_PREFIX_LENGTH);
-      try {
-        await q.query(`INSERT INTO api_keys (prefix, account_id, key_hash) VALUES ($1, $2, $3)`, [
-          prefix,
-          accountId,
-          hashApiKey(apiKey),
-        ]);
-        return { apiKey, prefix };
-      } catch (error) {
-        if ((error as { code?: unknown }).code !== UNIQUE_VIOLATION || attempt >= 3) throw error;
-      }
+      const rows = await q.query(
+        `INSERT INTO api_keys (prefix, account_id, key_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING prefix`,
+        [prefix, accountId, hashApiKey(apiKey)],
+      );
+      if (rows.length === 1) return { apiKey, prefix };
     }
+    throw new Error(`could not draw an unused API key prefix in ${MAX_KEY_DRAWS} attempts`);
   }
 }
