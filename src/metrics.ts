@@ -2,9 +2,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FairSemaphore } from './concurrency/fair-semaphore.js';
 import type { Database } from './db/database.js';
 import type { RunObserver } from './runtime/run-manager.js';
+import type { EventStore } from './streaming/event-store.js';
+import type { SseListeners } from './streaming/sse-listeners.js';
 
 /** The Prometheus registry of one instance (no per-account labels), and the run observer feeding it. */
-export function createMetrics(deps: { slots: FairSemaphore; db: Database }): { registry: Registry; observer: RunObserver } {
+export function createMetrics(deps: {
+  slots: FairSemaphore;
+  db: Database;
+  events: EventStore;
+  listeners: SseListeners;
+}): { registry: Registry; observer: RunObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
   const gauge = (name: string, help: string, read: () => number) =>
@@ -22,6 +29,9 @@ export function createMetrics(deps: { slots: FairSemaphore; db: Database }): { r
   gauge('agentd_db_pool_max', 'Database statements allowed in flight.', () => deps.db.stats().max);
   gauge('agentd_db_pool_in_use', 'Database statements in flight.', () => deps.db.stats().inUse);
   gauge('agentd_db_pool_waiting', 'Database statements waiting for a connection.', () => deps.db.stats().waiting);
+  gauge('agentd_sse_listeners', 'SSE listeners served by this instance.', () => deps.listeners.count);
+  gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.events.stats().connections);
+  gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.events.stats().pendingEvents);
   const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });
   const ended = new Counter({
     name: 'agentd_runs_finished_total',

@@ -19,8 +19,11 @@ import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { CapacityReport, type LimitTable } from './runtime/capacity.js';
 import { RunManager } from './runtime/run-manager.js';
-import type { EventStore } from './streaming/event-store.js';
-import { MemoryEventStore } from './streaming/memory-event-store.js';
+import { EventArchiveRepository } from './db/event-archive-repository.js';
+import { EventArchiver } from './streaming/event-archiver.js';
+import { EventLog } from './streaming/event-log.js';
+import { SseListeners } from './streaming/sse-listeners.js';
+import { openStreamBackend, type StreamBackend } from './streaming/stream-backend.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -28,6 +31,16 @@ export interface RunningServer {
   readonly limits: LimitTable;
   /** Graceful shutdown in reverse order of start-up; idempotent. */
   close(): Promise<void>;
+}
+
+/** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
+async function interruptLeftovers(instanceId: string, runs: RunRepository, events: EventLog, logger: Logger): Promise<void> {
+  const error = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
+  const ended = await runs.interruptInstance(instanceId, error);
+  for (const run of ended) {
+    await events.ensureEnd(run.id, { status: 'interrupted', error }, run.finishedAt?.getTime() ?? Date.now());
+  }
+  if (ended.length > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: ended.length });
 }
 
 const configured = (value: number | null, auto: () => Limit): Limit =>
@@ -83,38 +96,44 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     MAX_EVENTS_PER_RUN: { value: config.maxEventsPerRun, source: config.sources.MAX_EVENTS_PER_RUN },
     MAX_EVENT_BYTES: { value: config.maxEventBytes, source: config.sources.MAX_EVENT_BYTES },
   };
-  logger.info('sizing', {
-    detected: machine,
-    limits,
-    database: db.kind,
-    eventStore: 'memory',
-    tiers: Object.fromEntries(config.tierLimits),
-  });
 
-  const events: EventStore = new MemoryEventStore({
-    ttlSeconds: config.streamTtlSeconds,
-    onError: (error) => logger.error('event store sweep failed', { error }),
-  });
+  let streams: StreamBackend | undefined;
+  let archiver: EventArchiver | undefined;
   let server: Server | undefined;
   let manager: RunManager | undefined;
+  let events: EventLog;
   try {
+    streams = await openStreamBackend(config, runSlots.value, (error) => logger.error('event stream error', { error }));
+    Object.assign(limits, streams.limits);
+    logger.info('sizing', {
+      detected: machine,
+      limits,
+      database: db.kind,
+      eventStore: streams.kind,
+      tiers: Object.fromEntries(config.tierLimits),
+    });
     await migrate(db);
     const runs = new RunRepository(db);
     const accounts = new AccountRepository(db);
-    const leftovers = await runs.interruptInstance(config.instanceId, {
-      code: 'instance_lost',
-      message: 'The instance running this run stopped before it finished.',
+    const archive = new EventArchiveRepository(db);
+    archiver = new EventArchiver({
+      repository: archive,
+      intervalMs: config.archiveFlushMs,
+      onError: (error) => logger.error('archiving events failed; will retry', { error }),
     });
-    if (leftovers > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: leftovers });
+    events = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
+    await interruptLeftovers(config.instanceId, runs, events, logger);
 
     const slots = new FairSemaphore({ capacity: runSlots.value, queueMax: queueMax.value, queueTimeoutMs: config.runQueueTimeoutMs });
     const agents = new AgentRegistry([echoAgent, simulateAgent]);
-    const metrics = createMetrics({ slots, db });
+    const listeners = new SseListeners();
+    const metrics = createMetrics({ slots, db, events: streams.store, listeners });
     const runManager = new RunManager({
       runs,
       slots,
       agents,
       events,
+      cancelBus: streams.cancelBus,
       logger,
       observer: metrics.observer,
       options: {
@@ -130,12 +149,14 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     const app = createApp({
       logger,
       db,
-      events,
+      events: streams.store,
+      log: events,
+      listeners,
       accounts,
       runs,
       manager: runManager,
       agents,
-      capacity: new CapacityReport({ instanceId: config.instanceId, machine, limits, slots, db, runs }),
+      capacity: new CapacityReport({ instanceId: config.instanceId, machine, limits, slots, db, runs, events: streams.store, listeners }),
       registry: metrics.registry,
       settings: {
         adminToken: config.adminToken,
@@ -143,13 +164,16 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
         maxBodyBytes: config.maxBodyBytes,
         maxRunTimeoutMs: config.maxRunTimeoutMs,
         tierLimits: config.tierLimits,
+        sseHeartbeatMs: config.sseHeartbeatMs,
+        sseMaxBufferBytes: config.sseMaxBufferBytes,
       },
     });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
     });
   } catch (error) {
-    await events.close();
+    await archiver?.close();
+    await streams?.close();
     await db.close();
     throw error;
   }
@@ -161,6 +185,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
 
   const listening = server;
   const runManager = manager;
+  const streamBackend = streams;
+  const eventArchiver = archiver;
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -174,7 +200,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
         await runManager.shutdown(config.shutdownGraceMs);
         listening.closeAllConnections();
         await stopped;
-        await events.close();
+        await eventArchiver.close();
+        await streamBackend.close();
         await db.close();
         logger.info('stopped');
       })();

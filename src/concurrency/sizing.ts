@@ -14,8 +14,8 @@ const DB_POOL_MAX = 32;
 /** Fraction of the server's non-reserved connections the agentd instances may take together. */
 const DB_SERVER_SHARE = 0.9;
 /** Commands client, pub/sub subscriber, one blocking reader. */
-const REDIS_CONNECTIONS_PER_INSTANCE = 3;
-const REDIS_QUEUE_MIN = 1000;
+const REDIS_CONNECTIONS_PER_INSTANCE = 2;
+const REDIS_QUEUE_MIN = 10_000;
 const REDIS_QUEUE_PER_RUN_SLOT = 50;
 
 function requirePositiveInteger(name: string, value: number): number {
@@ -85,8 +85,8 @@ export interface RedisInput {
   readonly commandsQueueMaxOverride?: number; // REDIS_COMMANDS_QUEUE_MAX
 }
 export interface RedisLimits {
-  readonly connections: Limit;       // fixed 3 per instance (commands, subscriber, one blocking reader) — source 'auto'
-  readonly commandsQueueMax: Limit;  // max(1000, runSlots * 50) unless overridden; bounds node-redis' offline/pending queue
+  readonly connections: Limit;       // fixed 2 per instance (commands, pub/sub subscriber) — source 'auto'
+  readonly commandsQueueMax: Limit;  // max(10000, runSlots * 50) unless overridden; bounds the commands node-redis holds
 }
 
 /** Throws Error naming the problem if instances × connections would exceed serverMaxClients. */

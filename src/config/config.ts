@@ -53,6 +53,12 @@ const schema = {
   MAX_EVENTS_PER_RUN: int(1, 10_000_000).default(100_000),
   MAX_EVENT_BYTES: int(64, 16 * 1024 * 1024).default(262_144),
   STREAM_TTL_SECONDS: int(1, 30 * 86_400).default(600),
+  STREAM_MAXLEN: int(100, 10_000_000).default(10_000),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 letters, digits or :._-').default('agentd:'),
+  REDIS_COMMANDS_QUEUE_MAX: int(100, 10_000_000).optional(),
+  ARCHIVE_FLUSH_MS: int(10, 60_000).default(1_000),
+  SSE_HEARTBEAT_MS: int(100, 600_000).default(15_000),
+  SSE_MAX_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(1_048_576),
   DB_MAX_CONNECTIONS: int(1, 10_000).optional(),
   DB_INSTANCES: int(1, 1000).default(4),
   DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5_000),
@@ -87,6 +93,12 @@ export interface Config {
   readonly maxEventsPerRun: number;
   readonly maxEventBytes: number;
   readonly streamTtlSeconds: number;
+  readonly streamMaxLen: number;
+  readonly redisKeyPrefix: string;
+  readonly redisCommandsQueueMax: number | null;
+  readonly archiveFlushMs: number;
+  readonly sseHeartbeatMs: number;
+  readonly sseMaxBufferBytes: number;
   readonly dbMaxConnections: number | null;
   readonly dbInstances: number;
   readonly dbAcquireTimeoutMs: number;
@@ -148,6 +160,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxEventsPerRun: p.MAX_EVENTS_PER_RUN,
     maxEventBytes: p.MAX_EVENT_BYTES,
     streamTtlSeconds: p.STREAM_TTL_SECONDS,
+    streamMaxLen: p.STREAM_MAXLEN,
+    redisKeyPrefix: p.REDIS_KEY_PREFIX,
+    redisCommandsQueueMax: p.REDIS_COMMANDS_QUEUE_MAX ?? null,
+    archiveFlushMs: p.ARCHIVE_FLUSH_MS,
+    sseHeartbeatMs: p.SSE_HEARTBEAT_MS,
+    sseMaxBufferBytes: p.SSE_MAX_BUFFER_BYTES,
     dbMaxConnections: p.DB_MAX_CONNECTIONS ?? null,
     dbInstances: p.DB_INSTANCES,
     dbAcquireTimeoutMs: p.DB_ACQUIRE_TIMEOUT_MS,

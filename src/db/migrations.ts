@@ -148,6 +148,24 @@ const MIGRATIONS: readonly Migration[] = [
       END $$`,
     ],
   },
+  {
+    id: 2,
+    name: 'event archive',
+    statements: [
+      // Every accepted event of every run, written in batches while the run goes and
+      // completely at its end: catch-up reads it for what the fast stream no longer holds.
+      `CREATE TABLE run_events (
+        run_id uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        ms bigint NOT NULL,
+        seq integer NOT NULL,
+        prev_ms bigint,
+        prev_seq integer,
+        type text NOT NULL,
+        data jsonb,
+        PRIMARY KEY (run_id, ms, seq)
+      )`,
+    ],
+  },
 ];
 
 /** Applies every migration the database has not seen yet. */

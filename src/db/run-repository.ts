@@ -184,19 +184,19 @@ export class RunRepository {
 
   /**
    * Ends every queued or running run recorded for `instanceId` as `interrupted` (used at
-   * boot for a restarted instance's leftovers). Returns how many it ended.
+   * boot for a restarted instance's leftovers). Returns the runs it ended.
    */
-  async interruptInstance(instanceId: string, error: RunError): Promise<number> {
-    let ended = 0;
+  async interruptInstance(instanceId: string, error: RunError): Promise<RunRecord[]> {
+    const ended: RunRecord[] = [];
     for (const from of ['queued', 'running'] as const) {
       const rows = await this.db.query(
         `UPDATE runs SET status = 'interrupted', error = $3::jsonb,
            finished_at = date_trunc('milliseconds', clock_timestamp())
          WHERE instance_id = $1 AND status = $2
-         RETURNING id`,
+         RETURNING *`,
         [instanceId, from, JSON.stringify(error)],
       );
-      ended += rows.length;
+      ended.push(...rows.map(toRun));
     }
     return ended;
   }

@@ -8,11 +8,14 @@ import type { RunRepository } from '../db/run-repository.js';
 import type { Logger } from '../logger.js';
 import type { CapacityReport } from '../runtime/capacity.js';
 import type { RunManager } from '../runtime/run-manager.js';
+import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
+import type { SseListeners } from '../streaming/sse-listeners.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { errorHandler, notFound } from './error-handler.js';
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
+import { eventsRouter } from './routes/events.js';
 import { opsRouter } from './routes/ops.js';
 import { runsRouter } from './routes/runs.js';
 
@@ -20,6 +23,8 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly db: Database;
   readonly events: EventStore;
+  readonly log: EventLog;
+  readonly listeners: SseListeners;
   readonly accounts: AccountRepository;
   readonly runs: RunRepository;
   readonly manager: RunManager;
@@ -32,6 +37,8 @@ export interface AppDeps {
     readonly maxBodyBytes: number;
     readonly maxRunTimeoutMs: number;
     readonly tierLimits: TierLimits;
+    readonly sseHeartbeatMs: number;
+    readonly sseMaxBufferBytes: number;
   };
 }
 
@@ -67,6 +74,18 @@ export function createApp(deps: AppDeps): Express {
 
   app.use('/v1', keyAuth.middleware);
   app.use(agentsRouter(deps.agents));
+  app.use(
+    eventsRouter({
+      manager: deps.manager,
+      runs: deps.runs,
+      log: deps.log,
+      logger: deps.logger,
+      listeners: deps.listeners,
+      heartbeatMs: settings.sseHeartbeatMs,
+      maxBufferBytes: settings.sseMaxBufferBytes,
+      maxRunTimeoutMs: settings.maxRunTimeoutMs,
+    }),
+  );
   app.use(runsRouter({ manager: deps.manager, runs: deps.runs, maxRunTimeoutMs: settings.maxRunTimeoutMs }));
 
   app.use(notFound);

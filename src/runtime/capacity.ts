@@ -3,6 +3,8 @@ import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Limit } from '../concurrency/sizing.js';
 import type { Database } from '../db/database.js';
 import type { RunRepository } from '../db/run-repository.js';
+import type { EventStore } from '../streaming/event-store.js';
+import type { SseListeners } from '../streaming/sse-listeners.js';
 
 /** Every sized or configured limit of this instance, by the env var that sets it. */
 export type LimitTable = Readonly<Record<string, Limit>>;
@@ -17,12 +19,15 @@ export class CapacityReport {
       readonly slots: FairSemaphore;
       readonly db: Database;
       readonly runs: RunRepository;
+      readonly events: EventStore;
+      readonly listeners: SseListeners;
     },
   ) {}
 
   async snapshot(): Promise<Record<string, unknown>> {
     const { machine, slots, db } = this.deps;
     const pool = db.stats();
+    const stream = this.deps.events.stats();
     const leases = await this.deps.runs.countLeases(this.deps.instanceId);
     return {
       instance_id: this.deps.instanceId,
@@ -51,7 +56,8 @@ export class CapacityReport {
         waiting: slots.waiters(),
       },
       db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
-      redis: { connections: 0, in_flight_ops: 0 },
+      redis: { connections: stream.connections, in_flight_ops: stream.inFlightOps, pending_events: stream.pendingEvents },
+      sse: { listeners: this.deps.listeners.count },
       llm: { global: null, providers: {} },
       // Leases held by runs of this instance in the database (the tier and session limits count these).
       accounts: { active: leases.accounts, leases: leases.runs },

@@ -1,7 +1,6 @@
 import type { Logger } from '../logger.js';
-import { EventIdGenerator } from '../streaming/event-id.js';
-import type { EventStore } from '../streaming/event-store.js';
-import type { AgentEventType, EventType } from '../streaming/run-event.js';
+import { EventIdGenerator, type EventId } from '../streaming/event-id.js';
+import type { AgentEventType, EventType, RunEvent } from '../streaming/run-event.js';
 import type { AgentContext } from './agent.js';
 
 export interface RunContextOptions<I> {
@@ -11,7 +10,7 @@ export interface RunContextOptions<I> {
   readonly sessionId: string | null;
   readonly signal: AbortSignal;
   readonly logger: Logger;
-  readonly events: EventStore;
+  readonly events: { append(runId: string, event: RunEvent): void };
   readonly maxEvents: number;
   readonly maxEventBytes: number;
   /** Called once when the agent exceeds an event limit; the runtime aborts the run. */
@@ -34,6 +33,7 @@ export class RunContext<I = unknown> implements AgentContext<I> {
   private agentEvents = 0;
   private agentOpen = true;
   private lastMessage: unknown = undefined;
+  private lastId: EventId | null = null;
 
   constructor(private readonly options: RunContextOptions<I>) {
     this.runId = options.runId;
@@ -79,6 +79,8 @@ export class RunContext<I = unknown> implements AgentContext<I> {
   }
 
   private append(type: EventType, data: unknown): void {
-    this.options.events.append(this.runId, { id: this.ids.next(), type, data });
+    const id = this.ids.next();
+    this.options.events.append(this.runId, { id, prev: this.lastId, type, data });
+    this.lastId = id;
   }
 }

@@ -20,7 +20,8 @@ import {
   SessionConcurrencyLimitError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { EventStore } from '../streaming/event-store.js';
+import type { EventLog } from '../streaming/event-log.js';
+import type { CancelBus } from './cancel-bus.js';
 import { RunContext } from './run-context.js';
 import { ENDINGS, RunAbort, endingOf, type RunEnding } from './run-ending.js';
 import { isFinal, type ActiveStatus } from './run-status.js';
@@ -62,8 +63,9 @@ interface ActiveRun {
 const FINALIZE_ATTEMPTS = 6;
 const FINALIZE_BACKOFF_MS = 250;
 const RETRY_AFTER_S = 1;
-/** How long POST /cancel waits for a local run to reach its final status before answering. */
+/** How long POST /cancel waits for the run to reach its final status before answering. */
 const CANCEL_WAIT_MS = 2_000;
+const CANCEL_POLL_MS = 25;
 
 /**
  * Admits runs, runs them as async tasks behind the run slots, and ends each exactly once:
@@ -81,12 +83,15 @@ export class RunManager {
       readonly runs: RunRepository;
       readonly slots: FairSemaphore;
       readonly agents: AgentRegistry;
-      readonly events: EventStore;
+      readonly events: EventLog;
+      readonly cancelBus: CancelBus;
       readonly logger: Logger;
       readonly observer: RunObserver;
       readonly options: RunManagerOptions;
     },
-  ) {}
+  ) {
+    deps.cancelBus.onRequest((runId) => this.abortLocal(runId, ENDINGS.cancelled));
+  }
 
   /** Runs in progress on this instance (queued or running). */
   get activeCount(): number {
@@ -170,10 +175,25 @@ export class RunManager {
     if (record === null) throw new NotFoundError();
     if (isFinal(record.status)) return record;
     const active = this.active.get(runId);
-    if (active === undefined) return record; // runs on another instance: cross-instance cancel comes with the streaming layer
-    active.controller.abort(new RunAbort(ENDINGS.cancelled));
-    await Promise.race([active.done, sleep(CANCEL_WAIT_MS)]);
-    return (await this.deps.runs.get(accountId, runId)) ?? record;
+    if (active !== undefined) {
+      active.controller.abort(new RunAbort(ENDINGS.cancelled));
+      await Promise.race([active.done, sleep(CANCEL_WAIT_MS)]);
+      return (await this.deps.runs.get(accountId, runId)) ?? record;
+    }
+    // Another instance runs it: ask over the bus, then wait for its final status.
+    await this.deps.cancelBus.request(runId);
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    for (;;) {
+      const current = (await this.deps.runs.get(accountId, runId)) ?? record;
+      if (isFinal(current.status) || Date.now() > deadline) return current;
+      await sleep(CANCEL_POLL_MS);
+    }
+  }
+
+  /** Aborts a run of this instance, if it is here and still going. */
+  private abortLocal(runId: string, ending: RunEnding): void {
+    const active = this.active.get(runId);
+    if (active !== undefined && !active.controller.signal.aborted) active.controller.abort(new RunAbort(ending));
   }
 
   /**
@@ -209,6 +229,13 @@ export class RunManager {
     });
     const active: ActiveRun = { record, controller, context, done: Promise.resolve() };
     this.active.set(record.id, active);
+    // A cancel requested on another instance before this run was registered here.
+    this.deps.cancelBus.wasRequested(record.id).then(
+      (requested) => {
+        if (requested) this.abortLocal(record.id, ENDINGS.cancelled);
+      },
+      (error: unknown) => logger.warn('could not check for an early cancel', { error }),
+    );
     active.done = this.lifecycle(active, acquisition)
       .catch((error: unknown) => {
         logger.error('run lifecycle failed', { error });
@@ -300,6 +327,7 @@ export class RunManager {
       }
     }
     context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
+    await this.archive(context);
     context.logger.info('run finished', { status: ending.status });
   }
 
@@ -309,6 +337,16 @@ export class RunManager {
     const status = current?.status ?? 'interrupted';
     run.context.closeToAgent();
     run.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
+    await this.archive(run.context);
+  }
+
+  /** The run's events are archived completely at its end (the loop retries on failure). */
+  private async archive(context: RunContext): Promise<void> {
+    try {
+      await this.deps.events.flushArchive();
+    } catch (error) {
+      context.logger.warn('archiving the run events failed; the archiver will retry', { error });
+    }
   }
 }
 

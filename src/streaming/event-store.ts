@@ -1,25 +1,41 @@
 import type { EventId } from './event-id.js';
 import type { RunEvent } from './run-event.js';
 
-/** Called with each new event of a run, in order. */
+/** Called with new events of a run, in order (possibly with gaps a reader must fill by reading). */
 export type EventListener = (event: RunEvent) => void;
 
+export interface EventStoreStats {
+  /** Connections to an external server (0 in-process). */
+  readonly connections: number;
+  /** Commands sent and not yet answered. */
+  readonly inFlightOps: number;
+  /** Events accepted and not yet written. */
+  readonly pendingEvents: number;
+}
+
 /**
- * Where a run's events live while clients may want them. Two implementations share one
- * contract test suite: in-process (single instance) and Redis (several instances).
+ * The fast stream of each run's events while clients may want them. Two implementations
+ * share one contract test suite: in-process (single instance) and Redis (several instances).
+ * It may lose events (trim, TTL, a Redis restart); the archive keeps them all, and readers
+ * notice a loss through `RunEvent.prev`.
  */
 export interface EventStore {
   /**
-   * Appends an event; returns at once (writes are batched) and keeps per-run order. The
-   * run's `end` event starts its retention clock.
+   * Appends an event of a run this instance runs; returns at once (writes are batched),
+   * keeps per-run order, and feeds this instance's listeners in-process. The run's `end`
+   * event starts its retention clock.
    */
   append(runId: string, event: RunEvent): void;
-  /** Events strictly after `after` (from the first when null), oldest first, at most `limit`. */
+  /** Stored events strictly after `after` (from the first when null), oldest first, at most `limit`. */
   read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]>;
-  /** Follows new events of a run; returns the function that stops following. */
-  subscribe(runId: string, listener: EventListener): () => void;
+  /**
+   * Follows new events of a run, on whichever instance it runs, from `after` on. Returns the
+   * function that stops following (idempotent).
+   */
+  subscribe(runId: string, after: EventId | null, listener: EventListener): () => void;
   /** Resolves when the store answers; rejects naming what failed. */
   ping(): Promise<void>;
+  stats(): EventStoreStats;
   /** Flushes pending writes and stops background work. Idempotent. */
   close(): Promise<void>;
 }

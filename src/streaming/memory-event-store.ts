@@ -1,6 +1,6 @@
 import { BackgroundLoop } from '../runtime/background-loop.js';
 import { compareEventIds, type EventId } from './event-id.js';
-import type { EventListener, EventStore } from './event-store.js';
+import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
 import type { RunEvent } from './run-event.js';
 
 interface RunStream {
@@ -41,7 +41,13 @@ export class MemoryEventStore implements EventStore {
     }
     stream.events.push(event);
     if (event.type === 'end') stream.endedAtMs = Date.now();
-    for (const listener of stream.listeners) listener(event);
+    for (const listener of stream.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.options.onError(error); // a listener's failure is its own; the others still get the event
+      }
+    }
   }
 
   async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
@@ -50,15 +56,23 @@ export class MemoryEventStore implements EventStore {
     return events.slice(start, start + limit);
   }
 
-  subscribe(runId: string, listener: EventListener): () => void {
+  subscribe(runId: string, _after: EventId | null, listener: EventListener): () => void {
     let stream = this.streams.get(runId);
     if (stream === undefined) {
       stream = { events: [], listeners: new Set(), endedAtMs: null };
       this.streams.set(runId, stream);
     }
     const listeners = stream.listeners;
-    listeners.add(listener);
-    return () => listeners.delete(listener);
+    // A distinct wrapper per call, so the same function may follow twice and stop once each.
+    const entry: EventListener = (event) => listener(event);
+    listeners.add(entry);
+    return () => {
+      listeners.delete(entry);
+    };
+  }
+
+  stats(): EventStoreStats {
+    return { connections: 0, inFlightOps: 0, pendingEvents: 0 };
   }
 
   async ping(): Promise<void> {

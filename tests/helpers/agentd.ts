@@ -74,10 +74,15 @@ export async function startAgentd(storage: Storage, env: Record<string, string> 
       waitFor(
         async () => {
           const res = await agentd.admin('GET', '/v1/admin/capacity');
-          const { runs, db_pool: pool, accounts } = res.body;
-          return runs.in_use === 0 && runs.queued === 0 && pool.in_use === 0 && pool.waiting === 0 && accounts.leases === 0
-            ? res.body
-            : undefined;
+          const { runs, db_pool: pool, accounts, sse } = res.body;
+          const idle =
+            runs.in_use === 0 &&
+            runs.queued === 0 &&
+            pool.in_use === 0 &&
+            pool.waiting === 0 &&
+            accounts.leases === 0 &&
+            sse.listeners === 0;
+          return idle ? res.body : undefined;
         },
         { what: 'every limiter at zero' },
       ),

@@ -847,7 +847,7 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal((await runs.admit(newRun(accountId, dead, { sessionId: 's' }), LIMITS, 2)).outcome, 'session_limit');
 
         const error = { code: 'instance_restarted', message: 'the instance that ran this run restarted' };
-        assert.equal(await runs.interruptInstance(dead, error), 2);
+        assert.equal((await runs.interruptInstance(dead, error)).length, 2);
 
         for (const before of [queued, running]) {
           const after = await runs.get(accountId, before.id);
@@ -865,7 +865,7 @@ function storageContract(name: string, factory: Factory): void {
         // The session's leases were released: it admits again.
         await admitCreated(accountId, alive, { sessionId: 's' });
         // Nothing left to interrupt.
-        assert.equal(await runs.interruptInstance(dead, error), 0);
+        assert.equal((await runs.interruptInstance(dead, error)).length, 0);
       });
     });
   });

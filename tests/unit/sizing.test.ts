@@ -150,13 +150,13 @@ describe('sizeDbPool', () => {
 });
 
 describe('sizeRedis', () => {
-  it('uses 3 connections and max(1000, runSlots × 50) by default', () => {
+  it('uses 2 connections and max(10000, runSlots × 50) by default', () => {
     assert.deepEqual(sizeRedis({ runSlots: 20, serverMaxClients: 10000, instances: 4 }), {
-      connections: { value: 3, source: 'auto' },
-      commandsQueueMax: { value: 1000, source: 'auto' },
+      connections: { value: 2, source: 'auto' },
+      commandsQueueMax: { value: 10000, source: 'auto' },
     });
-    assert.deepEqual(sizeRedis({ runSlots: 320, serverMaxClients: null, instances: 4 }).commandsQueueMax, {
-      value: 16000,
+    assert.deepEqual(sizeRedis({ runSlots: 2000, serverMaxClients: null, instances: 4 }).commandsQueueMax, {
+      value: 100000,
       source: 'auto',
     });
   });
@@ -170,8 +170,8 @@ describe('sizeRedis', () => {
   });
 
   it('throws when instances × connections exceed maxclients', () => {
-    assert.doesNotThrow(() => sizeRedis({ runSlots: 20, serverMaxClients: 12, instances: 4 }));
-    assert.throws(() => sizeRedis({ runSlots: 20, serverMaxClients: 10, instances: 4 }), /maxclients/);
+    assert.doesNotThrow(() => sizeRedis({ runSlots: 20, serverMaxClients: 8, instances: 4 }));
+    assert.throws(() => sizeRedis({ runSlots: 20, serverMaxClients: 7, instances: 4 }), /maxclients/);
   });
 });
 

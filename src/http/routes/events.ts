@@ -1,0 +1,149 @@
+import type { Request, Response } from 'express';
+
+import { Router } from 'express';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RunRepository } from '../../db/run-repository.js';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { RunManager } from '../../runtime/run-manager.js';
+import { isFinal } from '../../runtime/run-status.js';
+import { parseEventId, type EventId } from '../../streaming/event-id.js';
+import { sameEventId, type EventLog } from '../../streaming/event-log.js';
+import { followRun } from '../../streaming/run-follower.js';
+import type { SseListeners } from '../../streaming/sse-listeners.js';
+import { SseWriter } from '../../streaming/sse-writer.js';
+import { accountOf } from '../auth.js';
+import { parseRunRequest } from './runs.js';
+import { uuidParam } from '../validation.js';
+
+/** A run that ended without an `end` event this long ago had its instance die: write one. */
+const MISSING_END_GRACE_MS = 10_000;
+/** How long a resume after the end waits for the `end` to reach the archive. */
+const END_ARCHIVE_WAIT_MS = 2_000;
+
+export interface EventsRouterDeps {
+  readonly manager: RunManager;
+  readonly runs: RunRepository;
+  readonly log: EventLog;
+  readonly logger: Logger;
+  readonly listeners: SseListeners;
+  readonly heartbeatMs: number;
+  readonly maxBufferBytes: number;
+  readonly maxRunTimeoutMs: number;
+}
+
+/** `?after=` wins over `Last-Event-ID`; a malformed id is 400. */
+function resumePoint(req: Request): EventId | null {
+  const query = req.query.after;
+  const header = req.headers['last-event-id'];
+  const [field, raw] = query !== undefined ? ['after', query] : ['Last-Event-ID', header];
+  if (raw === undefined) return null;
+  const id = typeof raw === 'string' ? parseEventId(raw.trim()) : null;
+  if (id === null) throw new InvalidRequestError(`${field}: must be an event id like 1700000000000-0.`, field);
+  return id;
+}
+
+/** GET /v1/runs/:id/events and POST /v1/runs/stream. */
+export function eventsRouter(deps: EventsRouterDeps): Router {
+  const router = Router();
+
+  /** Streams a run's events from `after` to its `end`, then closes. */
+  async function stream(
+    res: Response,
+    run: { id: string; accountId: string },
+    after: EventId | null,
+    headers: Record<string, string> = {},
+  ): Promise<{ ended: boolean }> {
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    res.on('close', onClose);
+    const untrack = deps.listeners.track();
+    const writer = new SseWriter(res, deps.maxBufferBytes);
+    writer.open(headers);
+    let ended = false;
+    try {
+      const events = followRun({
+        log: deps.log,
+        runId: run.id,
+        after,
+        signal: gone.signal,
+        idleMs: deps.heartbeatMs,
+        onIdle: async () => {
+          writer.heartbeat(0);
+          return writeMissingEnd(run);
+        },
+      });
+      for await (const event of events) {
+        if (!writer.event(event)) break;
+        if (event.type === 'end') ended = true;
+      }
+    } catch (error) {
+      deps.logger.warn('event stream stopped', { runId: run.id, error });
+    } finally {
+      res.off('close', onClose);
+      untrack();
+      writer.end();
+    }
+    return { ended };
+  }
+
+  /** Writes the `end` of a run whose instance died before writing it; true if it did. */
+  async function writeMissingEnd(run: { id: string; accountId: string }): Promise<boolean> {
+    const current = await deps.runs.get(run.accountId, run.id);
+    if (current === null || !isFinal(current.status) || current.finishedAt === null) return false;
+    if (Date.now() - current.finishedAt.getTime() < MISSING_END_GRACE_MS) return false;
+    await deps.log.ensureEnd(
+      run.id,
+      current.error === null ? { status: current.status } : { status: current.status, error: current.error },
+      current.finishedAt.getTime(),
+    );
+    return true;
+  }
+
+  /** True when `after` is the run's `end` event (so there is nothing left to send). */
+  async function isAfterEnd(runId: string, after: EventId): Promise<boolean> {
+    const deadline = Date.now() + END_ARCHIVE_WAIT_MS;
+    for (;;) {
+      const endId = await deps.log.endId(runId);
+      if (endId !== null) return sameEventId(endId, after);
+      if (Date.now() > deadline) return false;
+      await sleep(50);
+    }
+  }
+
+  router.get('/v1/runs/:id/events', async (req, res) => {
+    const account = accountOf(req);
+    const run = await deps.runs.get(account.id, uuidParam(req.params.id));
+    if (run === null) throw new NotFoundError();
+    const after = resumePoint(req);
+    if (after !== null && isFinal(run.status) && (await isAfterEnd(run.id, after))) {
+      res.status(204).end();
+      return;
+    }
+    await stream(res, run, after);
+  });
+
+  router.post('/v1/runs/stream', async (req, res) => {
+    const account = accountOf(req);
+    const { parsed, idempotencyKey } = parseRunRequest(req.body, deps.maxRunTimeoutMs, req.headers['idempotency-key']);
+    const cancelOnDisconnect = req.query.cancel_on_disconnect === 'true';
+    const { run } = await deps.manager.submit({
+      accountId: account.id,
+      agent: parsed.agent,
+      input: parsed.input ?? null,
+      sessionId: parsed.session_id ?? null,
+      model: parsed.model ?? null,
+      timeoutMs: parsed.timeout_ms ?? null,
+      metadata: parsed.metadata ?? null,
+      idempotencyKey,
+    });
+    const { ended } = await stream(res, run, null, { 'x-run-id': run.id });
+    if (!ended && cancelOnDisconnect) {
+      deps.manager.cancel(account.id, run.id).catch((error: unknown) => {
+        deps.logger.warn('cancel on disconnect failed', { runId: run.id, error });
+      });
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,29 @@
+/**
+ * Carries cancel requests to whichever instance runs a run. In-process for a single
+ * instance; Redis pub/sub plus a key for several.
+ */
+export interface CancelBus {
+  /** Asks the instance running `runId` to cancel it. */
+  request(runId: string): Promise<void>;
+  /** Sets the one handler for requests reaching this instance. */
+  onRequest(handler: (runId: string) => void): void;
+  /** True if a cancel was requested for the run (checked when a run starts, for a cancel that raced it). */
+  wasRequested(runId: string): Promise<boolean>;
+}
+
+/** Single instance: a request is handled at once, and no request can race a start. */
+export class LocalCancelBus implements CancelBus {
+  private handler: (runId: string) => void = () => undefined;
+
+  async request(runId: string): Promise<void> {
+    this.handler(runId);
+  }
+
+  onRequest(handler: (runId: string) => void): void {
+    this.handler = handler;
+  }
+
+  async wasRequested(): Promise<boolean> {
+    return false;
+  }
+}

@@ -1,0 +1,61 @@
+import type { CancelBus } from '../runtime/cancel-bus.js';
+import type { RedisConnections } from './redis-connections.js';
+import type { RedisKeys } from './redis-keys.js';
+
+export interface RedisCancelBusOptions {
+  readonly redis: RedisConnections;
+  readonly keys: RedisKeys;
+  /** How long a cancel request is remembered for a run that has not started yet; default 3600. */
+  readonly ttlSeconds?: number;
+  /** A failed subscription or a handler that threw; default: the connections' error handler. */
+  readonly onError?: (error: unknown) => void;
+}
+
+const DEFAULT_TTL_SECONDS = 3_600;
+
+/**
+ * Cancel requests across instances: a key (so a run that starts later still sees the request)
+ * and a message on the cancel channel (so the instance running it acts at once). Uses the
+ * shared subscriber connection; opens none of its own.
+ */
+export class RedisCancelBus implements CancelBus {
+  private handler: (runId: string) => void = () => undefined;
+  private subscribed = false;
+  private readonly ttlSeconds: number;
+  private readonly onError: (error: unknown) => void;
+
+  constructor(private readonly options: RedisCancelBusOptions) {
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.onError = options.onError ?? options.redis.reportError;
+  }
+
+  async request(runId: string): Promise<void> {
+    const { redis, keys } = this.options;
+    // The key first: a run starting after the message was published still finds it.
+    await redis.track(redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } }));
+    await redis.track(redis.commands.publish(keys.cancelChannel, runId));
+  }
+
+  onRequest(handler: (runId: string) => void): void {
+    this.handler = handler;
+    if (this.subscribed) return;
+    this.subscribed = true;
+    this.options.redis.subscriber.subscribe(this.options.keys.cancelChannel, this.onMessage).catch((error: unknown) => {
+      this.subscribed = false;
+      this.onError(error);
+    });
+  }
+
+  async wasRequested(runId: string): Promise<boolean> {
+    const { redis, keys } = this.options;
+    return (await redis.track(redis.commands.exists(keys.cancelRequested(runId)))) > 0;
+  }
+
+  private readonly onMessage = (runId: string): void => {
+    try {
+      this.handler(runId);
+    } catch (error) {
+      this.onError(error);
+    }
+  };
+}

@@ -1,0 +1,168 @@
+import { createClient } from 'redis';
+
+export type RedisClient = ReturnType<typeof createClient>;
+
+/**
+ * The two Redis connections of one instance: `commands` (everything that is not pub/sub,
+ * auto-pipelined by node-redis) and `subscriber` (RESP2 pub/sub needs its own connection).
+ * Nothing else opens a connection, however many runs or listeners there are.
+ */
+export interface RedisConnections {
+  readonly commands: RedisClient;
+  readonly subscriber: RedisClient;
+  /** node-redis' command queue bound per connection (users size their batches under it). */
+  readonly commandsQueueMax: number;
+  /** The error handler the connections were opened with, for users that have none of their own. */
+  readonly reportError: (error: unknown) => void;
+  /** Counts `command` in `inFlight()` until it settles; returns it unchanged. */
+  track<T>(command: Promise<T>): Promise<T>;
+  /** Connected and ready clients, 0..2. */
+  connectionCount(): number;
+  /** Commands sent through `track` and not answered yet. */
+  inFlight(): number;
+  /** PINGs over the command connection; rejects naming Redis when it does not answer. */
+  ping(): Promise<void>;
+  /** Quits both connections (destroying one whose QUIT takes over 2 s). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface OpenRedisOptions {
+  readonly url: string;
+  /** Names the connections `agentd:<instanceId>:commands|subscriber` (CLIENT LIST shows them). */
+  readonly instanceId: string;
+  /** Bound on node-redis' per-connection command queue; commands past it are rejected at once. */
+  readonly commandsQueueMax: number;
+  /** Connection errors, including every failed reconnect attempt. */
+  readonly onError: (error: unknown) => void;
+}
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const QUIT_TIMEOUT_MS = 2_000;
+const BACKOFF_MIN_MS = 50;
+const BACKOFF_MAX_MS = 2_000;
+/** Attempts before the first connect gives up, so a wrong URL fails start-up instead of hanging it. */
+const FIRST_CONNECT_ATTEMPTS = 5;
+
+/** Reconnect delay after `retries` failed attempts: 50 ms doubling to 2 s, plus up to 10% jitter. */
+export function reconnectDelayMs(retries: number): number {
+  const base = Math.min(BACKOFF_MIN_MS * 2 ** Math.min(retries, 16), BACKOFF_MAX_MS);
+  return Math.round(base * (1 + Math.random() * 0.1));
+}
+
+/**
+ * Opens the command and subscriber connections of an instance and waits until both are ready.
+ * Once connected they reconnect forever; a first connect that fails 5 times rejects.
+ */
+export async function openRedis(options: OpenRedisOptions): Promise<RedisConnections> {
+  const commands = createNamedClient(options, `agentd:${options.instanceId}:commands`);
+  const subscriber = createNamedClient(options, `agentd:${options.instanceId}:subscriber`);
+  const results = await Promise.allSettled([commands.connect(), subscriber.connect()]);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed !== undefined) {
+    for (const client of [commands, subscriber]) if (client.isOpen) client.destroy();
+    throw new Error(`cannot connect to Redis at ${redactUrl(options.url)}`, { cause: failed.reason });
+  }
+
+  let inFlight = 0;
+  let closed: Promise<void> | undefined;
+  return {
+    commands,
+    subscriber,
+    commandsQueueMax: options.commandsQueueMax,
+    reportError: options.onError,
+    track<T>(command: Promise<T>): Promise<T> {
+      inFlight += 1;
+      return command.finally(() => {
+        inFlight -= 1;
+      });
+    },
+    connectionCount: () => (commands.isReady ? 1 : 0) + (subscriber.isReady ? 1 : 0),
+    inFlight: () => inFlight,
+    async ping() {
+      try {
+        inFlight += 1;
+        await commands.ping();
+      } catch (error) {
+        throw new Error(`Redis at ${redactUrl(options.url)} did not answer PING`, { cause: error });
+      } finally {
+        inFlight -= 1;
+      }
+    },
+    close() {
+      closed ??= Promise.all([quit(commands, options.onError), quit(subscriber, options.onError)]).then(() => undefined);
+      return closed;
+    },
+  };
+}
+
+function createNamedClient(options: OpenRedisOptions, name: string): RedisClient {
+  let everReady = false;
+  const client = createClient({
+    url: options.url,
+    // Sent as CLIENT SETNAME in the handshake of every (re)connect, not once.
+    name,
+    // Fail at once while disconnected: replaying queued writes minutes later would be stale.
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: options.commandsQueueMax,
+    // Plain Redis has no maintenance notifications; 'auto' would add a handshake command and
+    // relaxed per-command timeouts during a maintenance window.
+    maintNotifications: 'disabled',
+    // No `commandOptions.timeout`: node-redis 5 then arms no per-command timer (6 does by default).
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      reconnectStrategy: (retries: number, cause: Error) =>
+        !everReady && retries >= FIRST_CONNECT_ATTEMPTS ? cause : reconnectDelayMs(retries),
+    },
+  });
+  client.on('ready', () => {
+    everReady = true;
+  });
+  // node-redis throws 'error' events without a listener; this one is where they are handled.
+  client.on('error', options.onError);
+  return client;
+}
+
+/** QUIT, or destroy when not connected or when QUIT takes longer than QUIT_TIMEOUT_MS. */
+async function quit(client: RedisClient, onError: (error: unknown) => void): Promise<void> {
+  if (!client.isOpen) return;
+  if (!client.isReady) {
+    // Nothing can be said to a server we are not connected to; this also stops reconnecting.
+    client.destroy();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), QUIT_TIMEOUT_MS);
+  });
+  const quitting = client.quit().then(
+    () => 'quit' as const,
+    (error: unknown) => {
+      onError(error);
+      return 'failed' as const;
+    },
+  );
+  const outcome = await Promise.race([quitting, timedOut]);
+  clearTimeout(timer);
+  if (outcome !== 'timeout') return;
+  onError(new Error(`Redis QUIT took over ${QUIT_TIMEOUT_MS} ms; destroying the connection`));
+  try {
+    client.destroy();
+  } catch (error) {
+    // QUIT already marked the client closed, so node-redis refuses to destroy it (it still
+    // rejects the pending QUIT first). Unref its socket so it cannot keep the process alive.
+    onError(error);
+    client.unref();
+  }
+  await quitting;
+}
+
+/** The URL without its password, for error messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable Redis URL>';
+  }
+}

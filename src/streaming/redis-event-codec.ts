@@ -1,0 +1,92 @@
+import { formatEventId, parseEventId, type EventId } from './event-id.js';
+import { isEventType, type RunEvent } from './run-event.js';
+
+/**
+ * How events look in Redis. A stream entry has the event's own id (`<ms>-<seq>`, never `*`)
+ * and fields `t` (type), `d` (JSON data) and `p` (previous id, empty for the first event).
+ * A notification on the events channel names the writing instance and each run's last id:
+ * `{"i":"<instanceId>","r":[["<runId>","<ms>-<seq>"],...]}`.
+ */
+
+/** XADD arguments for one event, trimming the stream to about `maxLen` entries. */
+export function xaddArgs(key: string, maxLen: number, event: RunEvent): string[] {
+  return [
+    'XADD',
+    key,
+    'MAXLEN',
+    '~',
+    String(maxLen),
+    formatEventId(event.id),
+    't',
+    event.type,
+    'd',
+    JSON.stringify(event.data ?? null), // undefined is stored as null
+    'p',
+    event.prev === null ? '' : formatEventId(event.prev),
+  ];
+}
+
+/** One XRANGE/XREAD entry (`[id, [field, value, ...]]`) as an event; null when malformed. */
+export function parseStreamEntry(entry: unknown): RunEvent | null {
+  if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !Array.isArray(entry[1])) return null;
+  const id = parseEventId(entry[0]);
+  const fields = new Map<string, unknown>();
+  const raw = entry[1] as unknown[];
+  for (let i = 0; i + 1 < raw.length; i += 2) fields.set(String(raw[i]), raw[i + 1]);
+  const type = fields.get('t');
+  const data = fields.get('d');
+  const prevText = fields.get('p');
+  if (id === null || typeof type !== 'string' || !isEventType(type) || typeof data !== 'string' || typeof prevText !== 'string') {
+    return null;
+  }
+  const prev = prevText === '' ? null : parseEventId(prevText);
+  if (prevText !== '' && prev === null) return null;
+  try {
+    return { id, prev, type, data: JSON.parse(data) as unknown };
+  } catch {
+    return null; // the caller reports the malformed entry
+  }
+}
+
+/** XREAD's RESP2 reply (null, or `[[key, entries], ...]`) as key and raw entries. */
+export function parseXReadReply(reply: unknown): Array<[string, unknown[]]> {
+  if (!Array.isArray(reply)) return [];
+  const streams: Array<[string, unknown[]]> = [];
+  for (const stream of reply) {
+    if (Array.isArray(stream) && typeof stream[0] === 'string' && Array.isArray(stream[1])) {
+      streams.push([stream[0], stream[1] as unknown[]]);
+    }
+  }
+  return streams;
+}
+
+export interface Notification {
+  readonly instanceId: string;
+  /** Each run written in the flush, with its last event id. */
+  readonly runs: ReadonlyArray<readonly [string, EventId]>;
+}
+
+export function formatNotification(notification: Notification): string {
+  return JSON.stringify({ i: notification.instanceId, r: notification.runs.map(([runId, id]) => [runId, formatEventId(id)]) });
+}
+
+/** Null when malformed. */
+export function parseNotification(message: string): Notification | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(message);
+  } catch {
+    return null; // the caller reports it
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const { i, r } = value as { i?: unknown; r?: unknown };
+  if (typeof i !== 'string' || !Array.isArray(r)) return null;
+  const runs: Array<[string, EventId]> = [];
+  for (const item of r) {
+    if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'string') return null;
+    const id = parseEventId(item[1]);
+    if (id === null) return null;
+    runs.push([item[0], id]);
+  }
+  return { instanceId: i, runs };
+}

@@ -1,0 +1,461 @@
+import { ErrorReply } from 'redis';
+import { compareEventIds, formatEventId, type EventId } from './event-id.js';
+import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
+import type { RedisConnections } from './redis-connections.js';
+import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply, xaddArgs } from './redis-event-codec.js';
+import type { RedisKeys } from './redis-keys.js';
+import type { RunEvent } from './run-event.js';
+
+export interface RedisEventStoreOptions {
+  readonly redis: RedisConnections;
+  readonly keys: RedisKeys;
+  /** Names this instance in notifications, so it ignores its own. */
+  readonly instanceId: string;
+  /** Approximate cap on entries kept per run stream (`XADD MAXLEN ~`). */
+  readonly maxLen: number;
+  /** How long a run's stream stays after its `end` (refreshed every ttlSeconds/4 while it runs). */
+  readonly ttlSeconds: number;
+  /** Events per flush at most; default 5000 (fewer when half the connection's command queue is smaller). */
+  readonly maxEventsPerFlush?: number;
+  /** Failed writes and reads, malformed entries, listener exceptions. */
+  readonly onError: (error: unknown) => void;
+}
+
+interface Pending {
+  readonly runId: string;
+  readonly event: RunEvent;
+  /** Position in append order, so `read` can wait for what was appended before it. */
+  readonly seq: number;
+}
+
+interface Batch {
+  readonly events: Pending[];
+  /** Runs whose stream gets an EXPIRE in this batch: their end is in it, or their refresh is due. */
+  readonly expiring: ReadonlySet<string>;
+  readonly nowMs: number;
+}
+
+/** The listeners of one run on this instance. */
+interface Follow {
+  readonly listeners: Set<EventListener>;
+  /** Highest id handed to the listeners; nothing at or below it is delivered again. */
+  delivered: EventId | null;
+}
+
+const DEFAULT_MAX_EVENTS_PER_FLUSH = 5_000;
+/** XREAD COUNT: entries per run per read; a run that fills it is read again. */
+const READ_COUNT = 1_000;
+/** Streams named in one XREAD (Redis pays per key per call). */
+const READ_KEYS_MAX = 1_000;
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * The event store shared by several instances. Writes are batched per tick into one pipeline
+ * (XADD with the runtime's ids, EXPIRE when due, one PUBLISH naming each run's last id).
+ * Listeners of runs this instance writes are fed in-process; listeners of other runs are fed
+ * by batched, non-blocking XREADs when another instance's notification names their run. Uses
+ * only the two connections it is given, whatever the number of runs and listeners.
+ */
+export class RedisEventStore implements EventStore {
+  private readonly redis: RedisConnections;
+  private readonly keys: RedisKeys;
+  private readonly maxEventsPerFlush: number;
+  private readonly onError: (error: unknown) => void;
+
+  private readonly queue: Pending[] = [];
+  private appendedSeq = 0;
+  private writtenSeq = 0;
+  private readonly writeWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  /** Runs with events appended here and not yet written (or dropped), with how many. */
+  private readonly unwritten = new Map<string, number>();
+  private inFlightEvents = 0;
+  private flushTimer: NodeJS.Immediate | undefined;
+  private flushing: Promise<void> | undefined;
+
+  /** Runs this instance is writing: appended, `end` not seen. Their listeners are fed in-process. */
+  private readonly writing = new Set<string>();
+  /** When each run being written last got an EXPIRE that succeeded. */
+  private readonly expiredAtMs = new Map<string, number>();
+
+  private readonly follows = new Map<string, Follow>();
+  /** Remote runs to read, because a notification or a (re)subscription named them. */
+  private readonly dirty = new Set<string>();
+  private reading: Promise<void> | undefined;
+  private subscribing: Promise<void> | undefined;
+  /** Whether notifications reach this store (its SUBSCRIBE was confirmed). */
+  private subscribed = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: RedisEventStoreOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.onError = options.onError;
+    this.maxEventsPerFlush = Math.max(1, Math.floor(options.maxEventsPerFlush ?? DEFAULT_MAX_EVENTS_PER_FLUSH));
+    // Either connection coming back may mean missed work: notifications (subscriber) or
+    // reads that failed with the connection (commands).
+    this.redis.subscriber.on('ready', this.onReconnected);
+    this.redis.commands.on('ready', this.onReconnected);
+  }
+
+  append(runId: string, event: RunEvent): void {
+    if (this.closed !== undefined) {
+      this.onError(new Error(`event store is closed; event ${formatEventId(event.id)} of run ${runId} not stored`));
+      return;
+    }
+    if (event.type === 'end') this.writing.delete(runId);
+    else this.writing.add(runId);
+    const follow = this.follows.get(runId);
+    if (follow !== undefined) this.deliver(follow, event);
+    this.appendedSeq += 1;
+    this.queue.push({ runId, event, seq: this.appendedSeq });
+    this.unwritten.set(runId, (this.unwritten.get(runId) ?? 0) + 1);
+    this.scheduleFlush();
+  }
+
+  /** Reads the run's stream; on the writing instance it first waits for events appended before the call. */
+  async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+    if (this.unwritten.has(runId)) await this.written(this.appendedSeq);
+    if (limit <= 0) return [];
+    const start = after === null ? '-' : `(${formatEventId(after)}`;
+    const reply = await this.redis.track(
+      this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), start, '+', 'COUNT', String(limit)]),
+    );
+    return this.toEvents(runId, reply);
+  }
+
+  subscribe(runId: string, after: EventId | null, listener: EventListener): () => void {
+    let follow = this.follows.get(runId);
+    const first = follow === undefined;
+    if (follow === undefined) {
+      follow = { listeners: new Set(), delivered: after };
+      this.follows.set(runId, follow);
+    }
+    // A distinct wrapper per call, so the same function may follow twice and stop once each.
+    const entry: EventListener = (event) => listener(event);
+    follow.listeners.add(entry);
+    if (first && !this.writing.has(runId) && !this.subscribed) this.catchUp(runId);
+    const current = follow;
+    return () => {
+      current.listeners.delete(entry);
+      if (current.listeners.size === 0 && this.follows.get(runId) === current) {
+        this.follows.delete(runId);
+        this.dirty.delete(runId);
+      }
+    };
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed !== undefined) throw new Error('event store is closed');
+    await this.redis.ping();
+  }
+
+  stats(): EventStoreStats {
+    return {
+      connections: this.redis.connectionCount(),
+      inFlightOps: this.redis.inFlight(),
+      pendingEvents: this.queue.length + this.inFlightEvents,
+    };
+  }
+
+  /** Writes what is pending (waiting up to 5 s), then stops reading. Leaves the connections open. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.redis.subscriber.off('ready', this.onReconnected);
+      this.redis.commands.off('ready', this.onReconnected);
+      await this.drain(Date.now() + CLOSE_TIMEOUT_MS);
+      await this.reading;
+      if (this.subscribing !== undefined) {
+        const unsubscribed = this.redis.subscriber
+          .unsubscribe(this.keys.eventsChannel, this.onNotification)
+          .catch((error: unknown) => this.onError(error));
+        await withDeadline(unsubscribed, CLOSE_TIMEOUT_MS);
+      }
+      this.follows.clear();
+      this.dirty.clear();
+      this.markWritten(this.appendedSeq); // reads waiting for events close could not write go ahead
+    })();
+    return this.closed;
+  }
+
+  // --- writing ---
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== undefined || this.flushing !== undefined) return; // the running flush reschedules
+    this.flushTimer = setImmediate(() => {
+      this.flushTimer = undefined;
+      this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    if (this.flushing !== undefined || this.queue.length === 0) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0 && this.closed === undefined) this.scheduleFlush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.takeBatch(Date.now());
+    this.inFlightEvents = batch.events.length;
+    try {
+      await this.write(batch);
+    } catch (error) {
+      // The batch is dropped: the archive keeps every event and readers see the hole via `prev`.
+      this.onError(error);
+    } finally {
+      this.inFlightEvents = 0;
+      for (const { runId, event } of batch.events) {
+        if (event.type === 'end') this.expiredAtMs.delete(runId); // written or dropped, it is the last
+        const left = (this.unwritten.get(runId) ?? 1) - 1;
+        if (left === 0) this.unwritten.delete(runId);
+        else this.unwritten.set(runId, left);
+      }
+      this.markWritten(batch.events.at(-1)?.seq ?? this.writtenSeq);
+    }
+  }
+
+  /**
+   * The next events to write, at most maxEventsPerFlush and at most half the connection's
+   * command queue in commands (1 XADD each, 1 EXPIRE per run when due, 1 PUBLISH), so reads
+   * still fit beside a full flush.
+   */
+  private takeBatch(nowMs: number): Batch {
+    const budget = Math.max(2, Math.floor(this.redis.commandsQueueMax / 2));
+    const expiring = new Set<string>();
+    const runs = new Set<string>();
+    let commands = 1; // the PUBLISH
+    let count = 0;
+    for (const { runId, event } of this.queue) {
+      const expires = !expiring.has(runId) && (event.type === 'end' || (!runs.has(runId) && this.expireDue(runId, nowMs)));
+      const cost = expires ? 2 : 1;
+      if (count === this.maxEventsPerFlush || (count > 0 && commands + cost > budget)) break;
+      commands += cost;
+      count += 1;
+      runs.add(runId);
+      if (expires) expiring.add(runId);
+    }
+    return { events: this.queue.splice(0, count), expiring, nowMs };
+  }
+
+  /** Sends one batch as one pipeline (commands issued in one tick are written together). */
+  private async write({ events, expiring, nowMs }: Batch): Promise<void> {
+    const client = this.redis.commands;
+    if (!client.isReady) throw new Error(`Redis is not connected: dropped a batch of ${events.length} events`);
+    // Not `multi().execAsPipeline()`: node-redis 5 queues that while disconnected even with
+    // disableOfflineQueue, and rejects it whole when one XADD is refused.
+    const lastIds = new Map<string, EventId>();
+    const ended = new Set<string>();
+    const xadds: Promise<unknown>[] = [];
+    for (const { runId, event } of events) {
+      xadds.push(this.redis.track(client.sendCommand<unknown>(xaddArgs(this.keys.runStream(runId), this.options.maxLen, event))));
+      lastIds.set(runId, event.id);
+      if (event.type === 'end') ended.add(runId);
+    }
+    const expiringRuns = [...expiring];
+    const expires = expiringRuns.map((runId) => this.redis.track(client.expire(this.keys.runStream(runId), this.options.ttlSeconds)));
+    const notification = formatNotification({ instanceId: this.options.instanceId, runs: [...lastIds] });
+    const published = this.redis.track(client.publish(this.keys.eventsChannel, notification));
+
+    const [xaddResults, expireResults, publishResult] = await Promise.all([
+      Promise.allSettled(xadds),
+      Promise.allSettled(expires),
+      Promise.allSettled([published]),
+    ]);
+    const failures: unknown[] = [];
+    for (const result of xaddResults) {
+      if (result.status === 'rejected' && !isStaleIdError(result.reason)) failures.push(result.reason);
+    }
+    expireResults.forEach((result, index) => {
+      const runId = expiringRuns[index] as string;
+      // A failed EXPIRE stays due, so the run's next write retries it.
+      if (result.status === 'rejected') failures.push(result.reason);
+      else if (!ended.has(runId)) this.expiredAtMs.set(runId, nowMs);
+    });
+    for (const result of publishResult) if (result.status === 'rejected') failures.push(result.reason);
+    if (failures.length > 0) {
+      throw new Error(`Redis write of ${events.length} events had ${failures.length} failed commands`, { cause: failures[0] });
+    }
+  }
+
+  /** A run's first write, or ttlSeconds/4 since its last EXPIRE: so a dead writer's stream still expires. */
+  private expireDue(runId: string, nowMs: number): boolean {
+    const last = this.expiredAtMs.get(runId);
+    return last === undefined || nowMs - last >= (this.options.ttlSeconds * 1000) / 4;
+  }
+
+  private markWritten(seq: number): void {
+    this.writtenSeq = Math.max(this.writtenSeq, seq);
+    for (let i = this.writeWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.writeWaiters[i] as { seq: number; resolve: () => void };
+      if (waiter.seq <= this.writtenSeq) {
+        this.writeWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** Resolves once every event up to `seq` was written or dropped. */
+  private written(seq: number): Promise<void> {
+    if (this.writtenSeq >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.writeWaiters.push({ seq, resolve }));
+  }
+
+  /** Flushes until nothing is pending or the deadline passes (then reports what it leaves). */
+  private async drain(deadlineMs: number): Promise<void> {
+    clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    while (this.queue.length > 0 || this.flushing !== undefined) {
+      this.startFlush();
+      const left = deadlineMs - Date.now();
+      if (left <= 0 || !(await withDeadline(this.flushing ?? Promise.resolve(), left))) {
+        this.onError(new Error(`event store closed with ${this.queue.length + this.inFlightEvents} events not written`));
+        return;
+      }
+    }
+  }
+
+  // --- following other instances' runs ---
+
+  /**
+   * A run followed before notifications reach this store: once they do, read what was written
+   * in between. Later follows need no read: like in-process, a listener gets what is written
+   * after it subscribed, and its reader reads the rest.
+   */
+  private catchUp(runId: string): void {
+    this.ensureSubscribed().then(
+      () => this.markDirty([runId]),
+      (error: unknown) => this.onError(error), // retried on the next subscription; 'ready' re-reads
+    );
+  }
+
+  private ensureSubscribed(): Promise<void> {
+    this.subscribing ??= this.redis.subscriber.subscribe(this.keys.eventsChannel, this.onNotification).then(
+      () => {
+        this.subscribed = true;
+      },
+      (error: unknown) => {
+        this.subscribing = undefined;
+        throw error;
+      },
+    );
+    return this.subscribing;
+  }
+
+  private readonly onNotification = (message: string): void => {
+    if (this.closed !== undefined) return;
+    const notification = parseNotification(message);
+    if (notification === null) {
+      this.onError(new Error('malformed events notification ignored'));
+      return;
+    }
+    if (notification.instanceId === this.options.instanceId) return;
+    const due: string[] = [];
+    for (const [runId, lastId] of notification.runs) {
+      const follow = this.follows.get(runId);
+      if (follow === undefined || this.writing.has(runId)) continue;
+      if (follow.delivered === null || compareEventIds(lastId, follow.delivered) > 0) due.push(runId);
+    }
+    this.markDirty(due);
+  };
+
+  /** Pub/sub delivers at most once: after a reconnect, re-read every remote run from where it is. */
+  private readonly onReconnected = (): void => {
+    this.markDirty([...this.follows.keys()].filter((runId) => !this.writing.has(runId)));
+  };
+
+  private markDirty(runIds: Iterable<string>): void {
+    for (const runId of runIds) this.dirty.add(runId);
+    if (this.reading !== undefined || this.dirty.size === 0 || this.closed !== undefined) return;
+    this.reading = this.readLoop().then((ok) => {
+      this.reading = undefined;
+      // Runs marked between the loop's last check and now; after a failure, wait for a
+      // notification or a reconnect instead of spinning on a connection that is down.
+      if (ok) this.markDirty([]);
+    });
+  }
+
+  /** One XREAD at a time; runs marked while it runs are read by the next one. False after a failed read. */
+  private async readLoop(): Promise<boolean> {
+    while (this.dirty.size > 0 && this.closed === undefined) {
+      const runIds: string[] = [];
+      for (const runId of this.dirty) {
+        this.dirty.delete(runId);
+        if (this.follows.has(runId) && !this.writing.has(runId)) runIds.push(runId);
+        if (runIds.length === READ_KEYS_MAX) break;
+      }
+      if (runIds.length === 0) continue;
+      try {
+        await this.readRuns(runIds);
+      } catch (error) {
+        // Read again on the next notification naming them, or when a connection is back.
+        for (const runId of runIds) this.dirty.add(runId);
+        this.onError(error);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private async readRuns(runIds: readonly string[]): Promise<void> {
+    const keys = runIds.map((runId) => this.keys.runStream(runId));
+    const ids = runIds.map((runId) => {
+      const delivered = this.follows.get(runId)?.delivered ?? null;
+      return delivered === null ? '0-0' : formatEventId(delivered);
+    });
+    const reply = await this.redis.track(
+      this.redis.commands.sendCommand<unknown>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', ...keys, ...ids]),
+    );
+    const runByKey = new Map(keys.map((key, index) => [key, runIds[index] as string]));
+    for (const [key, entries] of parseXReadReply(reply)) {
+      const runId = runByKey.get(key);
+      const follow = runId === undefined ? undefined : this.follows.get(runId);
+      if (runId === undefined || follow === undefined) continue; // unsubscribed while reading
+      for (const event of this.toEvents(runId, entries)) this.deliver(follow, event);
+      if (entries.length >= READ_COUNT) this.dirty.add(runId);
+    }
+  }
+
+  private deliver(follow: Follow, event: RunEvent): void {
+    if (follow.delivered !== null && compareEventIds(event.id, follow.delivered) <= 0) return;
+    follow.delivered = event.id;
+    // Live iteration: a listener removed by an earlier one gets nothing more.
+    for (const listener of follow.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+  }
+
+  /** Stream entries (XRANGE/XREAD shape) to events; malformed entries are reported and skipped. */
+  private toEvents(runId: string, reply: unknown): RunEvent[] {
+    const events: RunEvent[] = [];
+    if (!Array.isArray(reply)) return events;
+    for (const entry of reply) {
+      const event = parseStreamEntry(entry);
+      if (event === null) this.onError(new Error(`malformed stream entry of run ${runId} skipped`));
+      else events.push(event);
+    }
+    return events;
+  }
+}
+
+/** Redis refuses an XADD id at or below the stream's top (a retried write); it has no error code of its own. */
+function isStaleIdError(error: unknown): boolean {
+  return error instanceof ErrorReply && error.message.includes('equal or smaller');
+}
+
+/** True if `promise` settled within `ms`. */
+async function withDeadline(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,115 @@
+import { compareEventIds, type EventId } from './event-id.js';
+import { sameEventId, type EventLog } from './event-log.js';
+import type { RunEvent } from './run-event.js';
+
+const READ_BATCH = 500;
+const GAP_RETRY_MIN_MS = 10;
+const GAP_RETRY_MAX_MS = 1_000;
+/** A gap no read fills in this time means lost events: stop, and let the client resume. */
+const GAP_GIVE_UP_MS = 30_000;
+
+export class UnfillableGapError extends Error {
+  constructor(runId: string, after: EventId | null) {
+    super(`events of run ${runId} after ${after === null ? 'the start' : `${after.ms}-${after.seq}`} are missing`);
+    this.name = 'UnfillableGapError';
+  }
+}
+
+export interface FollowOptions {
+  readonly log: EventLog;
+  readonly runId: string;
+  /** Deliver strictly after this id (null: from the first event). */
+  readonly after: EventId | null;
+  /** Ends the follow (client gone). */
+  readonly signal: AbortSignal;
+  /**
+   * Called while nothing new arrives, every `idleMs` (heartbeats, end-of-run checks);
+   * returning true makes the follower read the log again.
+   */
+  readonly onIdle: () => Promise<boolean> | boolean;
+  readonly idleMs: number;
+}
+
+/**
+ * A run's events for one reader: catch-up from the log, then live, exactly once and in
+ * order, until `end`. Live events are checked against the chain (`prev`): a duplicate is
+ * skipped, a gap is filled by reading (the fast stream, else the archive) before going on.
+ */
+export async function* followRun(options: FollowOptions): AsyncGenerator<RunEvent, void, undefined> {
+  const { log, runId, signal } = options;
+  let last = options.after;
+  const live: RunEvent[] = [];
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  // Subscribe before catching up, so nothing slips between the read and the subscription.
+  const unsubscribe = log.subscribe(runId, last, (event) => {
+    live.push(event);
+    notify();
+  });
+  signal.addEventListener('abort', notify);
+  try {
+    let mustRead = true;
+    let gapDelayMs = 0;
+    let gapSinceMs = 0;
+    while (!signal.aborted) {
+      if (mustRead) {
+        const batch = await log.read(runId, last, READ_BATCH);
+        for (const event of batch) {
+          yield event;
+          last = event.id;
+          if (event.type === 'end') return;
+        }
+        if (batch.length > 0) {
+          gapDelayMs = 0;
+          mustRead = batch.length === READ_BATCH;
+          continue;
+        }
+        mustRead = false;
+      }
+      while (live.length > 0 && !mustRead) {
+        const event = live.shift() as RunEvent;
+        if (last !== null && compareEventIds(event.id, last) <= 0) continue; // already delivered
+        if (!sameEventId(event.prev, last)) {
+          mustRead = true; // a gap: what is missing is in the store or on its way to the archive
+          live.unshift(event);
+          break;
+        }
+        yield event;
+        last = event.id;
+        gapDelayMs = 0;
+        if (event.type === 'end') return;
+      }
+      if (mustRead) {
+        // The missing events are not readable yet (a batch in flight): try again shortly.
+        if (gapDelayMs === 0) gapSinceMs = Date.now();
+        else if (Date.now() - gapSinceMs > GAP_GIVE_UP_MS) throw new UnfillableGapError(runId, last);
+        if (gapDelayMs > 0) await waitFor(gapDelayMs);
+        gapDelayMs = Math.min(GAP_RETRY_MAX_MS, Math.max(GAP_RETRY_MIN_MS, gapDelayMs * 2));
+        continue;
+      }
+      const woken = await waitFor(options.idleMs);
+      if (!woken && !signal.aborted) mustRead = await options.onIdle();
+    }
+  } finally {
+    signal.removeEventListener('abort', notify);
+    unsubscribe();
+  }
+
+  /** Resolves true when woken by a live event or the abort, false after `ms`. */
+  function waitFor(ms: number): Promise<boolean> {
+    if (live.length > 0 || signal.aborted) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        wake = undefined;
+        resolve(false);
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+}
