@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startAgentd, type Storage, type TestAgentd } from '../helpers/agentd.js';
-import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
+import { cleanupPrefix, openTestClient, redisUrl, uniquePrefix, type TestRedisClient } from '../helpers/redis.js';
 import { assertIncreasingIds, readSse, type SseEvent } from '../helpers/sse.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -202,3 +202,32 @@ for (const setup of SETUPS) {
     });
   });
 }
+
+describe('catch-up after the stream TTL (Postgres and Redis)', () => {
+  let agentd: TestAgentd;
+  let redis: TestRedisClient;
+  const prefix = uniquePrefix();
+  before(async () => {
+    agentd = await startAgentd('postgres', { REDIS_URL: redisUrl(), REDIS_KEY_PREFIX: prefix, STREAM_TTL_SECONDS: '1' });
+    redis = await openTestClient();
+  });
+  after(async () => {
+    await agentd.waitForIdle();
+    await agentd.close();
+    await redis.quit();
+    await cleanupPrefix(prefix);
+  });
+
+  it('serves every event with the same ids from the archive once the Redis stream expired', async () => {
+    const key = (await agentd.createAccount('pro')).apiKey;
+    const created = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'simulate', input: { events: 25, interval_ms: 2 } } });
+    const id = created.body.id as string;
+    const live = await readSse(`${agentd.url}/v1/runs/${id}/events`, { token: key });
+    assert.equal(live.events.at(-1)?.event, 'end');
+    await waitFor(async () => (await redis.exists(`${prefix}run:${id}:events`)) === 0, { what: 'the stream to expire' });
+    const replay = await readSse(`${agentd.url}/v1/runs/${id}/events`, { token: key });
+    assert.deepEqual(replay.events, live.events);
+    const resumed = await readSse(`${agentd.url}/v1/runs/${id}/events?after=${live.events[9]?.id}`, { token: key });
+    assert.deepEqual(resumed.events, live.events.slice(10));
+  });
+});
