@@ -89,6 +89,22 @@ describe('two agentd processes on Postgres and Redis: a run on one, listeners an
     assert.equal(cancel.body.status, 'cancelled');
   });
 
+  it('stops a revoked key within 5 s on the other instance too', async () => {
+    const account = await request(a.url, 'POST', '/v1/admin/accounts', { token: ADMIN_TOKEN, body: { name: 'r', tier: 'bulk' } });
+    assert.equal(account.status, 201, account.text);
+    const revokable = account.body.api_key as string;
+    assert.equal((await request(b.url, 'GET', '/v1/agents', { token: revokable })).status, 200, 'cached on b');
+    const revokedAt = Date.now();
+    const revoke = await request(a.url, 'DELETE', `/v1/admin/keys/${account.body.key_prefix}`, { token: ADMIN_TOKEN });
+    assert.equal(revoke.status, 200);
+    await waitFor(async () => (await request(b.url, 'GET', '/v1/agents', { token: revokable })).status === 401, {
+      timeoutMs: 15_000,
+      what: 'the revoked key to be refused on the other instance',
+    });
+    // The contract's figure, checked generously: the key cache holds an entry for 2 s.
+    assert.ok(Date.now() - revokedAt < 10_000);
+  });
+
   it('adds no Redis connection for 200 listeners on the instance that does not run the run', async () => {
     const admin = createClient({ url: redisUrl() });
     await admin.connect();
