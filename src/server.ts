@@ -84,7 +84,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   const queueMax = configured(config.runQueueMax, () => ({ value: runSlots.value, source: 'auto' }));
 
   const { db, pool: dbPool } = await openDatabase(config, runSlots.value);
-  const limits: LimitTable = {
+  // Filled in as each part is sized (the stream backend adds its own), then frozen in the capacity view.
+  const limits: Record<string, Limit> = {
     MAX_CONCURRENT_AGENT_RUNS: runSlots,
     RUN_QUEUE_MAX: queueMax,
     RUN_QUEUE_TIMEOUT_MS: { value: config.runQueueTimeoutMs, source: config.sources.RUN_QUEUE_TIMEOUT_MS },

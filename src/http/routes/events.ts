@@ -13,7 +13,7 @@ import { followRun } from '../../streaming/run-follower.js';
 import type { SseListeners } from '../../streaming/sse-listeners.js';
 import { SseWriter } from '../../streaming/sse-writer.js';
 import { accountOf } from '../auth.js';
-import { parseRunRequest } from './runs.js';
+import { submitRequestOf } from './runs.js';
 import { uuidParam } from '../validation.js';
 
 /** A run that ended without an `end` event this long ago had its instance die: write one. */
@@ -124,22 +124,12 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
   });
 
   router.post('/v1/runs/stream', async (req, res) => {
-    const account = accountOf(req);
-    const { parsed, idempotencyKey } = parseRunRequest(req.body, deps.maxRunTimeoutMs, req.headers['idempotency-key']);
+    const submitted = submitRequestOf(req, deps.maxRunTimeoutMs);
     const cancelOnDisconnect = req.query.cancel_on_disconnect === 'true';
-    const { run } = await deps.manager.submit({
-      accountId: account.id,
-      agent: parsed.agent,
-      input: parsed.input ?? null,
-      sessionId: parsed.session_id ?? null,
-      model: parsed.model ?? null,
-      timeoutMs: parsed.timeout_ms ?? null,
-      metadata: parsed.metadata ?? null,
-      idempotencyKey,
-    });
+    const { run } = await deps.manager.submit(submitted);
     const { ended } = await stream(res, run, null, { 'x-run-id': run.id });
     if (!ended && cancelOnDisconnect) {
-      deps.manager.cancel(account.id, run.id).catch((error: unknown) => {
+      deps.manager.cancel(submitted.accountId, run.id).catch((error: unknown) => {
         deps.logger.warn('cancel on disconnect failed', { runId: run.id, error });
       });
     }

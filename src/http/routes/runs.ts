@@ -1,8 +1,8 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { RunCursor, RunRepository } from '../../db/run-repository.js';
 import { InvalidRequestError, NotFoundError } from '../../errors.js';
-import type { RunManager } from '../../runtime/run-manager.js';
+import type { RunManager, SubmitRequest } from '../../runtime/run-manager.js';
 import { RUN_STATUSES } from '../../runtime/run-status.js';
 import { accountOf } from '../auth.js';
 import { runView } from '../run-view.js';
@@ -49,32 +49,31 @@ function decodeCursor(text: string): RunCursor {
   }
 }
 
-/** Parses a run-creating body (POST /v1/runs and, later, /v1/runs/stream). */
-export function parseRunRequest(body: unknown, maxRunTimeoutMs: number, idempotencyHeader: unknown) {
+/** A run-creating request (POST /v1/runs and /v1/runs/stream) of the authenticated account. */
+export function submitRequestOf(req: Request, maxRunTimeoutMs: number): SubmitRequest {
+  const body: unknown = req.body;
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new InvalidRequestError('The body must be a JSON object like {"agent": "echo", "input": "hi"}.', 'body');
   }
   const parsed = parse(createRunBody(maxRunTimeoutMs), body, 'body');
-  const key = idempotencyHeader === undefined ? null : parse(idempotencyKey, idempotencyHeader, 'Idempotency-Key');
-  return { parsed, idempotencyKey: key };
+  const header = req.headers['idempotency-key'];
+  return {
+    accountId: accountOf(req).id,
+    agent: parsed.agent,
+    input: parsed.input ?? null,
+    sessionId: parsed.session_id ?? null,
+    model: parsed.model ?? null,
+    timeoutMs: parsed.timeout_ms ?? null,
+    metadata: parsed.metadata ?? null,
+    idempotencyKey: header === undefined ? null : parse(idempotencyKey, header, 'Idempotency-Key'),
+  };
 }
 
 export function runsRouter(deps: { manager: RunManager; runs: RunRepository; maxRunTimeoutMs: number }): Router {
   const router = Router();
 
   router.post('/v1/runs', async (req, res) => {
-    const account = accountOf(req);
-    const { parsed, idempotencyKey: key } = parseRunRequest(req.body, deps.maxRunTimeoutMs, req.headers['idempotency-key']);
-    const { run } = await deps.manager.submit({
-      accountId: account.id,
-      agent: parsed.agent,
-      input: parsed.input ?? null,
-      sessionId: parsed.session_id ?? null,
-      model: parsed.model ?? null,
-      timeoutMs: parsed.timeout_ms ?? null,
-      metadata: parsed.metadata ?? null,
-      idempotencyKey: key,
-    });
+    const { run } = await deps.manager.submit(submitRequestOf(req, deps.maxRunTimeoutMs));
     res.status(202).location(`/v1/runs/${run.id}`).json(runView(run));
   });
 
