@@ -12,15 +12,23 @@ interface RunStream {
 export interface MemoryEventStoreOptions {
   /** How long a run's events stay after its `end` event. */
   readonly ttlSeconds: number;
+  /** Most ended runs kept at once (the oldest go first); default 10000. */
+  readonly maxEndedRuns?: number;
   readonly onError: (error: unknown) => void;
 }
 
+const DEFAULT_MAX_ENDED_RUNS = 10_000;
+
 /**
  * The in-process event store for a single instance without Redis: same ids and semantics
- * as the Redis store. A run's events are dropped `ttlSeconds` after its end.
+ * as the Redis store. A run's events are dropped `ttlSeconds` after its end, or earlier when
+ * more than `maxEndedRuns` ended runs are held (memory stays bounded under a burst of short
+ * runs); readers then get them from the archive.
  */
 export class MemoryEventStore implements EventStore {
   private readonly streams = new Map<string, RunStream>();
+  /** Ended runs in the order they ended, with when. */
+  private readonly ended = new Map<string, number>();
   private readonly sweeper: BackgroundLoop;
   private closed: Promise<void> | undefined;
 
@@ -40,7 +48,11 @@ export class MemoryEventStore implements EventStore {
       this.streams.set(runId, stream);
     }
     stream.events.push(event);
-    if (event.type === 'end') stream.endedAtMs = Date.now();
+    if (event.type === 'end') {
+      stream.endedAtMs = Date.now();
+      this.ended.set(runId, stream.endedAtMs);
+      if (this.ended.size > (this.options.maxEndedRuns ?? DEFAULT_MAX_ENDED_RUNS)) this.dropOldestEnded();
+    }
     for (const listener of stream.listeners) {
       try {
         listener(event);
@@ -62,12 +74,16 @@ export class MemoryEventStore implements EventStore {
       stream = { events: [], listeners: new Set(), endedAtMs: null };
       this.streams.set(runId, stream);
     }
-    const listeners = stream.listeners;
+    const followed = stream;
     // A distinct wrapper per call, so the same function may follow twice and stop once each.
     const entry: EventListener = (event) => listener(event);
-    listeners.add(entry);
+    followed.listeners.add(entry);
     return () => {
-      listeners.delete(entry);
+      followed.listeners.delete(entry);
+      // A follow of a run this instance holds nothing of (finished long ago) leaves nothing behind.
+      if (followed.listeners.size === 0 && followed.events.length === 0 && this.streams.get(runId) === followed) {
+        this.streams.delete(runId);
+      }
     };
   }
 
@@ -82,9 +98,24 @@ export class MemoryEventStore implements EventStore {
   /** Drops streams that ended more than the TTL ago. */
   expire(nowMs: number): void {
     const cutoff = nowMs - this.options.ttlSeconds * 1000;
-    for (const [runId, stream] of this.streams) {
-      if (stream.endedAtMs !== null && stream.endedAtMs <= cutoff && stream.listeners.size === 0) this.streams.delete(runId);
+    for (const [runId, endedAtMs] of this.ended) {
+      if (endedAtMs > cutoff) break; // in end order: the rest ended later
+      this.drop(runId);
     }
+  }
+
+  private dropOldestEnded(): void {
+    const oldest = this.ended.keys().next();
+    if (!oldest.done) this.drop(oldest.value);
+  }
+
+  /** Forgets an ended run's events; its listeners (if any) stay and read the archive. */
+  private drop(runId: string): void {
+    this.ended.delete(runId);
+    const stream = this.streams.get(runId);
+    if (stream === undefined) return;
+    if (stream.listeners.size === 0) this.streams.delete(runId);
+    else stream.events.length = 0;
   }
 
   /** Runs with events held now (for tests and the capacity view). */
