@@ -1,5 +1,6 @@
 import { compareEventIds, type EventId } from './event-id.js';
-import { sameEventId, type EventLog } from './event-log.js';
+import { continuesFrom, type EventLog } from './event-log.js';
+import { sseFrame } from './sse-frame.js';
 import type { RunEvent } from './run-event.js';
 
 const READ_BATCH = 500;
@@ -28,6 +29,10 @@ export interface FollowOptions {
    */
   readonly onIdle: () => Promise<boolean> | boolean;
   readonly idleMs: number;
+  /** Live events waiting for this reader beyond this many bytes mean it has fallen behind. */
+  readonly maxQueuedBytes: number;
+  /** Called once when the reader has fallen behind; the caller disconnects it. */
+  readonly onOverflow: () => void;
 }
 
 /**
@@ -39,6 +44,8 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
   const { log, runId, signal } = options;
   let last = options.after;
   const live: RunEvent[] = [];
+  let liveBytes = 0;
+  let overflowed = false;
   let wake: (() => void) | undefined;
   const notify = () => {
     wake?.();
@@ -46,9 +53,20 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
   };
   // Subscribe before catching up, so nothing slips between the read and the subscription.
   const unsubscribe = log.subscribe(runId, last, (event) => {
+    if (overflowed) return;
     live.push(event);
+    liveBytes += sseFrame(event).length;
+    if (liveBytes > options.maxQueuedBytes) {
+      overflowed = true;
+      options.onOverflow();
+    }
     notify();
   });
+  const takeLive = (): RunEvent => {
+    const event = live.shift() as RunEvent;
+    liveBytes -= sseFrame(event).length;
+    return event;
+  };
   signal.addEventListener('abort', notify);
   try {
     let mustRead = true;
@@ -70,13 +88,16 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
         mustRead = false;
       }
       while (live.length > 0 && !mustRead) {
-        const event = live.shift() as RunEvent;
-        if (last !== null && compareEventIds(event.id, last) <= 0) continue; // already delivered
-        if (!sameEventId(event.prev, last)) {
+        const event = live[0] as RunEvent;
+        if (last !== null && compareEventIds(event.id, last) <= 0) {
+          takeLive(); // already delivered
+          continue;
+        }
+        if (!continuesFrom(event, last)) {
           mustRead = true; // a gap: what is missing is in the store or on its way to the archive
-          live.unshift(event);
           break;
         }
+        takeLive();
         yield event;
         last = event.id;
         gapDelayMs = 0;

@@ -1,21 +1,20 @@
+import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { formatEventId } from './event-id.js';
 import type { RunEvent } from './run-event.js';
+import { sseFrame } from './sse-frame.js';
+
+/** Above this many unsent bytes the writer waits for the socket before taking more events. */
+const HIGH_WATER_BYTES = 256 * 1024;
 
 /**
- * Writes Server-Sent Events to one response without ever waiting for the client: a listener
- * whose unsent bytes exceed `maxBufferBytes` is disconnected (it resumes with
- * Last-Event-ID), so a slow client never slows the run or other listeners.
+ * Writes Server-Sent Events to one response. The reader is paced by its socket (the writer
+ * waits for `drain` past a high-water mark), so catching up a long run never buffers it
+ * whole; live events that pile up meanwhile are the follower's to bound.
  */
 export class SseWriter {
-  private lastWriteMs = Date.now();
+  constructor(private readonly res: ServerResponse) {}
 
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly maxBufferBytes: number,
-  ) {}
-
-  /** Sends the headers of an event stream (status 200 unless given). */
+  /** Sends the headers of an event stream (status 200). */
   open(extraHeaders: Record<string, string> = {}): void {
     this.res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -27,20 +26,28 @@ export class SseWriter {
     this.res.flushHeaders();
   }
 
-  /** False once the client is gone or was cut off for falling behind. */
+  /** False once the client is gone or was cut off. */
   get writable(): boolean {
     return !this.res.destroyed && !this.res.writableEnded;
   }
 
-  /** Writes an event; returns false if the listener is gone or has just been cut off. */
-  event(event: RunEvent): boolean {
-    return this.write(`id: ${formatEventId(event.id)}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data ?? null)}\n\n`);
+  /** Writes an event, then waits while the socket is far behind; false if the listener is gone. */
+  async event(event: RunEvent): Promise<boolean> {
+    if (!this.write(sseFrame(event))) return false;
+    if (this.res.writableLength > HIGH_WATER_BYTES) {
+      await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
+    }
+    return this.writable;
   }
 
-  /** A `: ping` comment when nothing was written for `idleMs`. */
-  heartbeat(idleMs: number): boolean {
-    if (Date.now() - this.lastWriteMs < idleMs) return this.writable;
+  /** A `: ping` comment; false if the listener is gone. */
+  heartbeat(): boolean {
     return this.write(': ping\n\n');
+  }
+
+  /** Cuts the listener off (it fell behind): no `end`, it resumes with Last-Event-ID. */
+  cutOff(): void {
+    this.res.destroy();
   }
 
   end(): void {
@@ -50,11 +57,6 @@ export class SseWriter {
   private write(chunk: string): boolean {
     if (!this.writable) return false;
     this.res.write(chunk);
-    this.lastWriteMs = Date.now();
-    if (this.res.writableLength > this.maxBufferBytes) {
-      this.res.destroy();
-      return false;
-    }
     return true;
   }
 }

@@ -92,6 +92,28 @@ for (const setup of SETUPS) {
       assert.equal(joined.at(-1)?.event, 'end');
     });
 
+    it('catches up a finished run much larger than SSE_MAX_BUFFER_BYTES, paced by the client', async () => {
+      const id = await start({ agent: 'simulate', input: { events: 300, interval_ms: 0, payload_bytes: 30_000 } });
+      await agentd.waitForEnd(key, id);
+      const result = await readSse(eventsUrl(id), { token: key });
+      assert.deepEqual(tokens(result.events), range(300));
+      assert.equal(result.events.at(-1)?.event, 'end');
+    });
+
+    it('resumes from any id, not only one of its events', async () => {
+      const id = await start({ agent: 'simulate', input: { events: 10, interval_ms: 5 } });
+      const full = await readSse(eventsUrl(id), { token: key });
+      const all = full.events.map((e) => e.id);
+      const fromZero = await readSse(eventsUrl(id, '?after=0-0'), { token: key });
+      assert.deepEqual(fromZero.events.map((e) => e.id), all);
+      const [ms, seq] = (all[4] as string).split('-').map(Number) as [number, number];
+      const between = await readSse(eventsUrl(id, `?after=${ms}-${seq + 1}`), { token: key });
+      assert.ok(between.events.every((e) => all.indexOf(e.id) > 4));
+      assert.deepEqual(between.events.map((e) => e.id), all.slice(all.length - between.events.length));
+      const beyond = await fetch(eventsUrl(id, '?after=99999999999999-0'), { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(beyond.status, 204);
+    });
+
     it('answers 204 when resuming after the end', async () => {
       const id = await start({ agent: 'echo', input: 'x' });
       const full = await readSse(eventsUrl(id), { token: key });

@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-
 import { Router } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunRepository } from '../../db/run-repository.js';
@@ -7,8 +6,8 @@ import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { RunManager } from '../../runtime/run-manager.js';
 import { isFinal } from '../../runtime/run-status.js';
-import { parseEventId, type EventId } from '../../streaming/event-id.js';
-import { sameEventId, type EventLog } from '../../streaming/event-log.js';
+import { compareEventIds, parseEventId, type EventId } from '../../streaming/event-id.js';
+import type { EventLog } from '../../streaming/event-log.js';
 import { followRun } from '../../streaming/run-follower.js';
 import type { SseListeners } from '../../streaming/sse-listeners.js';
 import { SseWriter } from '../../streaming/sse-writer.js';
@@ -20,6 +19,31 @@ import { uuidParam } from '../validation.js';
 const MISSING_END_GRACE_MS = 10_000;
 /** How long a resume after the end waits for the `end` to reach the archive. */
 const END_ARCHIVE_WAIT_MS = 2_000;
+
+/**
+ * Decides when an idle listener checks the database for a run that ended without an `end`
+ * (its instance died): on idle ticks 2, 4, 8, 16… so 10,000 idle listeners do not each
+ * query Postgres on every heartbeat. A failed check is logged by the caller's loop and
+ * retried on a later tick.
+ */
+class MissingEndCheck {
+  private idleTicks = 0;
+  private nextCheck = 2;
+
+  constructor(private readonly check: () => Promise<boolean>) {}
+
+  /** True when the check wrote a missing `end` (the follower should read again). */
+  async due(): Promise<boolean> {
+    this.idleTicks += 1;
+    if (this.idleTicks < this.nextCheck) return false;
+    this.nextCheck *= 2;
+    try {
+      return await this.check();
+    } catch {
+      return false; // the database is unavailable: the next check retries, the stream goes on
+    }
+  }
+}
 
 export interface EventsRouterDeps {
   readonly manager: RunManager;
@@ -47,35 +71,48 @@ function resumePoint(req: Request): EventId | null {
 export function eventsRouter(deps: EventsRouterDeps): Router {
   const router = Router();
 
-  /** Streams a run's events from `after` to its `end`, then closes. */
+  /**
+   * Streams a run's events from `after` to its `end`, then closes. `clientLeft` tells whether
+   * the client went away before the end (rather than the server ending or cutting it off).
+   */
   async function stream(
     res: Response,
     run: { id: string; accountId: string },
     after: EventId | null,
     headers: Record<string, string> = {},
-  ): Promise<{ ended: boolean }> {
+  ): Promise<{ clientLeft: boolean }> {
     const gone = new AbortController();
-    const onClose = () => gone.abort();
+    let clientLeft = false;
+    let cutOff = false;
+    const onClose = () => {
+      clientLeft = !res.writableFinished && !cutOff;
+      gone.abort();
+    };
     res.on('close', onClose);
+    if (res.destroyed) onClose(); // the client left while the run was looked up
     const untrack = deps.listeners.track();
-    const writer = new SseWriter(res, deps.maxBufferBytes);
-    writer.open(headers);
-    let ended = false;
+    const writer = new SseWriter(res);
+    const endCheck = new MissingEndCheck(() => writeMissingEnd(run));
     try {
+      writer.open(headers);
       const events = followRun({
         log: deps.log,
         runId: run.id,
         after,
         signal: gone.signal,
         idleMs: deps.heartbeatMs,
+        maxQueuedBytes: deps.maxBufferBytes,
+        onOverflow: () => {
+          cutOff = true;
+          writer.cutOff();
+        },
         onIdle: async () => {
-          writer.heartbeat(0);
-          return writeMissingEnd(run);
+          if (!writer.heartbeat()) gone.abort();
+          return endCheck.due();
         },
       });
       for await (const event of events) {
-        if (!writer.event(event)) break;
-        if (event.type === 'end') ended = true;
+        if (!(await writer.event(event))) break;
       }
     } catch (error) {
       deps.logger.warn('event stream stopped', { runId: run.id, error });
@@ -84,7 +121,7 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
       untrack();
       writer.end();
     }
-    return { ended };
+    return { clientLeft };
   }
 
   /** Writes the `end` of a run whose instance died before writing it; true if it did. */
@@ -100,12 +137,12 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
     return true;
   }
 
-  /** True when `after` is the run's `end` event (so there is nothing left to send). */
+  /** True when `after` is at or past the run's `end` event (so there is nothing left to send). */
   async function isAfterEnd(runId: string, after: EventId): Promise<boolean> {
     const deadline = Date.now() + END_ARCHIVE_WAIT_MS;
     for (;;) {
       const endId = await deps.log.endId(runId);
-      if (endId !== null) return sameEventId(endId, after);
+      if (endId !== null) return compareEventIds(after, endId) >= 0;
       if (Date.now() > deadline) return false;
       await sleep(50);
     }
@@ -127,8 +164,8 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
     const submitted = submitRequestOf(req, deps.maxRunTimeoutMs);
     const cancelOnDisconnect = req.query.cancel_on_disconnect === 'true';
     const { run } = await deps.manager.submit(submitted);
-    const { ended } = await stream(res, run, null, { 'x-run-id': run.id });
-    if (!ended && cancelOnDisconnect) {
+    const { clientLeft } = await stream(res, run, null, { 'x-run-id': run.id });
+    if (clientLeft && cancelOnDisconnect) {
       deps.manager.cancel(submitted.accountId, run.id).catch((error: unknown) => {
         deps.logger.warn('cancel on disconnect failed', { runId: run.id, error });
       });
