@@ -12,7 +12,7 @@ import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
-import { errorHandler, notFound } from './error-handler.js';
+import { NulCharacterError, errorHandler, notFound } from './error-handler.js';
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
 import { eventsRouter } from './routes/events.js';
@@ -42,6 +42,11 @@ export interface AppDeps {
   };
 }
 
+/** Postgres cannot store U+0000 in text or jsonb: refuse it up front with a 400, not a 500. */
+function refuseNulCharacters(_req: unknown, _res: unknown, body: Buffer): void {
+  if (body.includes('\\u0000') || body.includes(0)) throw new NulCharacterError();
+}
+
 /** The HTTP app of the contract, without listening (tests mount it). */
 export function createApp(deps: AppDeps): Express {
   const { settings } = deps;
@@ -49,7 +54,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(express.json({ limit: settings.maxBodyBytes, type: () => true }));
+  app.use(express.json({ limit: settings.maxBodyBytes, type: () => true, verify: refuseNulCharacters }));
 
   const open: RequestHandler = (_req, _res, next) => next();
   app.use(

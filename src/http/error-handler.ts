@@ -2,10 +2,19 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError, InvalidJsonError, InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
+/** A request body with U+0000 in it (its `verify` hook throws this). */
+export class NulCharacterError extends InvalidRequestError {
+  constructor() {
+    super('Strings in the body may not contain the NUL character (\\u0000).', 'body');
+  }
+}
+
 /** body-parser marks its errors with `type`; map them to the contract's codes. */
 function fromBodyParser(error: unknown, maxBodyBytes: number): AppError | undefined {
   const type = (error as { type?: unknown } | null)?.type;
   switch (type) {
+    case 'entity.verify.failed':
+      return new NulCharacterError();
     case 'entity.parse.failed':
       return new InvalidJsonError();
     case 'entity.too.large':

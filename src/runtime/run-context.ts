@@ -46,7 +46,13 @@ export class RunContext<I = unknown> implements AgentContext<I> {
 
   emit(type: AgentEventType, data: unknown): void {
     if (!this.agentOpen) return; // the run has ended: late events from an agent that ignored its signal
-    const bytes = Buffer.byteLength(JSON.stringify(data) ?? 'null');
+    let json = JSON.stringify(data) ?? 'null';
+    if (json.includes('\\u0000')) {
+      // Postgres cannot store U+0000 in jsonb: an agent's stray NUL becomes U+FFFD, not a lost archive.
+      json = json.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd');
+      data = JSON.parse(json) as unknown;
+    }
+    const bytes = Buffer.byteLength(json);
     if (bytes > this.options.maxEventBytes) {
       return this.limitExceeded(`an event of ${bytes} bytes exceeds MAX_EVENT_BYTES (${this.options.maxEventBytes})`);
     }

@@ -224,6 +224,9 @@ for (const storage of STORAGES) {
         ['simulate payload too big', { body: { agent: 'simulate', input: { payload_bytes: 65_537 } } }, 400, 'invalid_request', 'input.payload_bytes'],
         ['a body over MAX_BODY_BYTES', { body: { agent: 'echo', input: 'x'.repeat(5000) } }, 413, 'payload_too_large'],
         ['an empty Idempotency-Key', { body: { agent: 'echo' }, headers: { 'idempotency-key': '' } }, 400, 'invalid_request'],
+        ['a NUL character in the input', { body: { agent: 'echo', input: 'a\u0000b' } }, 400, 'invalid_request', 'body'],
+        ['a NUL character in the session', { body: { agent: 'echo', session_id: 'a\u0000b' } }, 400, 'invalid_request', 'body'],
+        ['a NUL character in metadata', { body: { agent: 'echo', metadata: { k: '\u0000' } } }, 400, 'invalid_request', 'body'],
       ];
       for (const [name, options, status, code, field] of cases) {
         it(`${name} -> ${status} ${code}`, async () => {
@@ -235,6 +238,14 @@ for (const storage of STORAGES) {
           assert.doesNotMatch(res.text, /at .*\.ts:\d+/, 'no stack trace');
         });
       }
+
+      it('refuses control characters in list filters and odd key prefixes without a 500', async () => {
+        const list = await agentd.as(acme.apiKey, 'GET', '/v1/runs?session_id=%00');
+        assert.equal(list.status, 400);
+        assert.equal(list.body.error.field, 'session_id');
+        const revoke = await agentd.admin('DELETE', '/v1/admin/keys/%00');
+        assert.equal(revoke.status, 404);
+      });
 
       it('created nothing for any refused request, and still serves', async () => {
         const list = await agentd.as(acme.apiKey, 'GET', '/v1/runs?limit=200');

@@ -6,6 +6,9 @@ import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { ApiKeyAuth } from '../auth.js';
 import { parse, uuidParam } from '../validation.js';
 
+/** Key prefixes are the first 8 characters of a base64url key. */
+const KEY_PREFIX = /^[A-Za-z0-9_-]{8}$/;
+
 function accountView(account: Account): Record<string, unknown> {
   return { id: account.id, name: account.name, tier: account.tier, created_at: account.createdAt.toISOString() };
 }
@@ -60,7 +63,9 @@ export function adminRouter(deps: { accounts: AccountRepository; auth: ApiKeyAut
   });
 
   router.delete('/keys/:prefix', async (req, res) => {
-    const accountId = await deps.accounts.revokeKey(String(req.params.prefix));
+    const prefix = String(req.params.prefix);
+    if (!KEY_PREFIX.test(prefix)) throw new NotFoundError('No active key has this prefix.');
+    const accountId = await deps.accounts.revokeKey(prefix);
     if (accountId === null) throw new NotFoundError('No active key has this prefix.');
     deps.auth.forgetAccount(accountId);
     res.json({ key_prefix: req.params.prefix, revoked: true });

@@ -24,10 +24,18 @@ function createRunBody(maxRunTimeoutMs: number) {
     .strict();
 }
 
+/** A query string of printable text (Postgres refuses U+0000; control characters are never ids). */
+const queryText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\u0000-\u001f]*$/, 'must not contain control characters');
+
 const listQuery = z.object({
   status: z.enum(RUN_STATUSES).optional(),
-  agent: z.string().min(1).max(100).optional(),
-  session_id: z.string().min(1).max(200).optional(),
+  agent: queryText(100).optional(),
+  session_id: queryText(200).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
   cursor: z.string().max(200).optional(),
 });
