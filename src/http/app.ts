@@ -12,6 +12,7 @@ import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { NulCharacterError, errorHandler, notFound } from './error-handler.js';
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
@@ -57,19 +58,21 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: settings.maxBodyBytes, type: () => true, verify: refuseNulCharacters }));
 
   const open: RequestHandler = (_req, _res, next) => next();
+  // One record of failed logins per address, whichever token or key was wrong.
+  const throttle = new AuthThrottle();
   app.use(
     opsRouter({
       db: deps.db,
       events: deps.events,
       isDraining: () => deps.manager.isDraining,
       registry: deps.registry,
-      metricsAuth: settings.metricsToken === null ? open : tokenAuth(settings.metricsToken),
+      metricsAuth: settings.metricsToken === null ? open : tokenAuth(settings.metricsToken, throttle),
     }),
   );
 
-  const keyAuth = new ApiKeyAuth(deps.accounts);
+  const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
   const admin = Router();
-  admin.use(tokenAuth(settings.adminToken));
+  admin.use(tokenAuth(settings.adminToken, throttle));
   admin.get('/capacity', async (_req, res) => {
     res.json(await deps.capacity.snapshot());
   });

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Request, RequestHandler } from 'express';
 import { hashApiKey, type Account, type AccountRepository } from '../db/account-repository.js';
 import { NotFoundError, UnauthorizedError } from '../errors.js';
-import { AuthThrottle } from './auth-throttle.js';
+import type { AuthThrottle } from './auth-throttle.js';
 
 /** A revoked key keeps working on other instances for at most this long (the contract allows 5 s). */
 const KEY_CACHE_MS = 2_000;
@@ -32,9 +32,11 @@ export function accountOf(req: Request): Account {
 /** API keys: looked up by SHA-256 hash, cached briefly, with repeated failures slowed per address. */
 export class ApiKeyAuth {
   private readonly cache = new Map<string, { account: Account; expiresAtMs: number }>();
-  private readonly throttle = new AuthThrottle();
 
-  constructor(private readonly accounts: AccountRepository) {}
+  constructor(
+    private readonly accounts: AccountRepository,
+    private readonly throttle: AuthThrottle,
+  ) {}
 
   readonly middleware: RequestHandler = async (req, _res, next) => {
     const key = bearer(req);
@@ -68,13 +70,19 @@ export class ApiKeyAuth {
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
-/** Bearer-token check in constant time. With no token configured the routes answer 404. */
-export function tokenAuth(token: string | null): RequestHandler {
+/**
+ * Bearer-token check in constant time, with repeated failures slowed like API keys'. With no
+ * token configured the routes answer 404.
+ */
+export function tokenAuth(token: string | null, throttle: AuthThrottle): RequestHandler {
   const expected = token === null ? null : digest(token);
-  return (req, _res, next) => {
+  return async (req, _res, next) => {
     if (expected === null) throw new NotFoundError('No route matches this method and path.');
     const given = bearer(req);
-    if (given === null || !timingSafeEqual(digest(given), expected)) throw new UnauthorizedError('Send the admin token as "Authorization: Bearer <token>".');
+    if (given === null || !timingSafeEqual(digest(given), expected)) {
+      await sleep(throttle.fail(req.socket.remoteAddress ?? 'unknown'));
+      throw new UnauthorizedError('Send the token as "Authorization: Bearer <token>".');
+    }
     next();
   };
 }
