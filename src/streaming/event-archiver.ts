@@ -1,6 +1,11 @@
 import type { ArchivedEvent, EventArchiveRepository } from '../db/event-archive-repository.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { RunEvent } from './run-event.js';
+import { sseFrame } from './sse-frame.js';
+
+/** A batch stops growing past this many bytes of event data (one INSERT, one jsonb parameter). */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
 export interface EventArchiverOptions {
   readonly repository: EventArchiveRepository;
@@ -9,12 +14,15 @@ export interface EventArchiverOptions {
   readonly onError: (error: unknown) => void;
   /** Most events per INSERT. */
   readonly maxBatch?: number;
+  /** An event the database refuses for itself (not for being unreachable): it is logged and skipped. */
+  readonly onRejected?: (runId: string, error: unknown) => void;
 }
 
 /**
  * Writes every accepted event to Postgres in batches: one multi-row INSERT per instance per
- * interval, and at once when a run ends. A failed write keeps its events, in order, for the
- * next attempt: no accepted event is dropped.
+ * interval, and at once when a run ends. While the database is unreachable a batch keeps its
+ * events, in order, for the next attempt. A batch the database refuses for its content is
+ * split until the one refused event is found, so it cannot hold up everything behind it.
  */
 export class EventArchiver {
   private pending: ArchivedEvent[] = [];
@@ -55,13 +63,42 @@ export class EventArchiver {
   }
 
   private async writeBatch(): Promise<void> {
-    const batch = this.pending.splice(0, this.maxBatch);
+    const batch = this.takeBatch();
     try {
-      await this.options.repository.insert(batch);
+      await this.insertOrSplit(batch);
       this.archived += batch.length;
     } catch (error) {
       this.pending.unshift(...batch);
       throw error;
+    }
+  }
+
+  /** The oldest pending events, bounded by count and bytes (at least one). */
+  private takeBatch(): ArchivedEvent[] {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.pending.length && count < this.maxBatch) {
+      bytes += sseFrame((this.pending[count] as ArchivedEvent).event).length;
+      if (count > 0 && bytes > MAX_BATCH_BYTES) break;
+      count += 1;
+    }
+    return this.pending.splice(0, count);
+  }
+
+  /** Inserts a batch; on a content error, halves it until the refused event is isolated and skipped. */
+  private async insertOrSplit(batch: ArchivedEvent[]): Promise<void> {
+    try {
+      await this.options.repository.insert(batch);
+    } catch (error) {
+      if (error instanceof DependencyUnavailableError) throw error;
+      if (batch.length === 1) {
+        const [only] = batch as [ArchivedEvent];
+        this.options.onRejected?.(only.runId, error);
+        return;
+      }
+      const middle = Math.ceil(batch.length / 2);
+      await this.insertOrSplit(batch.slice(0, middle));
+      await this.insertOrSplit(batch.slice(middle));
     }
   }
 

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
+import { DependencyUnavailableError } from '../../src/errors.js';
+import { EventArchiver } from '../../src/streaming/event-archiver.js';
+import type { RunEvent } from '../../src/streaming/run-event.js';
+
+const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', data });
+
+/** A repository that stores what it is given, refusing what `refuse` says. */
+function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | null) {
+  const stored: ArchivedEvent[] = [];
+  const calls: number[] = [];
+  const repository = {
+    async insert(events: readonly ArchivedEvent[]) {
+      calls.push(events.length);
+      const error = refuse(events);
+      if (error !== null) throw error;
+      stored.push(...events);
+    },
+  } as unknown as EventArchiveRepository;
+  return { repository, stored, calls };
+}
+
+describe('EventArchiver', () => {
+  let archiver: EventArchiver;
+  afterEach(() => archiver.close());
+
+  it('writes pending events in order, in batches of at most maxBatch', async () => {
+    const fake = fakeRepository(() => null);
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, maxBatch: 4, onError: assert.fail });
+    for (let ms = 1; ms <= 10; ms += 1) archiver.add('run', event(ms));
+    await archiver.flush();
+    assert.deepEqual(fake.calls, [4, 4, 2]);
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(archiver.pendingCount, 0);
+  });
+
+  it('keeps everything while the database is unreachable, and writes it once it is back', async () => {
+    let down = true;
+    const fake = fakeRepository(() => (down ? new DependencyUnavailableError('database') : null));
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, onError: assert.fail });
+    archiver.add('run', event(1));
+    archiver.add('run', event(2));
+    await assert.rejects(archiver.flush(), DependencyUnavailableError);
+    assert.equal(archiver.pendingCount, 2);
+    down = false;
+    await archiver.flush();
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2]);
+  });
+
+  it('isolates an event the database refuses, archives the rest, and reports it once', async () => {
+    const fake = fakeRepository((events) => (events.some((e) => e.runId === 'bad') ? new Error('22P05') : null));
+    const rejected: string[] = [];
+    archiver = new EventArchiver({
+      repository: fake.repository,
+      intervalMs: 60_000,
+      onError: assert.fail,
+      onRejected: (runId) => rejected.push(runId),
+    });
+    for (let ms = 1; ms <= 7; ms += 1) archiver.add(ms === 5 ? 'bad' : 'good', event(ms));
+    await archiver.flush();
+    assert.deepEqual(rejected, ['bad']);
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 6, 7]);
+    archiver.add('good', event(8));
+    await archiver.flush();
+    assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');
+  });
+});
