@@ -1,4 +1,5 @@
 import { ErrorReply } from 'redis';
+import { withDeadline } from '../concurrency/deadline.js';
 import { compareEventIds, formatEventId, type EventId } from './event-id.js';
 import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
 import type { RedisConnections } from './redis-connections.js';
@@ -48,6 +49,8 @@ const READ_COUNT = 1_000;
 /** Streams named in one XREAD (Redis pays per key per call). */
 const READ_KEYS_MAX = 1_000;
 const CLOSE_TIMEOUT_MS = 5_000;
+/** A write or read Redis has not answered in this time is given up (the archive covers it). */
+const COMMAND_DEADLINE_MS = 5_000;
 
 /**
  * The event store shared by several instances. Writes are batched per tick into one pipeline
@@ -114,11 +117,13 @@ export class RedisEventStore implements EventStore {
 
   /** Reads the run's stream; on the writing instance it first waits for events appended before the call. */
   async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
-    if (this.unwritten.has(runId)) await this.written(this.appendedSeq);
+    if (this.unwritten.has(runId)) await withDeadline(this.written(this.appendedSeq), COMMAND_DEADLINE_MS, 'Redis write');
     if (limit <= 0) return [];
     const start = after === null ? '-' : `(${formatEventId(after)}`;
-    const reply = await this.redis.track(
-      this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), start, '+', 'COUNT', String(limit)]),
+    const reply = await withDeadline(
+      this.redis.track(this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), start, '+', 'COUNT', String(limit)])),
+      COMMAND_DEADLINE_MS,
+      'Redis XRANGE',
     );
     return this.toEvents(runId, reply);
   }
@@ -168,7 +173,7 @@ export class RedisEventStore implements EventStore {
         const unsubscribed = this.redis.subscriber
           .unsubscribe(this.keys.eventsChannel, this.onNotification)
           .catch((error: unknown) => this.onError(error));
-        await withDeadline(unsubscribed, CLOSE_TIMEOUT_MS);
+        await settledWithin(unsubscribed, CLOSE_TIMEOUT_MS);
       }
       this.follows.clear();
       this.dirty.clear();
@@ -257,11 +262,13 @@ export class RedisEventStore implements EventStore {
     const notification = formatNotification({ instanceId: this.options.instanceId, runs: [...lastIds] });
     const published = this.redis.track(client.publish(this.keys.eventsChannel, notification));
 
-    const [xaddResults, expireResults, publishResult] = await Promise.all([
-      Promise.allSettled(xadds),
-      Promise.allSettled(expires),
-      Promise.allSettled([published]),
-    ]);
+    // An unresponsive server (not a refused connection) would hold every later flush: give up
+    // on this batch after a deadline; the archive has its events.
+    const [xaddResults, expireResults, publishResult] = await withDeadline(
+      Promise.all([Promise.allSettled(xadds), Promise.allSettled(expires), Promise.allSettled([published])]),
+      COMMAND_DEADLINE_MS,
+      `Redis write of ${events.length} events`,
+    );
     const failures: unknown[] = [];
     for (const result of xaddResults) {
       if (result.status === 'rejected' && !isStaleIdError(result.reason)) failures.push(result.reason);
@@ -308,7 +315,7 @@ export class RedisEventStore implements EventStore {
     while (this.queue.length > 0 || this.flushing !== undefined) {
       this.startFlush();
       const left = deadlineMs - Date.now();
-      if (left <= 0 || !(await withDeadline(this.flushing ?? Promise.resolve(), left))) {
+      if (left <= 0 || !(await settledWithin(this.flushing ?? Promise.resolve(), left))) {
         this.onError(new Error(`event store closed with ${this.queue.length + this.inFlightEvents} events not written`));
         return;
       }
@@ -448,7 +455,7 @@ function isStaleIdError(error: unknown): boolean {
 }
 
 /** True if `promise` settled within `ms`. */
-async function withDeadline(promise: Promise<unknown>, ms: number): Promise<boolean> {
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);

@@ -28,7 +28,7 @@ describe('EventArchiver', () => {
 
   it('writes pending events in order, in batches of at most maxBatch', async () => {
     const fake = fakeRepository(() => null);
-    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, maxBatch: 4, onError: assert.fail });
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, maxBatch: 4, onError: (e) => assert.fail(String(e)) });
     for (let ms = 1; ms <= 10; ms += 1) archiver.add('run', event(ms));
     await archiver.flush();
     assert.deepEqual(fake.calls, [4, 4, 2]);
@@ -39,7 +39,7 @@ describe('EventArchiver', () => {
   it('keeps everything while the database is unreachable, and writes it once it is back', async () => {
     let down = true;
     const fake = fakeRepository(() => (down ? new DependencyUnavailableError('database') : null));
-    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, onError: assert.fail });
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
     archiver.add('run', event(1));
     archiver.add('run', event(2));
     await assert.rejects(archiver.flush(), DependencyUnavailableError);
@@ -55,7 +55,7 @@ describe('EventArchiver', () => {
     archiver = new EventArchiver({
       repository: fake.repository,
       intervalMs: 60_000,
-      onError: assert.fail,
+      onError: (e) => assert.fail(String(e)),
       onRejected: (runId) => rejected.push(runId),
     });
     for (let ms = 1; ms <= 7; ms += 1) archiver.add(ms === 5 ? 'bad' : 'good', event(ms));

@@ -1,22 +1,17 @@
 import { Router, type RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
+import { withDeadline } from '../../concurrency/deadline.js';
 import type { Database } from '../../db/database.js';
 import type { EventStore } from '../../streaming/event-store.js';
 
 const PROBE_TIMEOUT_MS = 2_000;
 
 async function probe(name: string, check: () => Promise<unknown>): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
-  });
   try {
-    await Promise.race([check(), timeout]);
+    await withDeadline(check(), PROBE_TIMEOUT_MS, name);
     return null;
   } catch (error) {
     return `${name}: ${error instanceof Error ? error.message : String(error)}`;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
