@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FairSemaphore } from './concurrency/fair-semaphore.js';
 import type { Database } from './db/database.js';
+import type { LlmLimiters } from './llm/llm-limiters.js';
+import type { RoutingObserver } from './llm/model-router.js';
 import type { RunObserver } from './runtime/run-manager.js';
 import type { EventStore } from './streaming/event-store.js';
 import type { SseListeners } from './streaming/sse-listeners.js';
@@ -11,7 +13,8 @@ export function createMetrics(deps: {
   db: Database;
   events: EventStore;
   listeners: SseListeners;
-}): { registry: Registry; observer: RunObserver } {
+  llm: LlmLimiters;
+}): { registry: Registry; observer: RunObserver; routing: RoutingObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
   const gauge = (name: string, help: string, read: () => number) =>
@@ -32,6 +35,7 @@ export function createMetrics(deps: {
   gauge('agentd_sse_listeners', 'SSE listeners served by this instance.', () => deps.listeners.count);
   gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.events.stats().connections);
   gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.events.stats().pendingEvents);
+  llmGauges(registry, deps.llm);
   const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });
   const ended = new Counter({
     name: 'agentd_runs_finished_total',
@@ -46,8 +50,11 @@ export function createMetrics(deps: {
     buckets: [0.005, 0.05, 0.25, 1, 5, 30, 120, 600, 3600],
     registers: [registry],
   });
+  const cacheHits = new Counter({ name: 'agentd_routing_cache_hits_total', help: 'Model routing decisions served from the cache.', registers: [registry] });
+  const cacheMisses = new Counter({ name: 'agentd_routing_cache_misses_total', help: 'Model routing decisions computed from LLM_ROUTING_RULES.', registers: [registry] });
   return {
     registry,
+    routing: { cacheHit: () => cacheHits.inc(), cacheMiss: () => cacheMisses.inc() },
     observer: {
       runStarted: (agent) => started.inc({ agent }),
       runEnded: (agent, status, durationMs) => {
@@ -56,4 +63,22 @@ export function createMetrics(deps: {
       },
     },
   };
+}
+
+/** In-flight, limit and queue of the global and every provider LLM limiter, labelled by scope and provider. */
+function llmGauges(registry: Registry, llm: LlmLimiters): void {
+  const gauge = (name: string, help: string, read: (semaphore: FairSemaphore) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['scope', 'provider'],
+      registers: [registry],
+      collect() {
+        this.set({ scope: 'global' }, read(llm.global));
+        for (const [provider, semaphore] of llm.providers) this.set({ scope: 'provider', provider }, read(semaphore));
+      },
+    });
+  gauge('agentd_llm_in_flight', 'LLM requests holding a permit.', (s) => s.inUse);
+  gauge('agentd_llm_limit', 'LLM requests allowed in flight (GLOBAL_MAX_INFLIGHT, max_in_flight).', (s) => s.capacity);
+  gauge('agentd_llm_queued', 'LLM requests waiting for a permit.', (s) => s.queued);
 }

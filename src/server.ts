@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createChatAgent } from './agents/chat.js';
 import { AgentRegistry } from './agents/registry.js';
 import { echoAgent } from './agents/echo.js';
 import { simulateAgent } from './agents/simulate.js';
@@ -15,8 +16,13 @@ import { createPgliteDatabase } from './db/pglite-database.js';
 import { createPostgresDatabase, probeServerLimits } from './db/postgres-database.js';
 import { RunRepository } from './db/run-repository.js';
 import { createApp } from './http/app.js';
+import { LlmGateway } from './llm/llm-gateway.js';
+import { LlmLimiters } from './llm/llm-limiters.js';
+import { modelPatternMatcher } from './llm/model-patterns.js';
+import { ModelRouter, type RoutingObserver } from './llm/model-router.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import type { Agent } from './runtime/agent.js';
 import { CapacityReport, type LimitTable } from './runtime/capacity.js';
 import { RunManager } from './runtime/run-manager.js';
 import { EventArchiveRepository } from './db/event-archive-repository.js';
@@ -74,6 +80,26 @@ async function openDatabase(config: Config, runSlots: number): Promise<{ db: Dat
   return { db, pool };
 }
 
+/** The `chat` agent over the configured providers; none when LLM_PROVIDERS is unset. */
+function llmAgents(config: Config, limiters: LlmLimiters, routing: RoutingObserver): Agent[] {
+  if (config.llmProviders.length === 0) return [];
+  const gateway = new LlmGateway({
+    providers: config.llmProviders,
+    limiters,
+    router: new ModelRouter({ providers: config.llmProviders, rules: config.llmRoutingRules, cacheTtlMs: config.routingCacheTtlMs, observer: routing }),
+    timeouts: {
+      baseMs: config.llmTimeoutMs,
+      webSearchMs: config.llmWebSearchTimeoutMs,
+      thinkingMs: config.llmThinkingTimeoutMs,
+      webThinkingMs: config.llmWebThinkingTimeoutMs,
+    },
+    idleTimeoutMs: config.llmIdleTimeoutMs,
+    maxRetries: config.llmMaxRetries,
+    isThinkingModel: modelPatternMatcher(config.llmThinkingModels),
+  });
+  return [createChatAgent(gateway)];
+}
+
 /**
  * The composition root: sizes the instance, opens the database and the event store, wires
  * the run manager and the HTTP app, and listens. Nothing else connects or starts timers.
@@ -82,6 +108,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   const machine = machineOverride ?? (await detectMachine());
   const runSlots = sizeRunSlots(machine.effective, config.memoryPerRunMb, config.maxConcurrentAgentRuns ?? undefined);
   const queueMax = configured(config.runQueueMax, () => ({ value: runSlots.value, source: 'auto' }));
+  const llmInflight = configured(config.globalMaxInflight, () => ({ value: runSlots.value, source: 'auto' }));
 
   const { db, pool: dbPool } = await openDatabase(config, runSlots.value);
   // Filled in as each part is sized (the stream backend adds its own), then frozen in the capacity view.
@@ -96,6 +123,10 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     RUN_TIMEOUT_MS: { value: config.runTimeoutMs, source: config.sources.RUN_TIMEOUT_MS },
     MAX_EVENTS_PER_RUN: { value: config.maxEventsPerRun, source: config.sources.MAX_EVENTS_PER_RUN },
     MAX_EVENT_BYTES: { value: config.maxEventBytes, source: config.sources.MAX_EVENT_BYTES },
+    GLOBAL_MAX_INFLIGHT: llmInflight,
+    LLM_TIMEOUT_MS: { value: config.llmTimeoutMs, source: config.sources.LLM_TIMEOUT_MS },
+    LLM_IDLE_TIMEOUT_MS: { value: config.llmIdleTimeoutMs, source: config.sources.LLM_IDLE_TIMEOUT_MS },
+    LLM_MAX_RETRIES: { value: config.llmMaxRetries, source: config.sources.LLM_MAX_RETRIES },
   };
 
   let streams: StreamBackend | undefined;
@@ -121,14 +152,22 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       repository: archive,
       intervalMs: config.archiveFlushMs,
       onError: (error) => logger.error('archiving events failed; will retry', { error }),
+      onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
     });
     events = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
     await interruptLeftovers(config.instanceId, runs, events, logger);
 
     const slots = new FairSemaphore({ capacity: runSlots.value, queueMax: queueMax.value, queueTimeoutMs: config.runQueueTimeoutMs });
-    const agents = new AgentRegistry([echoAgent, simulateAgent]);
+    // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
+    const llm = new LlmLimiters({
+      globalLimit: llmInflight.value,
+      providers: new Map(config.llmProviders.map((p) => [p.name, p.maxInFlight])),
+      queueMax: runSlots.value,
+      queueTimeoutMs: config.llmTimeoutMs,
+    });
     const listeners = new SseListeners();
-    const metrics = createMetrics({ slots, db, events: streams.store, listeners });
+    const metrics = createMetrics({ slots, db, events: streams.store, listeners, llm });
+    const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);
     const runManager = new RunManager({
       runs,
       slots,
@@ -157,7 +196,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       runs,
       manager: runManager,
       agents,
-      capacity: new CapacityReport({ instanceId: config.instanceId, machine, limits, slots, db, runs, events: streams.store, listeners }),
+      capacity: new CapacityReport({ instanceId: config.instanceId, machine, limits, slots, db, runs, events: streams.store, listeners, llm }),
       registry: metrics.registry,
       settings: {
         adminToken: config.adminToken,

@@ -1,6 +1,13 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import {
+  parseLlmProviders,
+  parseModelPatterns,
+  parseRoutingRules,
+  type LlmProviderConfig,
+  type RoutingRule,
+} from './llm-providers.js';
 import { parseTierLimits, type TierLimits } from './tier-limits.js';
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -63,6 +70,17 @@ const schema = {
   DB_INSTANCES: int(1, 1000).default(4),
   DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5_000),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  LLM_PROVIDERS: z.string().optional(),
+  GLOBAL_MAX_INFLIGHT: int(1, 100_000).optional(),
+  LLM_TIMEOUT_MS: int(1, 86_400_000).default(240_000),
+  LLM_WEB_SEARCH_TIMEOUT_MS: int(1, 86_400_000).default(300_000),
+  LLM_THINKING_TIMEOUT_MS: int(1, 86_400_000).default(360_000),
+  LLM_WEB_THINKING_TIMEOUT_MS: int(1, 86_400_000).default(420_000),
+  LLM_IDLE_TIMEOUT_MS: int(1, 86_400_000).default(60_000),
+  LLM_THINKING_MODELS: z.string().default('*thinking*,o1*,o3*'),
+  LLM_MAX_RETRIES: int(0, 20).default(3),
+  LLM_ROUTING_RULES: z.string().optional(),
+  ROUTING_CACHE_TTL_MS: int(0, 86_400_000).default(180_000),
 } as const;
 
 export type EnvName = keyof typeof schema;
@@ -103,6 +121,20 @@ export interface Config {
   readonly dbInstances: number;
   readonly dbAcquireTimeoutMs: number;
   readonly shutdownGraceMs: number;
+  /** OpenAI-compatible providers; empty: no `chat` agent. */
+  readonly llmProviders: readonly LlmProviderConfig[];
+  /** Unset: = run slots (sized at start-up). */
+  readonly globalMaxInflight: number | null;
+  readonly llmTimeoutMs: number;
+  readonly llmWebSearchTimeoutMs: number;
+  readonly llmThinkingTimeoutMs: number;
+  readonly llmWebThinkingTimeoutMs: number;
+  readonly llmIdleTimeoutMs: number;
+  readonly llmThinkingModels: readonly string[];
+  readonly llmMaxRetries: number;
+  /** Unset: every `auto` request goes to the first provider's first model. */
+  readonly llmRoutingRules: readonly RoutingRule[] | null;
+  readonly routingCacheTtlMs: number;
   /** Which variables were set in the environment (`env`) and which took their default. */
   readonly sources: Readonly<Record<EnvName, 'env' | 'default'>>;
 }
@@ -132,10 +164,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`TIER_LIMITS ${(error as Error).message} (got ${JSON.stringify(env.TIER_LIMITS)})`);
     }
   }
+  const llm = parseLlm(p, env, problems);
   if (problems.length === 0 && p.RUN_TIMEOUT_MS > p.MAX_RUN_TIMEOUT_MS) {
     problems.push(`RUN_TIMEOUT_MS must not exceed MAX_RUN_TIMEOUT_MS (got ${p.RUN_TIMEOUT_MS} > ${p.MAX_RUN_TIMEOUT_MS})`);
   }
-  if (problems.length > 0 || tierLimits === undefined) {
+  if (problems.length > 0 || tierLimits === undefined || llm === undefined) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return Object.freeze({
@@ -170,6 +203,48 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbInstances: p.DB_INSTANCES,
     dbAcquireTimeoutMs: p.DB_ACQUIRE_TIMEOUT_MS,
     shutdownGraceMs: p.SHUTDOWN_GRACE_MS,
+    llmProviders: llm.providers,
+    globalMaxInflight: p.GLOBAL_MAX_INFLIGHT ?? null,
+    llmTimeoutMs: p.LLM_TIMEOUT_MS,
+    llmWebSearchTimeoutMs: p.LLM_WEB_SEARCH_TIMEOUT_MS,
+    llmThinkingTimeoutMs: p.LLM_THINKING_TIMEOUT_MS,
+    llmWebThinkingTimeoutMs: p.LLM_WEB_THINKING_TIMEOUT_MS,
+    llmIdleTimeoutMs: p.LLM_IDLE_TIMEOUT_MS,
+    llmThinkingModels: llm.thinkingModels,
+    llmMaxRetries: p.LLM_MAX_RETRIES,
+    llmRoutingRules: llm.routingRules,
+    routingCacheTtlMs: p.ROUTING_CACHE_TTL_MS,
     sources: Object.freeze(sources),
   });
+}
+
+/** The structured LLM variables; problems are pushed naming the variable, undefined when any failed. */
+function parseLlm(
+  p: Parsed,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): { providers: readonly LlmProviderConfig[]; routingRules: readonly RoutingRule[] | null; thinkingModels: readonly string[] } | undefined {
+  const attempt = <T>(name: EnvName, parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (error) {
+      problems.push(`${name} ${(error as Error).message} (got ${JSON.stringify(env[name])})`);
+      return undefined;
+    }
+  };
+  const providersText = p.LLM_PROVIDERS;
+  const providers = providersText === undefined ? [] : attempt('LLM_PROVIDERS', () => parseLlmProviders(providersText, env));
+  const thinkingModels = attempt('LLM_THINKING_MODELS', () => parseModelPatterns(p.LLM_THINKING_MODELS));
+  if (providers === undefined || thinkingModels === undefined) return undefined;
+  let routingRules: readonly RoutingRule[] | null = null;
+  const rulesText = p.LLM_ROUTING_RULES;
+  if (rulesText !== undefined) {
+    const parsed = attempt('LLM_ROUTING_RULES', () => {
+      if (providers.length === 0) throw new Error('needs LLM_PROVIDERS');
+      return parseRoutingRules(rulesText, providers);
+    });
+    if (parsed === undefined) return undefined;
+    routingRules = parsed;
+  }
+  return { providers, routingRules, thinkingModels };
 }

@@ -158,6 +158,17 @@ export class RunRepository {
     return rows[0] === undefined ? null : toRun(rows[0]);
   }
 
+  /** The account's run created with this Idempotency-Key within 24 h, if any. */
+  async findByIdempotencyKey(accountId: string, key: string): Promise<RunRecord | null> {
+    const rows = await this.db.query(
+      `SELECT * FROM runs
+       WHERE account_id = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'
+       ORDER BY created_at DESC LIMIT 1`,
+      [accountId, key],
+    );
+    return rows[0] === undefined ? null : toRun(rows[0]);
+  }
+
   /** The account's runs, newest first, strictly after `cursor` in that order. */
   async list(accountId: string, filter: RunFilter, limit: number, cursor: RunCursor | null): Promise<RunRecord[]> {
     const rows = await this.db.query(

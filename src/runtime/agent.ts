@@ -15,7 +15,7 @@ export interface AgentContext<I = unknown> {
   emit(type: AgentEventType, data: unknown): void;
 }
 
-/** An agent: validated input in, events out. Throwing fails the run with `agent_error`. */
+/** An agent: validated input in, events out. Throwing fails the run with `agent_error` (a RunFailure: with its code). */
 export interface Agent<I = unknown> {
   readonly name: string;
   readonly description: string;

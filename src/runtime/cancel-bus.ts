@@ -5,8 +5,11 @@
 export interface CancelBus {
   /** Asks the instance running `runId` to cancel it. */
   request(runId: string): Promise<void>;
-  /** Sets the one handler for requests reaching this instance. */
-  onRequest(handler: (runId: string) => void): void;
+  /**
+   * Sets the one handler for requests reaching this instance. `localRuns` lists the runs
+   * this instance holds, so requests that may have been missed (a reconnect) are checked.
+   */
+  onRequest(handler: (runId: string) => void, localRuns: () => Iterable<string>): void;
   /** True if a cancel was requested for the run (checked when a run starts, for a cancel that raced it). */
   wasRequested(runId: string): Promise<boolean>;
 }

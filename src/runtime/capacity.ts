@@ -3,6 +3,7 @@ import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Limit } from '../concurrency/sizing.js';
 import type { Database } from '../db/database.js';
 import type { RunRepository } from '../db/run-repository.js';
+import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
 
@@ -21,6 +22,7 @@ export class CapacityReport {
       readonly runs: RunRepository;
       readonly events: EventStore;
       readonly listeners: SseListeners;
+      readonly llm: LlmLimiters;
     },
   ) {}
 
@@ -58,7 +60,7 @@ export class CapacityReport {
       db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
       redis: { connections: stream.connections, in_flight_ops: stream.inFlightOps, pending_events: stream.pendingEvents },
       sse: { listeners: this.deps.listeners.count },
-      llm: { global: null, providers: {} },
+      llm: this.deps.llm.snapshot(),
       // Leases held by runs of this instance in the database (the tier and session limits count these).
       accounts: { active: leases.accounts, leases: leases.runs },
       sessions: { active: leases.sessions },

@@ -15,6 +15,23 @@ export class RunAbort extends Error {
   }
 }
 
+/** Contract error codes an agent may end its run with by throwing a RunFailure. */
+export type RunFailureCode = 'provider_error' | 'provider_timeout';
+
+/**
+ * Thrown by an agent (or what it calls) to fail its run with a contract code other than
+ * `agent_error`; the message becomes the run's error message.
+ */
+export class RunFailure extends Error {
+  constructor(
+    readonly runErrorCode: RunFailureCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
 export const ENDINGS = {
   completed: { status: 'completed' },
   cancelled: { status: 'cancelled' },
@@ -23,11 +40,13 @@ export const ENDINGS = {
     error: { code: 'timeout', message: `The run did not finish within its timeout of ${timeoutMs} ms.` },
   }),
   agentError: (message: string): RunEnding => ({ status: 'failed', error: { code: 'agent_error', message } }),
+  failure: (code: RunFailureCode, message: string): RunEnding => ({ status: 'failed', error: { code, message } }),
   eventLimit: (message: string): RunEnding => ({ status: 'failed', error: { code: 'event_limit', message } }),
   queueTimeout: (waitedMs: number): RunEnding => ({
     status: 'failed',
     error: { code: 'capacity_exhausted', message: `No run slot came free within ${waitedMs} ms (RUN_QUEUE_TIMEOUT_MS).` },
   }),
+  internal: (message: string): RunEnding => ({ status: 'failed', error: { code: 'internal', message } }),
   shutdown: {
     status: 'interrupted',
     error: { code: 'shutdown', message: 'The instance shut down before the run finished.' },

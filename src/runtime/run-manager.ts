@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentRegistry } from '../agents/registry.js';
+import { abortPromise } from '../concurrency/abort-promise.js';
+import { awaitGrant, releaseAcquisition } from '../concurrency/acquire-permit.js';
+import { withDeadline } from '../concurrency/deadline.js';
 import {
   FairSemaphore,
   QueueFullError,
@@ -14,7 +17,6 @@ import type { RunRecord, RunRepository } from '../db/run-repository.js';
 import {
   AccountConcurrencyLimitError,
   CapacityExhaustedError,
-  DependencyUnavailableError,
   DrainingError,
   NotFoundError,
   SessionConcurrencyLimitError,
@@ -23,7 +25,8 @@ import type { Logger } from '../logger.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { CancelBus } from './cancel-bus.js';
 import { RunContext } from './run-context.js';
-import { ENDINGS, RunAbort, endingOf, type RunEnding } from './run-ending.js';
+import { RunRecorder } from './run-recorder.js';
+import { ENDINGS, RunAbort, RunFailure, endingOf, type RunEnding } from './run-ending.js';
 import { isFinal, type ActiveStatus } from './run-status.js';
 
 export interface SubmitRequest {
@@ -57,15 +60,18 @@ interface ActiveRun {
   readonly record: RunRecord;
   readonly controller: AbortController;
   readonly context: RunContext;
+  /** Its status in the database, as this instance last wrote it. */
+  status: ActiveStatus;
+  /** Its `end` event was emitted. */
+  ended: boolean;
   done: Promise<void>;
 }
 
-const FINALIZE_ATTEMPTS = 6;
-const FINALIZE_BACKOFF_MS = 250;
 const RETRY_AFTER_S = 1;
 /** How long POST /cancel waits for the run to reach its final status before answering. */
 const CANCEL_WAIT_MS = 2_000;
-const CANCEL_POLL_MS = 25;
+const CANCEL_POLL_MIN_MS = 25;
+const CANCEL_POLL_MAX_MS = 200;
 
 /**
  * Admits runs, runs them as async tasks behind the run slots, and ends each exactly once:
@@ -75,6 +81,9 @@ const CANCEL_POLL_MS = 25;
  */
 export class RunManager {
   private readonly active = new Map<string, ActiveRun>();
+  /** Admissions in flight, so shutdown waits for a run that is about to start. */
+  private readonly admitting = new Set<Promise<unknown>>();
+  private readonly recorder: RunRecorder;
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -90,7 +99,11 @@ export class RunManager {
       readonly options: RunManagerOptions;
     },
   ) {
-    deps.cancelBus.onRequest((runId) => this.abortLocal(runId, ENDINGS.cancelled));
+    this.recorder = new RunRecorder(deps.runs, deps.logger);
+    deps.cancelBus.onRequest(
+      (runId) => this.abortLocal(runId, ENDINGS.cancelled),
+      () => this.active.keys(),
+    );
   }
 
   /** Runs in progress on this instance (queued or running). */
@@ -107,16 +120,26 @@ export class RunManager {
    * `created` is false when an Idempotency-Key matched an earlier run.
    */
   async submit(request: SubmitRequest): Promise<{ run: RunRecord; created: boolean }> {
-    const { runs, slots, agents, options } = this.deps;
-    const agent = agents.get(request.agent);
-    const input = agents.parseInput(agent, request.input);
-    if (this.draining) throw new DrainingError();
+    const agent = this.deps.agents.get(request.agent);
+    const input = this.deps.agents.parseInput(agent, request.input);
+    const admission = this.admit(request, agent.name, input);
+    this.admitting.add(admission);
+    try {
+      return await admission;
+    } finally {
+      this.admitting.delete(admission);
+    }
+  }
+
+  private async admit(request: SubmitRequest, agent: string, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
+    const { runs, slots, options } = this.deps;
+    if (this.draining) return this.firstRunOr(request, new DrainingError());
     const id = randomUUID();
     let acquisition: Acquisition;
     try {
       acquisition = slots.acquire(id, request.accountId);
     } catch (error) {
-      if (error instanceof QueueFullError) throw new CapacityExhaustedError(RETRY_AFTER_S);
+      if (error instanceof QueueFullError) return this.firstRunOr(request, new CapacityExhaustedError(RETRY_AFTER_S));
       throw error;
     }
     const status: ActiveStatus = acquisition.kind === 'acquired' ? 'running' : 'queued';
@@ -126,7 +149,7 @@ export class RunManager {
         {
           id,
           accountId: request.accountId,
-          agent: agent.name,
+          agent,
           status,
           sessionId: request.sessionId,
           input: request.input === undefined ? null : request.input,
@@ -140,24 +163,21 @@ export class RunManager {
         options.sessionMaxInflight,
       );
     } catch (error) {
-      abandon(acquisition);
+      releaseAcquisition(acquisition);
       throw error;
     }
+    if (admitted.outcome !== 'created') releaseAcquisition(acquisition);
     switch (admitted.outcome) {
       case 'created':
         this.start(admitted.run, input, acquisition);
         return { run: admitted.run, created: true };
       case 'existing':
-        abandon(acquisition);
         return { run: admitted.run, created: false };
       case 'account_limit':
-        abandon(acquisition);
         throw new AccountConcurrencyLimitError(admitted.limit, admitted.active);
       case 'session_limit':
-        abandon(acquisition);
         throw new SessionConcurrencyLimitError(admitted.limit, admitted.active);
       case 'no_account':
-        abandon(acquisition);
         throw new NotFoundError('The account of this key no longer exists.');
       default: {
         const unreachable: never = admitted;
@@ -166,27 +186,36 @@ export class RunManager {
     }
   }
 
+  /** A retried request (same Idempotency-Key) gets its first run even when it would be refused now. */
+  private async firstRunOr(request: SubmitRequest, refusal: Error): Promise<{ run: RunRecord; created: boolean }> {
+    if (request.idempotencyKey !== null) {
+      const run = await this.deps.runs.findByIdempotencyKey(request.accountId, request.idempotencyKey);
+      if (run !== null) return { run, created: false };
+    }
+    throw refusal;
+  }
+
   /**
-   * Cancels a run of the account: fires its AbortSignal and waits briefly for its final
-   * status. Idempotent; a finished run is returned unchanged.
+   * Cancels a run of the account: fires its AbortSignal (here, or on the instance running it)
+   * and waits briefly for its final status. Idempotent; a finished run is returned unchanged.
    */
   async cancel(accountId: string, runId: string): Promise<RunRecord> {
+    const local = this.active.get(runId);
+    if (local !== undefined && local.record.accountId === accountId) {
+      local.controller.abort(new RunAbort(ENDINGS.cancelled)); // no-op if it is already ending
+      // Not final within the wait (the database is slow): answer with what it says now.
+      await withDeadline(local.done, CANCEL_WAIT_MS, 'cancel').catch(() => undefined);
+      return (await this.deps.runs.get(accountId, runId)) ?? local.record;
+    }
     const record = await this.deps.runs.get(accountId, runId);
     if (record === null) throw new NotFoundError();
     if (isFinal(record.status)) return record;
-    const active = this.active.get(runId);
-    if (active !== undefined) {
-      active.controller.abort(new RunAbort(ENDINGS.cancelled));
-      await Promise.race([active.done, sleep(CANCEL_WAIT_MS)]);
-      return (await this.deps.runs.get(accountId, runId)) ?? record;
-    }
-    // Another instance runs it: ask over the bus, then wait for its final status.
     await this.deps.cancelBus.request(runId);
     const deadline = Date.now() + CANCEL_WAIT_MS;
-    for (;;) {
+    for (let pollMs = CANCEL_POLL_MIN_MS; ; pollMs = Math.min(CANCEL_POLL_MAX_MS, pollMs * 2)) {
       const current = (await this.deps.runs.get(accountId, runId)) ?? record;
       if (isFinal(current.status) || Date.now() > deadline) return current;
-      await sleep(CANCEL_POLL_MS);
+      await sleep(pollMs);
     }
   }
 
@@ -203,10 +232,14 @@ export class RunManager {
   shutdown(graceMs: number): Promise<void> {
     this.shutdownPromise ??= (async () => {
       this.draining = true;
+      await Promise.allSettled([...this.admitting]);
       const all = () => Promise.all([...this.active.values()].map((run) => run.done));
-      const timer = sleep(graceMs, undefined, { ref: false });
-      await Promise.race([all(), timer]);
+      const settled = () => withDeadline(all(), graceMs, 'runs ending').then(() => true, () => false);
+      if (await settled()) return;
       for (const run of this.active.values()) run.controller.abort(new RunAbort(ENDINGS.shutdown));
+      // Endings still waiting for the database get one more grace period, then give up: a
+      // restart with the same INSTANCE_ID ends what is left `interrupted`.
+      if (!(await settled())) this.recorder.stop();
       await all();
     })();
     return this.shutdownPromise;
@@ -227,7 +260,7 @@ export class RunManager {
       maxEventBytes: this.deps.options.maxEventBytes,
       onEventLimit: (message) => controller.abort(new RunAbort(ENDINGS.eventLimit(message))),
     });
-    const active: ActiveRun = { record, controller, context, done: Promise.resolve() };
+    const active: ActiveRun = { record, controller, context, status: record.status as ActiveStatus, ended: false, done: Promise.resolve() };
     this.active.set(record.id, active);
     // A cancel requested on another instance before this run was registered here.
     this.deps.cancelBus.wasRequested(record.id).then(
@@ -237,8 +270,12 @@ export class RunManager {
       (error: unknown) => logger.warn('could not check for an early cancel', { error }),
     );
     active.done = this.lifecycle(active, acquisition)
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         logger.error('run lifecycle failed', { error });
+        await this.finish(active, active.status, ENDINGS.internal('The run failed inside agentd; it was logged.'));
+      })
+      .catch((error: unknown) => {
+        logger.error('could not end the run after a failure', { error });
       })
       .finally(() => this.active.delete(record.id));
   }
@@ -252,8 +289,9 @@ export class RunManager {
         run.context.emitSystem('status', { status: 'queued' });
         permit = await this.waitForSlot(run, acquisition.waiter);
         if (permit === undefined) return;
-        const moved = await this.deps.runs.transition(run.record.id, 'queued', 'running');
+        const moved = await this.recorder.transition(run.record.id, 'queued', 'running');
         if (moved === null) return this.endElsewhere(run);
+        run.status = 'running';
       }
       await this.execute(run);
     } finally {
@@ -263,20 +301,12 @@ export class RunManager {
 
   /** The permit, or undefined when the run ended while it waited (cancel, queue timeout, shutdown). */
   private async waitForSlot(run: ActiveRun, waiter: Waiter): Promise<Permit | undefined> {
-    const { signal } = run.controller;
-    const aborted = abortPromise(signal);
     try {
-      return await Promise.race([waiter.granted, aborted.promise]);
+      return await awaitGrant(waiter, run.controller.signal);
     } catch (error) {
-      if (!waiter.cancel()) {
-        // Granted (or timed out) just as the abort came: give a granted permit straight back.
-        waiter.granted.then((permit) => permit.release(), () => undefined);
-      }
-      const ending = error instanceof QueueTimeoutError ? ENDINGS.queueTimeout(error.waitedMs) : endingOf(signal);
+      const ending = error instanceof QueueTimeoutError ? ENDINGS.queueTimeout(error.waitedMs) : endingOf(run.controller.signal);
       await this.finish(run, 'queued', ending);
       return undefined;
-    } finally {
-      aborted.dispose();
     }
   }
 
@@ -295,7 +325,9 @@ export class RunManager {
       await Promise.race([Promise.resolve().then(() => agent.run(context)), aborted.promise]);
       ending = controller.signal.aborted ? endingOf(controller.signal) : ENDINGS.completed;
     } catch (error) {
-      ending = controller.signal.aborted ? endingOf(controller.signal) : ENDINGS.agentError(agentErrorMessage(error));
+      if (controller.signal.aborted) ending = endingOf(controller.signal);
+      else if (error instanceof RunFailure) ending = ENDINGS.failure(error.runErrorCode, agentErrorMessage(error));
+      else ending = ENDINGS.agentError(agentErrorMessage(error));
     } finally {
       clearTimeout(timer);
       aborted.dispose();
@@ -307,25 +339,28 @@ export class RunManager {
     this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
   }
 
-  /** Records the ending (retrying while the database is unreachable) and emits `error` and `end`. */
+  /**
+   * Records the ending (waiting out a database outage), then emits `error` and `end`: the
+   * stream's `end` never says more than the database does.
+   */
   private async finish(run: ActiveRun, from: ActiveStatus, ending: RunEnding): Promise<void> {
     const { context, record } = run;
+    if (run.ended) return;
     context.closeToAgent();
     const error = 'error' in ending ? ending.error : undefined;
-    if (error !== undefined) context.emitSystem('error', error);
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const updated = await this.deps.runs.transition(record.id, from, ending.status, { error, output: context.output });
-        if (updated === null) return await this.endElsewhere(run);
-        break;
-      } catch (cause) {
-        if (!(cause instanceof DependencyUnavailableError) || attempt >= FINALIZE_ATTEMPTS) {
-          context.logger.error('could not record the end of the run', { status: ending.status, error: cause });
-          break;
-        }
-        await sleep(FINALIZE_BACKOFF_MS * 2 ** (attempt - 1));
-      }
+    let updated: RunRecord | null;
+    try {
+      updated = await this.recorder.transition(record.id, from, ending.status, { error, output: context.output });
+    } catch (cause) {
+      context.logger.error('could not record the end of the run; a restart with this INSTANCE_ID ends it', {
+        status: ending.status,
+        error: cause,
+      });
+      return;
     }
+    if (updated === null) return this.endElsewhere(run);
+    run.ended = true;
+    if (error !== undefined) context.emitSystem('error', error);
     context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
     await this.archive(context);
     context.logger.info('run finished', { status: ending.status });
@@ -335,6 +370,7 @@ export class RunManager {
   private async endElsewhere(run: ActiveRun): Promise<void> {
     const current = await this.deps.runs.get(run.record.accountId, run.record.id);
     const status = current?.status ?? 'interrupted';
+    run.ended = true;
     run.context.closeToAgent();
     run.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
     await this.archive(run.context);
@@ -348,29 +384,6 @@ export class RunManager {
       context.logger.warn('archiving the run events failed; the archiver will retry', { error });
     }
   }
-}
-
-/** Gives a reservation back when admission did not create the run. */
-function abandon(acquisition: Acquisition): void {
-  if (acquisition.kind === 'acquired') {
-    acquisition.permit.release();
-  } else if (!acquisition.waiter.cancel()) {
-    acquisition.waiter.granted.then((permit) => permit.release(), () => undefined);
-  } else {
-    acquisition.waiter.granted.catch(() => undefined); // rejected by cancel(): expected
-  }
-}
-
-/** A promise that rejects when the signal aborts, and a dispose() that removes its listener. */
-function abortPromise(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
-  let onAbort: () => void = () => undefined;
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  promise.catch(() => undefined); // observed through the race; avoid an unhandled rejection when it loses
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 function agentErrorMessage(error: unknown): string {

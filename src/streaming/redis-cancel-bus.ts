@@ -1,3 +1,5 @@
+import { withDeadline } from '../concurrency/deadline.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { CancelBus } from '../runtime/cancel-bus.js';
 import type { RedisConnections } from './redis-connections.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -12,6 +14,7 @@ export interface RedisCancelBusOptions {
 }
 
 const DEFAULT_TTL_SECONDS = 3_600;
+const COMMAND_DEADLINE_MS = 5_000;
 
 /**
  * Cancel requests across instances: a key (so a run that starts later still sees the request)
@@ -20,6 +23,7 @@ const DEFAULT_TTL_SECONDS = 3_600;
  */
 export class RedisCancelBus implements CancelBus {
   private handler: (runId: string) => void = () => undefined;
+  private localRuns: () => Iterable<string> = () => [];
   private subscribed = false;
   private readonly ttlSeconds: number;
   private readonly onError: (error: unknown) => void;
@@ -31,20 +35,45 @@ export class RedisCancelBus implements CancelBus {
 
   async request(runId: string): Promise<void> {
     const { redis, keys } = this.options;
-    // The key first: a run starting after the message was published still finds it.
-    await redis.track(redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } }));
-    await redis.track(redis.commands.publish(keys.cancelChannel, runId));
+    try {
+      // The key first: a run starting after the message was published still finds it.
+      const set = redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } });
+      await withDeadline(redis.track(set), COMMAND_DEADLINE_MS, 'Redis SET');
+      await withDeadline(redis.track(redis.commands.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
+    } catch (error) {
+      throw new DependencyUnavailableError('event stream (Redis)', error);
+    }
   }
 
-  onRequest(handler: (runId: string) => void): void {
+  onRequest(handler: (runId: string) => void, localRuns: () => Iterable<string>): void {
     this.handler = handler;
+    this.localRuns = localRuns;
+    this.subscribe();
+    // Pub/sub is at-most-once: after the subscriber reconnects, a request published while it
+    // was away is still found by its key.
+    this.options.redis.subscriber.on('ready', this.onReconnected);
+  }
+
+  private subscribe(): void {
     if (this.subscribed) return;
     this.subscribed = true;
     this.options.redis.subscriber.subscribe(this.options.keys.cancelChannel, this.onMessage).catch((error: unknown) => {
-      this.subscribed = false;
+      this.subscribed = false; // retried when the subscriber is ready again
       this.onError(error);
     });
   }
+
+  private readonly onReconnected = (): void => {
+    this.subscribe();
+    for (const runId of this.localRuns()) {
+      this.wasRequested(runId).then(
+        (requested) => {
+          if (requested) this.onMessage(runId);
+        },
+        (error: unknown) => this.onError(error),
+      );
+    }
+  };
 
   async wasRequested(runId: string): Promise<boolean> {
     const { redis, keys } = this.options;

@@ -74,8 +74,10 @@ export async function startAgentd(storage: Storage, env: Record<string, string> 
       waitFor(
         async () => {
           const res = await agentd.admin('GET', '/v1/admin/capacity');
-          const { runs, db_pool: pool, accounts, sse } = res.body;
+          const { runs, db_pool: pool, accounts, sse, llm } = res.body;
+          const llmLimiters = [llm.global, ...Object.values(llm.providers)] as Array<{ in_use: number; queued: number }>;
           const idle =
+            llmLimiters.every((limiter) => limiter.in_use === 0 && limiter.queued === 0) &&
             runs.in_use === 0 &&
             runs.queued === 0 &&
             pool.in_use === 0 &&

@@ -394,12 +394,34 @@ describe('RedisEventStore on Redis', () => {
     for (const stop of stops) stop();
   });
 
+  it('finds a cancel request published while the subscriber was away, once it is back', async () => {
+    pair = await openRedisPair();
+    errorsExpected = true; // the killed connection reports its error
+    const busB = new RedisCancelBus({ redis: pair.b.redis, keys: pair.keys, ttlSeconds: 3_600 });
+    const runId = newRunId();
+    const received: string[] = [];
+    busB.onRequest(
+      (id) => received.push(id),
+      () => [runId],
+    );
+    const name = `agentd:${pair.b.instanceId}:subscriber`;
+    await waitFor(async () => (await clientsNamed(admin, name)).length === 1, { what: 'the subscriber connection' });
+    const [subscriber] = await clientsNamed(admin, name);
+    // As if it was published while the subscriber was disconnected: the key is there, the message is lost.
+    await admin.set(pair.keys.cancelRequested(runId), '1', { EX: 60 });
+    await admin.sendCommand(['CLIENT', 'KILL', 'ID', (subscriber as { id: string }).id]);
+    await waitFor(() => received.includes(runId), { what: 'the missed cancel request to be found' });
+  });
+
   it('carries a cancel request to the other instance', async () => {
     pair = await openRedisPair();
     const busA = new RedisCancelBus({ redis: pair.a.redis, keys: pair.keys, ttlSeconds: 3_600 });
     const busB = new RedisCancelBus({ redis: pair.b.redis, keys: pair.keys, ttlSeconds: 3_600 });
     const received: string[] = [];
-    busB.onRequest((runId) => received.push(runId));
+    busB.onRequest(
+      (runId) => received.push(runId),
+      () => [],
+    );
     await waitFor(async () => (await admin.pubSubNumSub(pair!.keys.cancelChannel))[pair!.keys.cancelChannel] === 1, {
       what: 'the cancel subscription',
     });

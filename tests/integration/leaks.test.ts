@@ -9,7 +9,8 @@ const BODIES: Record<Ending, unknown> = {
   failed: { agent: 'simulate', input: { events: 5, interval_ms: 1, fail_at: 2 } },
   timed_out: { agent: 'simulate', input: { events: 1000, interval_ms: 20 }, timeout_ms: 50 },
   cancelled: { agent: 'simulate', input: { events: 1000, interval_ms: 20 } },
-  ignored_cancel: { agent: 'simulate', input: { events: 3, interval_ms: 300, ignore_cancel: true } },
+  // Long enough that the cancel always lands before the agent would have finished.
+  ignored_cancel: { agent: 'simulate', input: { events: 3, interval_ms: 2_000, ignore_cancel: true } },
 };
 
 const EXPECTED: Record<Ending, string> = {

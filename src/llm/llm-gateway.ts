@@ -1,0 +1,144 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LlmProviderConfig } from '../config/llm-providers.js';
+import type { Logger } from '../logger.js';
+import { ProviderError, ProviderTimeoutError } from './errors.js';
+import type { LlmLimiters } from './llm-limiters.js';
+import type { ModelRouter } from './model-router.js';
+import { streamCompletion, type ChatMessage } from './openai-stream.js';
+import { selectTimeout, type LlmTimeouts, type RequestTimeout } from './request-timeout.js';
+import { decideRetry } from './retry-policy.js';
+
+export interface ChatRequest {
+  /** Names the permits of the request (`<runId>`, `<runId>#<n>`). */
+  readonly runId: string;
+  /** The asking agent; routing rules may match on it. */
+  readonly agent: string;
+  /** An explicit model, or null / `auto` for LLM_ROUTING_RULES. */
+  readonly model: string | null;
+  readonly messages: readonly ChatMessage[];
+  readonly webSearch: boolean;
+  /** The run's signal: cancel, run timeout and shutdown stop the request and its retries. */
+  readonly signal: AbortSignal;
+  /** Called with each piece of the reply as it streams in. */
+  readonly onDelta: (text: string) => void;
+  readonly logger?: Logger;
+}
+
+export interface ChatResult {
+  readonly provider: string;
+  readonly model: string;
+  readonly content: string;
+  readonly finishReason: string | null;
+  readonly attempts: number;
+}
+
+/** What agents need of the gateway (a seam for tests). */
+export interface ChatGateway {
+  chat(request: ChatRequest): Promise<ChatResult>;
+}
+
+export interface LlmGatewayOptions {
+  readonly providers: readonly LlmProviderConfig[];
+  readonly limiters: LlmLimiters;
+  readonly router: ModelRouter;
+  readonly timeouts: LlmTimeouts;
+  readonly idleTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly isThinkingModel: (model: string) => boolean;
+  readonly fetch?: typeof fetch;
+  readonly random?: () => number;
+}
+
+/**
+ * Streaming chat completions against the configured OpenAI-compatible providers: routes the
+ * model, holds a global and a provider permit for the whole request (released on every
+ * path), bounds it by the timeout of its type and the run's signal, and retries 429 / 5xx /
+ * connection failures with backoff, only before the first streamed byte.
+ */
+export class LlmGateway implements ChatGateway {
+  private readonly providers: ReadonlyMap<string, LlmProviderConfig>;
+  private readonly fetch: typeof fetch;
+  private readonly random: () => number;
+
+  constructor(private readonly options: LlmGatewayOptions) {
+    this.providers = new Map(options.providers.map((p) => [p.name, p]));
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.random = options.random ?? Math.random;
+  }
+
+  async chat(request: ChatRequest): Promise<ChatResult> {
+    const target = this.options.router.resolve(request.model, { webSearch: request.webSearch, agent: request.agent });
+    const provider = this.providers.get(target.provider);
+    if (provider === undefined) throw new Error(`routed to unknown provider "${target.provider}"`);
+    const timeout = selectTimeout(this.options.timeouts, { webSearch: request.webSearch, thinking: this.options.isThinkingModel(target.model) });
+    const lease = await this.options.limiters.acquire(request.runId, provider.name, request.signal);
+    // The request's own deadline starts once it holds its permits and covers every attempt.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new ProviderTimeoutError(provider.name, `did not finish within ${timeout.timeoutMs} ms (${timeout.setting})`)),
+      timeout.timeoutMs,
+    );
+    request.logger?.debug('llm request', { provider: provider.name, model: target.model, holder: lease.holder, timeoutMs: timeout.timeoutMs });
+    try {
+      const signal = AbortSignal.any([request.signal, deadline.signal]);
+      return await this.withRetries(request, provider, target.model, timeout, signal);
+    } catch (error) {
+      if (error instanceof ProviderError || error instanceof ProviderTimeoutError) {
+        request.logger?.warn('llm request failed', { provider: provider.name, model: target.model, code: error.runErrorCode, error: error.message });
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      lease.release();
+    }
+  }
+
+  /** Attempts until one succeeds, one fails for good, the retries run out or the deadline is too near. */
+  private async withRetries(
+    request: ChatRequest,
+    provider: LlmProviderConfig,
+    model: string,
+    timeout: RequestTimeout,
+    signal: AbortSignal,
+  ): Promise<ChatResult> {
+    const deadlineMs = Date.now() + timeout.timeoutMs;
+    const body = {
+      model,
+      messages: request.messages,
+      stream: true,
+      ...(request.webSearch ? { web_search_options: {} } : {}),
+    };
+    for (let retries = 0; ; retries += 1) {
+      try {
+        const result = await streamCompletion({ fetch: this.fetch, provider, body, signal, idleTimeoutMs: this.options.idleTimeoutMs, onDelta: request.onDelta });
+        return { provider: provider.name, model, ...result, attempts: retries + 1 };
+      } catch (error) {
+        if (!(error instanceof ProviderError) || !error.retryable) throw error;
+        const decision = decideRetry({
+          retriesSoFar: retries,
+          maxRetries: this.options.maxRetries,
+          retryAfterMs: error.retryAfterMs,
+          nowMs: Date.now(),
+          deadlineMs,
+          random: this.random,
+        });
+        if (!decision.retry) {
+          const why = decision.reason === 'exhausted' ? `after ${retries + 1} attempts (LLM_MAX_RETRIES)` : `with no time left to retry before ${timeout.setting}`;
+          throw new ProviderError(provider.name, `${error.detail}; gave up ${why}`, { status: error.status });
+        }
+        request.logger?.info('llm request retried', { provider: provider.name, status: error.status, delayMs: decision.delayMs });
+        await sleepOrAbort(decision.delayMs, signal);
+      }
+    }
+  }
+}
+
+/** Waits, or rejects with the signal's own reason (not node's AbortError) when it aborts. */
+async function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    throw error;
+  }
+}
