@@ -212,6 +212,26 @@ export class RunRepository {
     return ended;
   }
 
+  /**
+   * Every lease of the accounts that have a run on `instanceId` (on any instance, since the
+   * limits are global), with the account's tier: the holders of the account and session limits.
+   */
+  async leaseHolders(instanceId: string): Promise<Array<{ accountId: string; tier: string; sessionId: string | null; runId: string }>> {
+    const rows = await this.db.query(
+      `SELECT l.account_id, a.tier, l.session_id, l.run_id
+       FROM run_leases l JOIN accounts a ON a.id = l.account_id
+       WHERE l.account_id IN (SELECT account_id FROM run_leases WHERE instance_id = $1)
+       ORDER BY l.created_at`,
+      [instanceId],
+    );
+    return rows.map((r) => ({
+      accountId: String(r.account_id),
+      tier: String(r.tier),
+      sessionId: (r.session_id as string | null) ?? null,
+      runId: String(r.run_id),
+    }));
+  }
+
   /** Active leases, for the capacity view: per account and per session. */
   async countLeases(instanceId: string): Promise<{ accounts: number; sessions: number; runs: number }> {
     const rows = await this.db.query<{ accounts: string; sessions: string; runs: string }>(

@@ -4,6 +4,7 @@ import type { Limit } from '../concurrency/sizing.js';
 import type { Database } from '../db/database.js';
 import type { RunRepository } from '../db/run-repository.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
+import type { TierLimits } from '../config/tier-limits.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
 
@@ -23,14 +24,51 @@ export class CapacityReport {
       readonly events: EventStore;
       readonly listeners: SseListeners;
       readonly llm: LlmLimiters;
+      readonly tierLimits: TierLimits;
+      readonly sessionMaxInflight: number;
     },
   ) {}
+
+  /**
+   * The account and session limits as limiters: for each account (and session) with a run on
+   * this instance, its limit, the leases held across all instances (`in_use`, `holders`) and
+   * how many of them wait for a slot here (`queued`).
+   */
+  private async tenancy(): Promise<{ accounts: Record<string, unknown>; sessions: Record<string, unknown> }> {
+    const holders = await this.deps.runs.leaseHolders(this.deps.instanceId);
+    const waiting = new Set(this.deps.slots.waiters());
+    const accounts: Record<string, { tier: string; limit: number; in_use: number; queued: number; holders: string[] }> = {};
+    const sessions: Record<string, { limit: number; in_use: number; queued: number; holders: string[] }> = {};
+    for (const lease of holders) {
+      const account = (accounts[lease.accountId] ??= {
+        tier: lease.tier,
+        limit: this.deps.tierLimits.get(lease.tier) ?? 0,
+        in_use: 0,
+        queued: 0,
+        holders: [],
+      });
+      account.in_use += 1;
+      account.holders.push(lease.runId);
+      if (waiting.has(lease.runId)) account.queued += 1;
+      if (lease.sessionId === null) continue;
+      const session = (sessions[`${lease.accountId}/${lease.sessionId}`] ??= {
+        limit: this.deps.sessionMaxInflight,
+        in_use: 0,
+        queued: 0,
+        holders: [],
+      });
+      session.in_use += 1;
+      session.holders.push(lease.runId);
+      if (waiting.has(lease.runId)) session.queued += 1;
+    }
+    return { accounts, sessions };
+  }
 
   async snapshot(): Promise<Record<string, unknown>> {
     const { machine, slots, db } = this.deps;
     const pool = db.stats();
     const stream = this.deps.events.stats();
-    const leases = await this.deps.runs.countLeases(this.deps.instanceId);
+    const [leases, tenancy] = await Promise.all([this.deps.runs.countLeases(this.deps.instanceId), this.tenancy()]);
     return {
       instance_id: this.deps.instanceId,
       detected: {
@@ -62,8 +100,10 @@ export class CapacityReport {
       sse: { listeners: this.deps.listeners.count },
       llm: this.deps.llm.snapshot(),
       // Leases held by runs of this instance in the database (the tier and session limits count these).
-      accounts: { active: leases.accounts, leases: leases.runs },
-      sessions: { active: leases.sessions },
+      // `active`/`leases`: accounts and leases of runs on this instance; `limits`: each such
+      // account's (and session's) limiter across all instances.
+      accounts: { active: leases.accounts, leases: leases.runs, limits: tenancy.accounts },
+      sessions: { active: leases.sessions, limits: tenancy.sessions },
     };
   }
 }

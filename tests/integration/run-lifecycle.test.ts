@@ -121,6 +121,17 @@ for (const storage of STORAGES) {
         await agentd.waitForEnd(apiKey, third.body.id);
       });
 
+      it('shows the account and session limiters with their holders in the capacity view', async () => {
+        const account = await agentd.createAccount('pro');
+        const run = await agentd.as(account.apiKey, 'POST', '/v1/runs', { body: { ...LONG, session_id: 'cap' } });
+        const capacity = await agentd.admin('GET', '/v1/admin/capacity');
+        assert.deepEqual(capacity.body.accounts.limits[account.id], { tier: 'pro', limit: 5, in_use: 1, queued: 0, holders: [run.body.id] });
+        assert.deepEqual(capacity.body.sessions.limits[`${account.id}/cap`], { limit: 1, in_use: 1, queued: 0, holders: [run.body.id] });
+        await agentd.as(account.apiKey, 'POST', `/v1/runs/${run.body.id}/cancel`);
+        const after = await agentd.admin('GET', '/v1/admin/capacity');
+        assert.equal(after.body.accounts.limits[account.id], undefined);
+      });
+
       it('applies a tier change to the next admission', async () => {
         const account = await agentd.createAccount('free');
         const first = await agentd.as(account.apiKey, 'POST', '/v1/runs', { body: LONG });
@@ -191,6 +202,20 @@ for (const storage of STORAGES) {
         await agentd.as(key, 'POST', `/v1/runs/${running.body.id}/cancel`);
         const list = await agentd.as(key, 'GET', '/v1/runs?limit=200');
         assert.equal(list.body.runs.length, 2, 'the refused request created nothing');
+      });
+
+      it('answers a retried request (same Idempotency-Key) with its first run even when full', async () => {
+        const headers = { 'idempotency-key': `full-${Math.random()}` };
+        const first = await agentd.as(key, 'POST', '/v1/runs', { body: LONG, headers });
+        const filler = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'echo' } });
+        assert.equal(filler.body.status, 'queued', 'slot and queue are now full');
+        const retry = await agentd.as(key, 'POST', '/v1/runs', { body: LONG, headers });
+        assert.equal(retry.status, 202, retry.text);
+        assert.equal(retry.body.id, first.body.id);
+        const other = await agentd.as(key, 'POST', '/v1/runs', { body: LONG });
+        assert.equal(other.status, 503);
+        await agentd.as(key, 'POST', `/v1/runs/${first.body.id}/cancel`);
+        await agentd.waitForEnd(key, filler.body.id);
       });
 
       it('cancels a queued run, and starts a queued run when the slot frees', async () => {
