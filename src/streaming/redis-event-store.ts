@@ -49,6 +49,8 @@ const READ_COUNT = 1_000;
 /** Streams named in one XREAD (Redis pays per key per call). */
 const READ_KEYS_MAX = 1_000;
 const CLOSE_TIMEOUT_MS = 5_000;
+/** Under load, flushes start at least this far apart (a bound on added delivery latency). */
+const MIN_FLUSH_INTERVAL_MS = 5;
 /** A write or read Redis has not answered in this time is given up (the archive covers it). */
 const COMMAND_DEADLINE_MS = 5_000;
 
@@ -72,7 +74,8 @@ export class RedisEventStore implements EventStore {
   /** Runs with events appended here and not yet written (or dropped), with how many. */
   private readonly unwritten = new Map<string, number>();
   private inFlightEvents = 0;
-  private flushTimer: NodeJS.Immediate | undefined;
+  private flushTimer: { cancel(): void } | undefined;
+  private lastFlushAtMs = 0;
   private flushing: Promise<void> | undefined;
 
   /** Runs this instance is writing: appended, `end` not seen. Their listeners are fed in-process. */
@@ -186,10 +189,21 @@ export class RedisEventStore implements EventStore {
 
   private scheduleFlush(): void {
     if (this.flushTimer !== undefined || this.flushing !== undefined) return; // the running flush reschedules
-    this.flushTimer = setImmediate(() => {
+    const run = () => {
       this.flushTimer = undefined;
       this.startFlush();
-    });
+    };
+    // The first event after a quiet spell goes out in the next tick; under load flushes are
+    // at least MIN_FLUSH_INTERVAL_MS apart, so each carries many events and the PUBLISH and
+    // the readers' XREAD are paid per batch, not per event.
+    const waitMs = this.lastFlushAtMs + MIN_FLUSH_INTERVAL_MS - Date.now();
+    if (waitMs <= 0) {
+      const immediate = setImmediate(run);
+      this.flushTimer = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timeout = setTimeout(run, waitMs);
+      this.flushTimer = { cancel: () => clearTimeout(timeout) };
+    }
   }
 
   private startFlush(): void {
@@ -201,7 +215,8 @@ export class RedisEventStore implements EventStore {
   }
 
   private async flush(): Promise<void> {
-    const batch = this.takeBatch(Date.now());
+    this.lastFlushAtMs = Date.now();
+    const batch = this.takeBatch(this.lastFlushAtMs);
     this.inFlightEvents = batch.events.length;
     try {
       await this.write(batch);
@@ -310,7 +325,7 @@ export class RedisEventStore implements EventStore {
 
   /** Flushes until nothing is pending or the deadline passes (then reports what it leaves). */
   private async drain(deadlineMs: number): Promise<void> {
-    clearImmediate(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     while (this.queue.length > 0 || this.flushing !== undefined) {
       this.startFlush();
