@@ -1,0 +1,147 @@
+import type http from 'node:http';
+import { keepAliveAgent, request, runPool } from '../lib/http.js';
+import { msSince, round, summarize, type LatencySummary } from '../lib/stats.js';
+import type { System } from '../lib/systems.js';
+
+export interface AdmissionResult {
+  readonly system: string;
+  readonly runs: number;
+  readonly clients: number;
+  readonly accounts: number;
+  readonly accepted: number;
+  readonly rejected: Record<string, number>;
+  /** 202s per second over the measured phase (a 202 is sent after the run's row is committed). */
+  readonly runsPerSecond: number;
+  readonly latencyMs: LatencySummary;
+  readonly elapsedMs: number;
+  /** Final statuses of the accepted runs, once none is queued or running any more. */
+  readonly statuses: Record<string, number>;
+  readonly allCompleted: boolean;
+  readonly settleMs: number;
+  /** Largest values `sample` returned during the measured phase (agentd: DB pool in use / waiting, run slots). */
+  readonly sampledMax?: Record<string, number>;
+}
+
+/** How a scenario checks the final status of runs: by id, in whichever store the system keeps them. */
+export type StatusCounter = (runs: ReadonlyArray<{ readonly id: string; readonly token: string }>) => Promise<Record<string, number>>;
+
+const ACTIVE = new Set(['queued', 'running']);
+
+/**
+ * `runs` echo runs created by `clients` concurrent clients across `accountCount` accounts
+ * (client c uses accounts c, c+clients, ... in turn), after `warmup` runs that do not count.
+ */
+export async function runAdmission(
+  system: System,
+  options: {
+    runs: number;
+    clients: number;
+    accounts: number;
+    warmup: number;
+    tier: string;
+    countStatuses: StatusCounter;
+    settleTimeoutMs: number;
+    /** Polled every 100 ms during the measured phase; the maxima are reported. */
+    sample?: () => Promise<Record<string, number>>;
+  },
+): Promise<AdmissionResult> {
+  const agent = keepAliveAgent(options.clients);
+  try {
+    const tokens: string[] = [];
+    await runPool(options.accounts, 16, async (index) => {
+      tokens[index] = await system.createAccount(agent, options.tier);
+    });
+    const post = (token: string, i: number) =>
+      request(agent, 'POST', `${system.url}/v1/runs`, { token, body: { agent: 'echo', input: `run ${i}` }, timeoutMs: 60_000 });
+    const pick = (worker: number, round: number) => tokens[(worker + round * options.clients) % options.accounts] as string;
+
+    const warmRounds = new Map<number, number>();
+    await runPool(options.warmup, options.clients, async (i, worker) => {
+      const roundNo = warmRounds.get(worker) ?? 0;
+      warmRounds.set(worker, roundNo + 1);
+      await post(pick(worker, roundNo), i);
+    });
+
+    const latencies: number[] = [];
+    const ids: Array<{ id: string; token: string }> = [];
+    const rejected: Record<string, number> = {};
+    const rounds = new Map<number, number>();
+    const sampledMax: Record<string, number> = {};
+    let sampling = options.sample !== undefined;
+    const sampler = (async () => {
+      while (sampling && options.sample !== undefined) {
+        try {
+          for (const [key, value] of Object.entries(await options.sample())) sampledMax[key] = Math.max(sampledMax[key] ?? 0, value);
+        } catch {
+          // a missed sample only lowers the maxima
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const started = process.hrtime.bigint();
+    await runPool(options.runs, options.clients, async (i, worker) => {
+      const roundNo = rounds.get(worker) ?? 0;
+      rounds.set(worker, roundNo + 1);
+      const sent = process.hrtime.bigint();
+      const token = pick(worker, roundNo);
+      let result: Awaited<ReturnType<typeof post>>;
+      try {
+        result = await post(token, i);
+      } catch (error) {
+        const code = error instanceof Error ? error.message.slice(0, 60) : 'error';
+        rejected[code] = (rejected[code] ?? 0) + 1;
+        return;
+      }
+      latencies.push(msSince(sent));
+      if (result.status === 202) {
+        ids.push({ id: (JSON.parse(result.body) as { id: string }).id, token });
+      } else {
+        const code = `${result.status} ${(/"code":"([a-z_]+)"/.exec(result.body) ?? [])[1] ?? ''}`.trim();
+        rejected[code] = (rejected[code] ?? 0) + 1;
+      }
+    });
+    const elapsedMs = msSince(started);
+    sampling = false;
+    await sampler;
+
+    const settleStart = Date.now();
+    let statuses: Record<string, number> = {};
+    for (;;) {
+      statuses = await options.countStatuses(ids);
+      const active = Object.entries(statuses).some(([status, n]) => ACTIVE.has(status) && n > 0);
+      if (!active || Date.now() - settleStart > options.settleTimeoutMs) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return {
+      system: system.name,
+      runs: options.runs,
+      clients: options.clients,
+      accounts: options.accounts,
+      accepted: ids.length,
+      rejected,
+      runsPerSecond: round((ids.length * 1000) / elapsedMs, 0),
+      latencyMs: summarize(latencies),
+      elapsedMs: round(elapsedMs, 0),
+      statuses,
+      allCompleted: ids.length === options.runs && (statuses.completed ?? 0) === options.runs,
+      settleMs: Date.now() - settleStart,
+      ...(options.sample === undefined ? {} : { sampledMax }),
+    };
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** Counts statuses with GET /v1/runs/:id (for the embedded database, which only agentd can open). */
+export function statusesOverHttp(agent: http.Agent, url: string): StatusCounter {
+  return async (runs) => {
+    const counts: Record<string, number> = {};
+    await runPool(runs.length, 32, async (i) => {
+      const run = runs[i] as { id: string; token: string };
+      const result = await request(agent, 'GET', `${url}/v1/runs/${run.id}`, { token: run.token });
+      const status = result.status === 200 ? (JSON.parse(result.body) as { status: string }).status : `http_${result.status}`;
+      counts[status] = (counts[status] ?? 0) + 1;
+    });
+    return counts;
+  };
+}
