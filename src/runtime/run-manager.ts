@@ -84,6 +84,7 @@ export class RunManager {
   /** Admissions in flight, so shutdown waits for a run that is about to start. */
   private readonly admitting = new Set<Promise<unknown>>();
   private readonly recorder: RunRecorder;
+  private readonly runEnded = new RunAbort(ENDINGS.completed);
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -333,8 +334,9 @@ export class RunManager {
       aborted.dispose();
       context.closeToAgent();
     }
-    // Whatever the agent still has in flight (a fetch, a timer) is told to stop.
-    if (!controller.signal.aborted) controller.abort(new RunAbort(ending));
+    // Whatever the agent still has in flight (a fetch, a timer) is told to stop. The reason is
+    // shared: nobody reads it any more, and an Error with its stack per run is measurable.
+    if (!controller.signal.aborted) controller.abort(this.runEnded);
     await this.finish(run, 'running', ending);
     this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
   }

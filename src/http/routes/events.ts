@@ -12,7 +12,7 @@ import { followRun } from '../../streaming/run-follower.js';
 import type { SseListeners } from '../../streaming/sse-listeners.js';
 import { SseWriter } from '../../streaming/sse-writer.js';
 import { accountOf } from '../auth.js';
-import { submitRequestOf } from './runs.js';
+import { runRequestParser } from './runs.js';
 import { uuidParam } from '../validation.js';
 
 /** A run that ended without an `end` event this long ago had its instance die: write one. */
@@ -70,6 +70,7 @@ function resumePoint(req: Request): EventId | null {
 /** GET /v1/runs/:id/events and POST /v1/runs/stream. */
 export function eventsRouter(deps: EventsRouterDeps): Router {
   const router = Router();
+  const runRequest = runRequestParser(deps.maxRunTimeoutMs);
 
   /**
    * Streams a run's events from `after` to its `end`, then closes. `clientLeft` tells whether
@@ -161,7 +162,7 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
   });
 
   router.post('/v1/runs/stream', async (req, res) => {
-    const submitted = submitRequestOf(req, deps.maxRunTimeoutMs);
+    const submitted = runRequest(req);
     const cancelOnDisconnect = req.query.cancel_on_disconnect === 'true';
     const { run } = await deps.manager.submit(submitted);
     const { clientLeft } = await stream(res, run, null, { 'x-run-id': run.id });
