@@ -68,7 +68,14 @@ export class EventLog {
       this.deps.onError(error); // the fast stream is down: the archive answers
     }
     if (fast.length > 0) return fast;
-    return takeChain(await this.deps.archive.read(runId, after, limit), after);
+    try {
+      return takeChain(await this.deps.archive.read(runId, after, limit), after);
+    } catch (error) {
+      // The database is away: nothing more can be read now. Readers wait for live events and
+      // read again later, rather than lose their stream.
+      this.deps.onError(error);
+      return [];
+    }
   }
 
   subscribe(runId: string, after: EventId | null, listener: EventListener): () => void {
