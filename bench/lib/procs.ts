@@ -7,16 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A free loopback TCP port (bound once, then released). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+export { freePort } from '../../tests/helpers/private-redis.js';
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS); NaN once it is gone. */
 export function rssBytes(pid: number): number {

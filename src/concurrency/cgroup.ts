@@ -8,7 +8,8 @@ export interface CgroupLimits {
 }
 
 /** Memory figures at or above this (2^60) are the kernel's way of saying "no limit". */
-const UNLIMITED_BYTES = 2 ** 60;
+/** Byte figures at or above this mean "no limit" (cgroup v1 and constrainedMemory report huge numbers). */
+export const UNLIMITED_BYTES = 2 ** 60;
 
 /** Trimmed file contents, or null when the file is missing or unreadable. */
 async function readText(path: string): Promise<string | null> {

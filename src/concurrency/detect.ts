@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import { readCgroupLimits, type CgroupLimits } from './cgroup.js';
+import { UNLIMITED_BYTES, readCgroupLimits, type CgroupLimits } from './cgroup.js';
 import { effectiveResources, type Resources } from './sizing.js';
 
 export interface DetectedMachine {
@@ -14,7 +14,7 @@ function readConstrainedMemory(): number | null {
   const read = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory;
   if (typeof read !== 'function') return null;
   const bytes = read.call(process);
-  return bytes !== undefined && Number.isFinite(bytes) && bytes > 0 && bytes < 2 ** 60 ? bytes : null;
+  return bytes !== undefined && Number.isFinite(bytes) && bytes > 0 && bytes < UNLIMITED_BYTES ? bytes : null;
 }
 
 /** Reads CPUs and memory with systeminformation (si.cpu().cores, si.mem().total), the cgroup files and process.constrainedMemory(). */

@@ -1,19 +1,17 @@
-import type { CgroupLimits } from './cgroup.js';
+import { UNLIMITED_BYTES, type CgroupLimits } from './cgroup.js';
 
 export type LimitSource = 'auto' | 'env' | 'default';
 export interface Limit { readonly value: number; readonly source: LimitSource }
 export interface Resources { readonly cpus: number; readonly memoryBytes: number }
 
 const MIB = 1024 * 1024;
-/** Memory figures at or above this (2^60) mean "no limit". */
-const UNLIMITED_BYTES = 2 ** 60;
 const RUN_SLOTS_PER_CPU = 10;
 const MAX_RUN_SLOTS = 2000;
 const DB_POOL_MIN = 4;
 const DB_POOL_MAX = 32;
 /** Fraction of the server's non-reserved connections the agentd instances may take together. */
 const DB_SERVER_SHARE = 0.9;
-/** Commands client, pub/sub subscriber, one blocking reader. */
+/** The commands client and the pub/sub subscriber. */
 const REDIS_CONNECTIONS_PER_INSTANCE = 2;
 const REDIS_QUEUE_MIN = 10_000;
 const REDIS_QUEUE_PER_RUN_SLOT = 50;
