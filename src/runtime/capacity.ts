@@ -11,6 +11,14 @@ import type { SseListeners } from '../streaming/sse-listeners.js';
 /** Every sized or configured limit of this instance, by the env var that sets it. */
 export type LimitTable = Readonly<Record<string, Limit>>;
 
+/** An account's or session's limit as a limiter: leases held across all instances. */
+interface TenancyLimiter {
+  limit: number;
+  in_use: number;
+  queued: number;
+  holders: string[];
+}
+
 /** Builds `GET /v1/admin/capacity`: this instance's sizing and live use of every limiter. */
 export class CapacityReport {
   constructor(
@@ -37,29 +45,19 @@ export class CapacityReport {
   private async tenancy(): Promise<{ accounts: Record<string, unknown>; sessions: Record<string, unknown> }> {
     const holders = await this.deps.runs.leaseHolders(this.deps.instanceId);
     const waiting = new Set(this.deps.slots.waiters());
-    const accounts: Record<string, { tier: string; limit: number; in_use: number; queued: number; holders: string[] }> = {};
-    const sessions: Record<string, { limit: number; in_use: number; queued: number; holders: string[] }> = {};
+    const accounts: Record<string, TenancyLimiter & { tier: string }> = {};
+    const sessions: Record<string, TenancyLimiter> = {};
+    const hold = (limiter: TenancyLimiter, runId: string) => {
+      limiter.in_use += 1;
+      limiter.holders.push(runId);
+      if (waiting.has(runId)) limiter.queued += 1;
+    };
     for (const lease of holders) {
-      const account = (accounts[lease.accountId] ??= {
-        tier: lease.tier,
-        limit: this.deps.tierLimits.get(lease.tier) ?? 0,
-        in_use: 0,
-        queued: 0,
-        holders: [],
-      });
-      account.in_use += 1;
-      account.holders.push(lease.runId);
-      if (waiting.has(lease.runId)) account.queued += 1;
+      const limit = this.deps.tierLimits.get(lease.tier) ?? 0;
+      hold((accounts[lease.accountId] ??= { tier: lease.tier, limit, in_use: 0, queued: 0, holders: [] }), lease.runId);
       if (lease.sessionId === null) continue;
-      const session = (sessions[`${lease.accountId}/${lease.sessionId}`] ??= {
-        limit: this.deps.sessionMaxInflight,
-        in_use: 0,
-        queued: 0,
-        holders: [],
-      });
-      session.in_use += 1;
-      session.holders.push(lease.runId);
-      if (waiting.has(lease.runId)) session.queued += 1;
+      const key = `${lease.accountId}/${lease.sessionId}`;
+      hold((sessions[key] ??= { limit: this.deps.sessionMaxInflight, in_use: 0, queued: 0, holders: [] }), lease.runId);
     }
     return { accounts, sessions };
   }

@@ -8,9 +8,6 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export type FinalStatus = Exclude<RunStatus, 'queued' | 'running'>;
 export type ActiveStatus = Extract<RunStatus, 'queued' | 'running'>;
 
-/** Statuses a run may be created in. */
-export const INITIAL_STATUSES: readonly ActiveStatus[] = ['queued', 'running'];
-
 export const TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>> = {
   // A queued run never completes or times out: it has not started.
   queued: ['running', 'failed', 'cancelled', 'interrupted'],
@@ -42,10 +39,6 @@ export function isFinal(status: RunStatus): status is FinalStatus {
       throw new Error(`unknown status ${String(unreachable)}`);
     }
   }
-}
-
-export function isRunStatus(value: string): value is RunStatus {
-  return (RUN_STATUSES as readonly string[]).includes(value);
 }
 
 /** Every (from, to) pair, for the migration that fills `run_transitions`. */

@@ -4,10 +4,6 @@ import { compareEventIds, type EventId } from './event-id.js';
 import type { EventListener, EventStore } from './event-store.js';
 import type { RunEvent } from './run-event.js';
 
-export function sameEventId(a: EventId | null, b: EventId | null): boolean {
-  return a === null || b === null ? a === b : compareEventIds(a, b) === 0;
-}
-
 /**
  * Whether `event` is the next one for a reader that has everything up to `last`: it is newer,
  * and the event before it is not newer than `last` (so nothing lies between). `last` need
