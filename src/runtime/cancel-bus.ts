@@ -10,8 +10,11 @@ export interface CancelBus {
    * this instance holds, so requests that may have been missed (a reconnect) are checked.
    */
   onRequest(handler: (runId: string) => void, localRuns: () => Iterable<string>): void;
-  /** True if a cancel was requested for the run (checked when a run starts, for a cancel that raced it). */
-  wasRequested(runId: string): Promise<boolean>;
+  /**
+   * True if a cancel for the run reached this instance before the run was registered here
+   * (checked when a run starts, for a cancel that raced its admission).
+   */
+  heardBefore(runId: string): boolean;
 }
 
 /** Single instance: a request is handled at once, and no request can race a start. */
@@ -26,7 +29,7 @@ export class LocalCancelBus implements CancelBus {
     this.handler = handler;
   }
 
-  async wasRequested(): Promise<boolean> {
+  heardBefore(): boolean {
     return false;
   }
 }

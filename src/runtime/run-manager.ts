@@ -264,12 +264,7 @@ export class RunManager {
     const active: ActiveRun = { record, controller, context, status: record.status as ActiveStatus, ended: false, done: Promise.resolve() };
     this.active.set(record.id, active);
     // A cancel requested on another instance before this run was registered here.
-    this.deps.cancelBus.wasRequested(record.id).then(
-      (requested) => {
-        if (requested) this.abortLocal(record.id, ENDINGS.cancelled);
-      },
-      (error: unknown) => logger.warn('could not check for an early cancel', { error }),
-    );
+    if (this.deps.cancelBus.heardBefore(record.id)) controller.abort(new RunAbort(ENDINGS.cancelled));
     active.done = this.lifecycle(active, acquisition)
       .catch(async (error: unknown) => {
         logger.error('run lifecycle failed', { error });

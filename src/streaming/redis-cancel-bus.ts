@@ -15,6 +15,13 @@ export interface RedisCancelBusOptions {
 
 const DEFAULT_TTL_SECONDS = 3_600;
 const COMMAND_DEADLINE_MS = 5_000;
+/**
+ * How long, and for how many runs at most, requests heard on the channel are remembered for a
+ * run that is not registered yet. A run registers right after its admission commits, so the
+ * window this covers is that of a cancel racing an admission; seconds are plenty.
+ */
+const HEARD_TTL_MS = 60_000;
+const HEARD_MAX = 10_000;
 
 /**
  * Cancel requests across instances: a key (so a run that starts later still sees the request)
@@ -25,6 +32,8 @@ export class RedisCancelBus implements CancelBus {
   private handler: (runId: string) => void = () => undefined;
   private localRuns: () => Iterable<string> = () => [];
   private subscribed = false;
+  /** Runs a request was heard for (here or on the channel), with when: see HEARD_TTL_MS. */
+  private readonly heard = new Map<string, number>();
   private readonly ttlSeconds: number;
   private readonly onError: (error: unknown) => void;
 
@@ -35,6 +44,7 @@ export class RedisCancelBus implements CancelBus {
 
   async request(runId: string): Promise<void> {
     const { redis, keys } = this.options;
+    this.remember(runId);
     try {
       // The key first: a run starting after the message was published still finds it.
       const set = redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } });
@@ -66,7 +76,7 @@ export class RedisCancelBus implements CancelBus {
   private readonly onReconnected = (): void => {
     this.subscribe();
     for (const runId of this.localRuns()) {
-      this.wasRequested(runId).then(
+      this.isRequested(runId).then(
         (requested) => {
           if (requested) this.onMessage(runId);
         },
@@ -75,12 +85,33 @@ export class RedisCancelBus implements CancelBus {
     }
   };
 
-  async wasRequested(runId: string): Promise<boolean> {
+  heardBefore(runId: string): boolean {
+    this.forgetOld();
+    return this.heard.has(runId);
+  }
+
+  /** Whether the request key of the run is set (after a reconnect, for requests the channel lost). */
+  private async isRequested(runId: string): Promise<boolean> {
     const { redis, keys } = this.options;
     return (await redis.track(redis.commands.exists(keys.cancelRequested(runId)))) > 0;
   }
 
+  private remember(runId: string): void {
+    this.heard.delete(runId); // re-inserted last: the map stays in the order heard
+    this.heard.set(runId, Date.now());
+    this.forgetOld();
+  }
+
+  private forgetOld(): void {
+    const oldestKeptMs = Date.now() - HEARD_TTL_MS;
+    for (const [runId, heardAtMs] of this.heard) {
+      if (heardAtMs >= oldestKeptMs && this.heard.size <= HEARD_MAX) break;
+      this.heard.delete(runId);
+    }
+  }
+
   private readonly onMessage = (runId: string): void => {
+    this.remember(runId);
     try {
       this.handler(runId);
     } catch (error) {

@@ -71,8 +71,12 @@ export class RedisEventStore implements EventStore {
   private appendedSeq = 0;
   private writtenSeq = 0;
   private readonly writeWaiters: Array<{ seq: number; resolve: () => void }> = [];
-  /** Runs with events appended here and not yet written (or dropped), with how many. */
-  private readonly unwritten = new Map<string, number>();
+  /**
+   * Events appended here and not yet written (or dropped), per run, in order: a reader of a
+   * run this instance writes gets them from memory, not by waiting for the write and reading
+   * them back.
+   */
+  private readonly unwritten = new Map<string, RunEvent[]>();
   private inFlightEvents = 0;
   private flushTimer: { cancel(): void } | undefined;
   private lastFlushAtMs = 0;
@@ -114,14 +118,27 @@ export class RedisEventStore implements EventStore {
     if (follow !== undefined) this.deliver(follow, event);
     this.appendedSeq += 1;
     this.queue.push({ runId, event, seq: this.appendedSeq });
-    this.unwritten.set(runId, (this.unwritten.get(runId) ?? 0) + 1);
+    const unwritten = this.unwritten.get(runId);
+    if (unwritten === undefined) this.unwritten.set(runId, [event]);
+    else unwritten.push(event);
     this.scheduleFlush();
   }
 
-  /** Reads the run's stream; on the writing instance it first waits for events appended before the call. */
+  /**
+   * Reads the run's stream. On the writing instance, events not written yet are answered from
+   * memory when they are all the reader lacks; otherwise the read waits for them to be written.
+   */
   async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
-    if (this.unwritten.has(runId)) await withDeadline(this.written(this.appendedSeq), COMMAND_DEADLINE_MS, 'Redis write');
     if (limit <= 0) return [];
+    const unwritten = this.unwritten.get(runId);
+    if (unwritten !== undefined) {
+      const first = unwritten[0] as RunEvent;
+      // Nothing newer than `after` lies before the first unwritten event: they are the answer.
+      if (first.prev === null || (after !== null && compareEventIds(first.prev, after) <= 0)) {
+        return unwritten.filter((event) => after === null || compareEventIds(event.id, after) > 0).slice(0, limit);
+      }
+      await withDeadline(this.written(this.appendedSeq), COMMAND_DEADLINE_MS, 'Redis write');
+    }
     const start = after === null ? '-' : `(${formatEventId(after)}`;
     const reply = await withDeadline(
       this.redis.track(this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), start, '+', 'COUNT', String(limit)])),
@@ -227,9 +244,9 @@ export class RedisEventStore implements EventStore {
       this.inFlightEvents = 0;
       for (const { runId, event } of batch.events) {
         if (event.type === 'end') this.expiredAtMs.delete(runId); // written or dropped, it is the last
-        const left = (this.unwritten.get(runId) ?? 1) - 1;
-        if (left === 0) this.unwritten.delete(runId);
-        else this.unwritten.set(runId, left);
+        const unwritten = this.unwritten.get(runId);
+        unwritten?.shift(); // batches are taken in append order: this event is the run's oldest
+        if (unwritten?.length === 0) this.unwritten.delete(runId);
       }
       this.markWritten(batch.events.at(-1)?.seq ?? this.writtenSeq);
     }

@@ -5,6 +5,11 @@ import { sseFrame } from './sse-frame.js';
 
 /** Above this many unsent bytes the writer waits for the socket before taking more events. */
 const HIGH_WATER_BYTES = 256 * 1024;
+/**
+ * The headers go out with the first event (one socket write, not two); a stream with nothing
+ * to send this soon gets them alone, so its client knows it is connected.
+ */
+const HEADERS_ALONE_AFTER_MS = 5;
 
 /**
  * Writes Server-Sent Events to one response. The reader is paced by its socket (the writer
@@ -12,9 +17,11 @@ const HIGH_WATER_BYTES = 256 * 1024;
  * whole; live events that pile up meanwhile are the follower's to bound.
  */
 export class SseWriter {
+  private headersTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly res: ServerResponse) {}
 
-  /** Sends the headers of an event stream (status 200). */
+  /** Sends the headers of an event stream (status 200), with the first event or alone within a few ms. */
   open(extraHeaders: Record<string, string> = {}): void {
     this.res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -23,7 +30,10 @@ export class SseWriter {
       connection: 'keep-alive',
       ...extraHeaders,
     });
-    this.res.flushHeaders();
+    this.headersTimer = setTimeout(() => {
+      this.headersTimer = undefined;
+      if (this.writable) this.res.flushHeaders();
+    }, HEADERS_ALONE_AFTER_MS);
   }
 
   /** False once the client is gone or was cut off. */
@@ -51,12 +61,20 @@ export class SseWriter {
   }
 
   end(): void {
+    this.sentHeaders();
     if (this.writable) this.res.end();
   }
 
   private write(chunk: string): boolean {
+    this.sentHeaders();
     if (!this.writable) return false;
     this.res.write(chunk);
     return true;
+  }
+
+  /** The headers leave with whatever is written now. */
+  private sentHeaders(): void {
+    clearTimeout(this.headersTimer);
+    this.headersTimer = undefined;
   }
 }

@@ -40,6 +40,11 @@ const ids = (events: readonly RunEvent[]): string[] => events.map((event) => for
 const newRunId = (): string => `run-${randomUUID()}`;
 
 /** Appends `events` in `ticks` groups, yielding to the event loop between groups. */
+/** Waits until the store has written everything appended to it. */
+async function written(store: EventStore): Promise<void> {
+  await waitFor(() => store.stats().pendingEvents === 0, { what: 'the appended events to be written' });
+}
+
 async function appendOverTicks(store: EventStore, runId: string, events: readonly RunEvent[], ticks: number): Promise<void> {
   const size = Math.ceil(events.length / ticks);
   for (let i = 0; i < events.length; i += size) {
@@ -318,20 +323,36 @@ describe('RedisEventStore on Redis', () => {
     const key = pair.keys.runStream(runId);
     const events = makeEvents(10);
     for (const event of events.slice(0, 5)) pair.writer.append(runId, event);
-    await pair.writer.read(runId, null, 1); // written
+    await written(pair.writer);
     let ttl = await admin.ttl(key);
     assert.ok(ttl > 0 && ttl <= 120, `TTL after the first write is ${ttl}`);
 
     await admin.expire(key, 30); // as if the refresh were 90 s old
     for (const event of events.slice(5, 9)) pair.writer.append(runId, event);
-    await pair.writer.read(runId, null, 1);
+    await written(pair.writer);
     ttl = await admin.ttl(key);
     assert.ok(ttl > 0 && ttl <= 30, `a refresh within ttlSeconds/4 is not due, TTL is ${ttl}`);
 
     pair.writer.append(runId, events[9] as RunEvent);
-    await pair.writer.read(runId, null, 1);
+    await written(pair.writer);
     ttl = await admin.ttl(key);
     assert.ok(ttl > 30 && ttl <= 120, `TTL after the end event is ${ttl}`);
+  });
+
+  it('answers a reader of a run it writes from memory until the events are written', async () => {
+    pair = await openRedisPair();
+    const runId = newRunId();
+    const events = makeEvents(6);
+    for (const event of events.slice(0, 3)) pair.writer.append(runId, event);
+    // Answered before the flush (a setImmediate away) ran: from memory, no round trip.
+    assert.deepEqual(await pair.writer.read(runId, null, 10), events.slice(0, 3));
+    assert.deepEqual(await pair.writer.read(runId, (events[0] as RunEvent).id, 1), events.slice(1, 2));
+    assert.equal(pair.writer.stats().pendingEvents, 3);
+    await written(pair.writer);
+    for (const event of events.slice(3)) pair.writer.append(runId, event);
+    // A reader missing written events too reads them from Redis, with the rest once written.
+    assert.deepEqual(await pair.writer.read(runId, null, 10), events);
+    assert.deepEqual(await pair.writer.read(runId, (events[3] as RunEvent).id, 10), events.slice(4));
   });
 
   it('trims a stream to about maxLen', async () => {
@@ -339,6 +360,7 @@ describe('RedisEventStore on Redis', () => {
     const runId = newRunId();
     const events = makeEvents(1_000);
     await appendOverTicks(pair.writer, runId, events, 5);
+    await written(pair.writer);
     const stored = await pair.writer.read(runId, null, 5_000);
     const length = await admin.xLen(pair.keys.runStream(runId));
     assert.ok(length >= 100 && length < 400, `XLEN is ${length}`);
@@ -426,15 +448,16 @@ describe('RedisEventStore on Redis', () => {
       what: 'the cancel subscription',
     });
     const runId = newRunId();
-    assert.equal(await busB.wasRequested(runId), false);
+    assert.equal(busB.heardBefore(runId), false);
     await busA.request(runId);
     await waitFor(() => received.includes(runId), { what: 'the cancel request on the other instance' });
     assert.deepEqual(received, [runId]);
-    assert.equal(await busB.wasRequested(runId), true);
-    assert.equal(await busA.wasRequested(runId), true);
+    // Remembered for a run that registers after the request reached its instance.
+    assert.equal(busB.heardBefore(runId), true);
+    assert.equal(busA.heardBefore(runId), true);
     const ttl = await admin.ttl(pair.keys.cancelRequested(runId));
     assert.ok(ttl > 0 && ttl <= 3_600, `cancel key TTL is ${ttl}`);
-    assert.equal(await busA.wasRequested(newRunId()), false);
+    assert.equal(busA.heardBefore(newRunId()), false);
   });
 
   for (const connection of ['subscriber', 'commands'] as const) {
