@@ -18,6 +18,7 @@ const HEADERS_ALONE_AFTER_MS = 5;
  */
 export class SseWriter {
   private headersTimer: NodeJS.Timeout | undefined;
+  private corked = false;
 
   constructor(private readonly res: ServerResponse) {}
 
@@ -68,9 +69,21 @@ export class SseWriter {
   private write(chunk: string): boolean {
     this.sentHeaders();
     if (!this.writable) return false;
+    // Events written in the same tick (a catch-up batch, a flush's events, the `end` and the
+    // closing chunk) leave in one socket write: each write is a syscall and a wake-up.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(this.uncork);
+    }
     this.res.write(chunk);
     return true;
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.res.uncork();
+  };
 
   /** The headers leave with whatever is written now. */
   private sentHeaders(): void {
