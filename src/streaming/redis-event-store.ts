@@ -1,9 +1,9 @@
-import { ErrorReply } from 'redis';
 import { withDeadline } from '../concurrency/deadline.js';
 import { compareEventIds, formatEventId, type EventId } from './event-id.js';
 import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
 import type { RedisConnections } from './redis-connections.js';
-import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply, xaddArgs } from './redis-event-codec.js';
+import { appendBatch, type AppendEvent } from './redis-append-script.js';
+import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { RunEvent } from './run-event.js';
 
@@ -16,7 +16,7 @@ export interface RedisEventStoreOptions {
   readonly maxLen: number;
   /** How long a run's stream stays after its `end` (refreshed every ttlSeconds/4 while it runs). */
   readonly ttlSeconds: number;
-  /** Events per flush at most; default 5000 (fewer when half the connection's command queue is smaller). */
+  /** Events per flush (one Redis command) at most; default 1000. */
   readonly maxEventsPerFlush?: number;
   /** Failed writes and reads, malformed entries, listener exceptions. */
   readonly onError: (error: unknown) => void;
@@ -43,7 +43,8 @@ interface Follow {
   delivered: EventId | null;
 }
 
-const DEFAULT_MAX_EVENTS_PER_FLUSH = 5_000;
+/** A flush is one script run, which Redis runs alone: about 2 µs per event, so ≈ 2 ms at most. */
+const DEFAULT_MAX_EVENTS_PER_FLUSH = 1_000;
 /** XREAD COUNT: entries per run per read; a run that fills it is read again. */
 const READ_COUNT = 1_000;
 /** Streams named in one XREAD (Redis pays per key per call). */
@@ -55,8 +56,8 @@ const MIN_FLUSH_INTERVAL_MS = 5;
 const COMMAND_DEADLINE_MS = 5_000;
 
 /**
- * The event store shared by several instances. Writes are batched per tick into one pipeline
- * (XADD with the runtime's ids, EXPIRE when due, one PUBLISH naming each run's last id).
+ * The event store shared by several instances. Writes are batched per tick into one command
+ * (a script: XADD with the runtime's ids, EXPIRE when due, one PUBLISH naming each run's last id).
  * Listeners of runs this instance writes are fed in-process; listeners of other runs are fed
  * by batched, non-blocking XREADs when another instance's notification names their run. Uses
  * only the two connections it is given, whatever the number of runs and listeners.
@@ -252,69 +253,47 @@ export class RedisEventStore implements EventStore {
     }
   }
 
-  /**
-   * The next events to write, at most maxEventsPerFlush and at most half the connection's
-   * command queue in commands (1 XADD each, 1 EXPIRE per run when due, 1 PUBLISH), so reads
-   * still fit beside a full flush.
-   */
+  /** The next events to write (at most maxEventsPerFlush), and which of their streams get an EXPIRE. */
   private takeBatch(nowMs: number): Batch {
-    const budget = Math.max(2, Math.floor(this.redis.commandsQueueMax / 2));
+    const events = this.queue.splice(0, this.maxEventsPerFlush);
     const expiring = new Set<string>();
     const runs = new Set<string>();
-    let commands = 1; // the PUBLISH
-    let count = 0;
-    for (const { runId, event } of this.queue) {
-      const expires = !expiring.has(runId) && (event.type === 'end' || (!runs.has(runId) && this.expireDue(runId, nowMs)));
-      const cost = expires ? 2 : 1;
-      if (count === this.maxEventsPerFlush || (count > 0 && commands + cost > budget)) break;
-      commands += cost;
-      count += 1;
+    for (const { runId, event } of events) {
+      if (event.type === 'end' || (!runs.has(runId) && this.expireDue(runId, nowMs))) expiring.add(runId);
       runs.add(runId);
-      if (expires) expiring.add(runId);
     }
-    return { events: this.queue.splice(0, count), expiring, nowMs };
+    return { events, expiring, nowMs };
   }
 
-  /** Sends one batch as one pipeline (commands issued in one tick are written together). */
+  /** Sends one batch as one command (see redis-append-script.ts). */
   private async write({ events, expiring, nowMs }: Batch): Promise<void> {
     const client = this.redis.commands;
     if (!client.isReady) throw new Error(`Redis is not connected: dropped a batch of ${events.length} events`);
-    // Not `multi().execAsPipeline()`: node-redis 5 queues that while disconnected even with
-    // disableOfflineQueue, and rejects it whole when one XADD is refused.
     const lastIds = new Map<string, EventId>();
-    const ended = new Set<string>();
-    const xadds: Promise<unknown>[] = [];
+    const appends: AppendEvent[] = [];
     for (const { runId, event } of events) {
-      xadds.push(this.redis.track(client.sendCommand<unknown>(xaddArgs(this.keys.runStream(runId), this.options.maxLen, event))));
+      appends.push({
+        key: this.keys.runStream(runId),
+        id: formatEventId(event.id),
+        type: event.type,
+        json: JSON.stringify(event.data ?? null),
+        prev: event.prev === null ? '' : formatEventId(event.prev),
+      });
       lastIds.set(runId, event.id);
-      if (event.type === 'end') ended.add(runId);
     }
-    const expiringRuns = [...expiring];
-    const expires = expiringRuns.map((runId) => this.redis.track(client.expire(this.keys.runStream(runId), this.options.ttlSeconds)));
-    const notification = formatNotification({ instanceId: this.options.instanceId, runs: [...lastIds] });
-    const published = this.redis.track(client.publish(this.keys.eventsChannel, notification));
-
+    const appended = appendBatch(client, {
+      events: appends,
+      expire: [...expiring].map((runId) => this.keys.runStream(runId)),
+      ttlSeconds: this.options.ttlSeconds,
+      maxLen: this.options.maxLen,
+      channel: this.keys.eventsChannel,
+      message: formatNotification({ instanceId: this.options.instanceId, runs: [...lastIds] }),
+    });
     // An unresponsive server (not a refused connection) would hold every later flush: give up
     // on this batch after a deadline; the archive has its events.
-    const [xaddResults, expireResults, publishResult] = await withDeadline(
-      Promise.all([Promise.allSettled(xadds), Promise.allSettled(expires), Promise.allSettled([published])]),
-      COMMAND_DEADLINE_MS,
-      `Redis write of ${events.length} events`,
-    );
-    const failures: unknown[] = [];
-    for (const result of xaddResults) {
-      if (result.status === 'rejected' && !isStaleIdError(result.reason)) failures.push(result.reason);
-    }
-    expireResults.forEach((result, index) => {
-      const runId = expiringRuns[index] as string;
-      // A failed EXPIRE stays due, so the run's next write retries it.
-      if (result.status === 'rejected') failures.push(result.reason);
-      else if (!ended.has(runId)) this.expiredAtMs.set(runId, nowMs);
-    });
-    for (const result of publishResult) if (result.status === 'rejected') failures.push(result.reason);
-    if (failures.length > 0) {
-      throw new Error(`Redis write of ${events.length} events had ${failures.length} failed commands`, { cause: failures[0] });
-    }
+    await withDeadline(this.redis.track(appended), COMMAND_DEADLINE_MS, `Redis write of ${events.length} events`);
+    // EXPIREs run after the XADDs in the script: they succeeded unless the script failed.
+    for (const runId of expiring) this.expiredAtMs.set(runId, nowMs);
   }
 
   /** A run's first write, or ttlSeconds/4 since its last EXPIRE: so a dead writer's stream still expires. */
@@ -479,11 +458,6 @@ export class RedisEventStore implements EventStore {
     }
     return events;
   }
-}
-
-/** Redis refuses an XADD id at or below the stream's top (a retried write); it has no error code of its own. */
-function isStaleIdError(error: unknown): boolean {
-  return error instanceof ErrorReply && error.message.includes('equal or smaller');
 }
 
 /** True if `promise` settled within `ms`. */
