@@ -14,8 +14,26 @@ function toEvent(row: Row): RunEvent {
     id: { ms: Number(row.ms), seq: Number(row.seq) },
     prev: row.prev_ms === null || row.prev_ms === undefined ? null : { ms: Number(row.prev_ms), seq: Number(row.prev_seq) },
     type,
-    data: row.data ?? null,
+    json: typeof row.data === 'string' ? row.data : 'null', // a SQL NULL is JSON null
   };
+}
+
+/**
+ * The `jsonb_to_recordset` document of a batch, built as text so that each event's JSON text
+ * (one JSON value, as `eventJson` makes it) goes in as it is, neither parsed nor serialised
+ * again. The other fields are numbers and a type from a fixed set; the run id is quoted.
+ */
+function recordset(events: readonly ArchivedEvent[]): string {
+  let document = '[';
+  for (const { runId, event } of events) {
+    if (document.length > 1) document += ',';
+    const prevMs = event.prev === null ? 'null' : event.prev.ms;
+    const prevSeq = event.prev === null ? 'null' : event.prev.seq;
+    document +=
+      `{"run_id":${JSON.stringify(runId)},"ms":${event.id.ms},"seq":${event.id.seq},` +
+      `"prev_ms":${prevMs},"prev_seq":${prevSeq},"type":"${event.type}","data":${event.json}}`;
+  }
+  return `${document}]`;
 }
 
 /** The `run_events` table: the durable archive of every run's events. */
@@ -25,29 +43,24 @@ export class EventArchiveRepository {
   /** Inserts many events in one statement; already archived ones are skipped (retries are safe). */
   async insert(events: readonly ArchivedEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const rows = events.map(({ runId, event }) => ({
-      run_id: runId,
-      ms: event.id.ms,
-      seq: event.id.seq,
-      prev_ms: event.prev?.ms ?? null,
-      prev_seq: event.prev?.seq ?? null,
-      type: event.type,
-      data: event.data === undefined ? null : event.data,
-    }));
     await this.db.query(
       `INSERT INTO run_events (run_id, ms, seq, prev_ms, prev_seq, type, data)
        SELECT run_id, ms, seq, prev_ms, prev_seq, type, data
        FROM jsonb_to_recordset($1::jsonb)
          AS x(run_id uuid, ms bigint, seq integer, prev_ms bigint, prev_seq integer, type text, data jsonb)
        ON CONFLICT DO NOTHING`,
-      [JSON.stringify(rows)],
+      [recordset(events)],
     );
   }
 
-  /** Archived events of a run strictly after `after`, oldest first. */
+  /**
+   * Archived events of a run strictly after `after`, oldest first. Their JSON text is jsonb's:
+   * the same values as written, spaced and ordered its own way, and still one line (jsonb
+   * escapes line breaks inside strings).
+   */
   async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
     const rows = await this.db.query(
-      `SELECT ms, seq, prev_ms, prev_seq, type, data FROM run_events
+      `SELECT ms, seq, prev_ms, prev_seq, type, data::text AS data FROM run_events
        WHERE run_id = $1 AND ($2::bigint IS NULL OR (ms, seq) > ($2::bigint, $3::integer))
        ORDER BY ms, seq
        LIMIT $4`,

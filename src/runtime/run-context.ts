@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { EventIdGenerator, type EventId } from '../streaming/event-id.js';
-import type { AgentEventType, EventType, RunEvent } from '../streaming/run-event.js';
+import { eventJson, type AgentEventType, type EventType, type RunEvent } from '../streaming/run-event.js';
 import type { AgentContext } from './agent.js';
 
 export interface RunContextOptions<I> {
@@ -46,12 +46,7 @@ export class RunContext<I = unknown> implements AgentContext<I> {
 
   emit(type: AgentEventType, data: unknown): void {
     if (!this.agentOpen) return; // the run has ended: late events from an agent that ignored its signal
-    let json = JSON.stringify(data) ?? 'null';
-    if (json.includes('\\u0000')) {
-      // Postgres cannot store U+0000 in jsonb: an agent's stray NUL becomes U+FFFD, not a lost archive.
-      json = json.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd');
-      data = JSON.parse(json) as unknown;
-    }
+    const json = eventJson(data);
     const bytes = Buffer.byteLength(json);
     if (bytes > this.options.maxEventBytes) {
       return this.limitExceeded(`an event of ${bytes} bytes exceeds MAX_EVENT_BYTES (${this.options.maxEventBytes})`);
@@ -60,13 +55,14 @@ export class RunContext<I = unknown> implements AgentContext<I> {
       return this.limitExceeded(`the run exceeded MAX_EVENTS_PER_RUN (${this.options.maxEvents})`);
     }
     this.agentEvents += 1;
-    if (type === 'message') this.lastMessage = data;
-    this.append(type, data);
+    // The output is the value as stored: when a NUL was replaced in the text, that text's value.
+    if (type === 'message') this.lastMessage = json.includes('\\ufffd') ? (JSON.parse(json) as unknown) : data;
+    this.append(type, json);
   }
 
   /** Events of the runtime itself (`status`, `error`, `end`), never limited. */
   emitSystem(type: Exclude<EventType, AgentEventType>, data: unknown): void {
-    this.append(type, data);
+    this.append(type, eventJson(data));
   }
 
   /** Stops accepting the agent's events; idempotent. */
@@ -84,9 +80,9 @@ export class RunContext<I = unknown> implements AgentContext<I> {
     this.options.onEventLimit(message);
   }
 
-  private append(type: EventType, data: unknown): void {
+  private append(type: EventType, json: string): void {
     const id = this.ids.next();
-    this.options.events.append(this.runId, { id, prev: this.lastId, type, data });
+    this.options.events.append(this.runId, { id, prev: this.lastId, type, json });
     this.lastId = id;
   }
 }

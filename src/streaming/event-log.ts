@@ -2,7 +2,7 @@ import type { EventArchiveRepository } from '../db/event-archive-repository.js';
 import type { EventArchiver } from './event-archiver.js';
 import { compareEventIds, type EventId } from './event-id.js';
 import type { EventListener, EventStore } from './event-store.js';
-import type { RunEvent } from './run-event.js';
+import { eventJson, type RunEvent } from './run-event.js';
 
 /**
  * Whether `event` is the next one for a reader that has everything up to `last`: it is newer,
@@ -91,6 +91,6 @@ export class EventLog {
     if ((await this.deps.archive.endId(runId)) !== null) return;
     const last = await this.deps.archive.lastId(runId);
     const id: EventId = last === null || finishedAtMs > last.ms ? { ms: finishedAtMs, seq: 0 } : { ms: last.ms, seq: last.seq + 1 };
-    await this.deps.archive.insert([{ runId, event: { id, prev: last, type: 'end', data } }]);
+    await this.deps.archive.insert([{ runId, event: { id, prev: last, type: 'end', json: eventJson(data) } }]);
   }
 }

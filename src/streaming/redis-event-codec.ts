@@ -3,10 +3,12 @@ import { isEventType, type RunEvent } from './run-event.js';
 
 /**
  * How events look in Redis. A stream entry has the event's own id (`<ms>-<seq>`, never `*`)
- * and fields `t` (type), `d` (JSON data) and `p` (previous id, empty for the first event).
+ * and fields `t` (type), `d` (the event's JSON text) and `p` (previous id, empty for the first event).
  * A notification on the events channel names the writing instance and each run's last id:
  * `{"i":"<instanceId>","r":[["<runId>","<ms>-<seq>"],...]}`.
  */
+
+const LINE_BREAK = /[\r\n]/;
 
 /** XADD arguments for one event, trimming the stream to about `maxLen` entries. */
 export function xaddArgs(key: string, maxLen: number, event: RunEvent): string[] {
@@ -20,32 +22,46 @@ export function xaddArgs(key: string, maxLen: number, event: RunEvent): string[]
     't',
     event.type,
     'd',
-    JSON.stringify(event.data ?? null), // undefined is stored as null
+    event.json,
     'p',
     event.prev === null ? '' : formatEventId(event.prev),
   ];
 }
 
-/** One XRANGE/XREAD entry (`[id, [field, value, ...]]`) as an event; null when malformed. */
+/**
+ * One XRANGE/XREAD entry (`[id, [field, value, ...]]`) as an event; null when malformed. The
+ * data stays text: it was serialised by the writer and goes to SSE clients as it is, so it is
+ * only checked to be one line (a line break would end the SSE `data:` field early).
+ */
 export function parseStreamEntry(entry: unknown): RunEvent | null {
   if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !Array.isArray(entry[1])) return null;
   const id = parseEventId(entry[0]);
-  const fields = new Map<string, unknown>();
-  const raw = entry[1] as unknown[];
-  for (let i = 0; i + 1 < raw.length; i += 2) fields.set(String(raw[i]), raw[i + 1]);
-  const type = fields.get('t');
-  const data = fields.get('d');
-  const prevText = fields.get('p');
-  if (id === null || typeof type !== 'string' || !isEventType(type) || typeof data !== 'string' || typeof prevText !== 'string') {
-    return null;
+  if (id === null) return null;
+  const fields = entry[1] as unknown[];
+  let type: unknown;
+  let json: unknown;
+  let prevText: unknown;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const value = fields[i + 1];
+    switch (fields[i]) {
+      case 't':
+        type = value;
+        break;
+      case 'd':
+        json = value;
+        break;
+      case 'p':
+        prevText = value;
+        break;
+      default:
+        break; // a field of a later version: ignored
+    }
   }
+  if (typeof type !== 'string' || !isEventType(type) || typeof json !== 'string' || typeof prevText !== 'string') return null;
+  if (json === '' || LINE_BREAK.test(json)) return null;
   const prev = prevText === '' ? null : parseEventId(prevText);
   if (prevText !== '' && prev === null) return null;
-  try {
-    return { id, prev, type, data: JSON.parse(data) as unknown };
-  } catch {
-    return null; // the caller reports the malformed entry
-  }
+  return { id, prev, type, json };
 }
 
 /** XREAD's RESP2 reply (null, or `[[key, entries], ...]`) as key and raw entries. */

@@ -30,7 +30,7 @@ function makeEvents(count: number, { end = true, firstMs = 1_700_000_000_000 } =
   for (let i = 0; i < count; i++) {
     const id: EventId = { ms: firstMs + Math.floor(i / 3), seq: i % 3 };
     const type: EventType = i === 0 ? 'status' : end && i === count - 1 ? 'end' : 'token';
-    events.push({ id, prev, type, data: { i, text: `token ${i} é 🚀 "quoted" \\ ${'x'.repeat(i % 7)}` } });
+    events.push({ id, prev, type, json: JSON.stringify({ i, text: `token ${i} é 🚀 "quoted" \\ \n ${'x'.repeat(i % 7)}` }) });
     prev = id;
   }
   return events;
@@ -159,12 +159,12 @@ function eventStoreContract(name: string, remote: boolean, open: (options?: Stor
       }
     });
 
-    it('round-trips ids, prev and data exactly', async () => {
+    it('round-trips ids, prev and the JSON text exactly', async () => {
       const runId = newRunId();
-      const first: RunEvent = { id: { ms: 1, seq: 0 }, prev: null, type: 'status', data: { status: 'running' } };
-      const second: RunEvent = { id: { ms: 1, seq: 999_999_999 }, prev: first.id, type: 'message', data: ['a', 1, null, true, { n: -2.5 }] };
-      const third: RunEvent = { id: { ms: 999_999_999_999_999, seq: 0 }, prev: second.id, type: 'tool', data: 'plain string' };
-      const fourth: RunEvent = { id: { ms: 999_999_999_999_999, seq: 7 }, prev: third.id, type: 'end', data: null };
+      const first: RunEvent = { id: { ms: 1, seq: 0 }, prev: null, type: 'status', json: '{"status":"running"}' };
+      const second: RunEvent = { id: { ms: 1, seq: 999_999_999 }, prev: first.id, type: 'message', json: '["a",1,null,true,{"n":-2.5}]' };
+      const third: RunEvent = { id: { ms: 999_999_999_999_999, seq: 0 }, prev: second.id, type: 'tool', json: '"plain string"' };
+      const fourth: RunEvent = { id: { ms: 999_999_999_999_999, seq: 7 }, prev: third.id, type: 'end', json: 'null' };
       const events = [first, second, third, fourth];
       for (const event of events) stores.writer.append(runId, event);
       await waitFor(async () => (await stores.reader.read(runId, null, 10)).length === 4, { what: '4 events on the other instance' });

@@ -1,5 +1,5 @@
 /**
- * The storage contract: migrations, AccountRepository and RunRepository behave the same on real
+ * The storage contract: migrations, AccountRepository, RunRepository and EventArchiveRepository behave the same on real
  * Postgres and on embedded PGlite. Each adapter gets one migrated database for the file (tests
  * isolate themselves with their own accounts and instance ids); tests that need an unmigrated
  * database make and tear down their own.
@@ -14,8 +14,15 @@ import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
 import { createPgliteDatabase } from '../../src/db/pglite-database.js';
 import { createPostgresDatabase } from '../../src/db/postgres-database.js';
+import { EventArchiveRepository, type ArchivedEvent } from '../../src/db/event-archive-repository.js';
 import { RunRepository, type AdmitResult, type NewRun, type RunRecord } from '../../src/db/run-repository.js';
+import { DependencyUnavailableError } from '../../src/errors.js';
 import { RUN_STATUSES, isFinal, transitionPairs, type RunStatus } from '../../src/runtime/run-status.js';
+import { EventArchiver } from '../../src/streaming/event-archiver.js';
+import { EventLog } from '../../src/streaming/event-log.js';
+import { MemoryEventStore } from '../../src/streaming/memory-event-store.js';
+import { eventJson, type EventType, type RunEvent } from '../../src/streaming/run-event.js';
+import { sseFrame } from '../../src/streaming/sse-frame.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 
 const CHECK_VIOLATION = '23514';
@@ -830,6 +837,108 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal(await runs.get(mine, theirRun.id), null);
         assert.equal((await runs.get(theirs, theirRun.id))?.id, theirRun.id);
         assert.deepEqual(await runs.list(randomUUID(), {}, 100, null), []);
+      });
+    });
+
+    describe('EventArchiveRepository', () => {
+      /** `values.length` chained events of a run, the i-th carrying `values[i]`. */
+      function chain(values: readonly unknown[], type: EventType = 'token'): RunEvent[] {
+        return values.map((value, i) => ({
+          id: { ms: 1_700_000_000_000 + i, seq: i % 2 },
+          prev: i === 0 ? null : { ms: 1_700_000_000_000 + i - 1, seq: (i - 1) % 2 },
+          type,
+          json: eventJson(value),
+        }));
+      }
+
+      /** What a reader of the archive sees: jsonb may space and order the text its own way, not change the value. */
+      const asRead = (events: readonly RunEvent[]) => events.map(({ id, prev, type, json }) => ({ id, prev, type, data: JSON.parse(json) as unknown }));
+
+      it('reads back the ids, chain and data of what it inserted, after an id and up to a limit', async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const values = [{ status: 'running' }, ['a', 1, null, true, { n: -2.5, b: 'z', a: 'y' }], 'plain é 🚀 "quoted" \\', null, 12345678901234, {}];
+        const events = chain(values);
+        await archive.insert(events.map((event) => ({ runId: run.id, event })));
+        assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events));
+        assert.deepEqual(asRead(await archive.read(run.id, events[1]!.id, 2)), asRead(events.slice(2, 4)));
+        assert.deepEqual(await archive.read(run.id, events.at(-1)!.id, 100), []);
+        assert.deepEqual(await archive.lastId(run.id), events.at(-1)!.id);
+        assert.equal(await archive.endId(run.id), null);
+      });
+
+      it('skips events already archived, so a retried batch is safe', async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const events = chain(['first', 'second', 'third']);
+        await archive.insert(events.slice(0, 2).map((event) => ({ runId: run.id, event })));
+        const retried = events.map((event, i) => ({ runId: run.id, event: i === 0 ? { ...event, json: '"changed"' } : event }));
+        await archive.insert(retried);
+        assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events), 'the first write stays');
+      });
+
+      it('gives back text that is one SSE data line, with line breaks inside strings escaped', async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const value = { text: 'one\ntwo\r\nthree', nested: ['\n'] };
+        await archive.insert(chain([value]).map((event) => ({ runId: run.id, event })));
+        const [read] = await archive.read(run.id, null, 10);
+        assert.ok(read);
+        assert.doesNotMatch(read.json, /[\r\n]/);
+        const lines = sseFrame(read).split('\n');
+        assert.equal(lines.filter((line) => line.startsWith('data: ')).length, 1);
+        assert.deepEqual(JSON.parse(lines[2]!.slice('data: '.length)), value);
+      });
+
+      it('refuses, as content rather than unavailability, an event jsonb cannot hold; the archiver skips only that one', async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const events = chain(['before', 'lone surrogate \ud800', 'after']);
+        const batch: ArchivedEvent[] = events.map((event) => ({ runId: run.id, event }));
+        await assert.rejects(archive.insert(batch), (err: unknown) => !(err instanceof DependencyUnavailableError));
+        assert.deepEqual(await archive.read(run.id, null, 10), [], 'one statement: nothing of the batch');
+
+        const rejected: string[] = [];
+        const archiver = new EventArchiver({ repository: archive, intervalMs: 60_000, onError: (e) => assert.fail(String(e)), onRejected: (runId) => rejected.push(runId) });
+        try {
+          for (const { runId, event } of batch) archiver.add(runId, event);
+          await archiver.flush();
+        } finally {
+          await archiver.close();
+        }
+        assert.deepEqual(rejected, [run.id]);
+        assert.deepEqual(
+          (await archive.read(run.id, null, 10)).map((event) => JSON.parse(event.json) as unknown),
+          ['before', 'after'],
+        );
+      });
+
+      it("ensureEnd writes a run's missing end once, after its last archived event", async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const events = chain(['a', 'b']);
+        await archive.insert(events.map((event) => ({ runId: run.id, event })));
+        const store = new MemoryEventStore({ ttlSeconds: 60, onError: (e) => assert.fail(String(e)) });
+        const archiver = new EventArchiver({ repository: archive, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
+        try {
+          const log = new EventLog({ store, archiver, archive, onError: (e) => assert.fail(String(e)) });
+          const error = { code: 'instance_lost', message: 'gone \u0000 "quoted"' };
+          const finishedAtMs = events.at(-1)!.id.ms + 5_000;
+          await log.ensureEnd(run.id, { status: 'interrupted', error }, finishedAtMs);
+          await log.ensureEnd(run.id, { status: 'interrupted', error }, finishedAtMs);
+          const read = await archive.read(run.id, events.at(-1)!.id, 10);
+          assert.deepEqual(asRead(read), [
+            {
+              id: { ms: finishedAtMs, seq: 0 },
+              prev: events.at(-1)!.id,
+              type: 'end',
+              data: { status: 'interrupted', error: { ...error, message: 'gone \uFFFD "quoted"' } },
+            },
+          ]);
+        } finally {
+          await archiver.close();
+          await store.close();
+        }
       });
     });
 

@@ -5,7 +5,7 @@ import { DependencyUnavailableError } from '../../src/errors.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import type { RunEvent } from '../../src/streaming/run-event.js';
 
-const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', data });
+const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', json: JSON.stringify(data) });
 
 /** A repository that stores what it is given, refusing what `refuse` says. */
 function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | null) {
@@ -34,6 +34,15 @@ describe('EventArchiver', () => {
     assert.deepEqual(fake.calls, [4, 4, 2]);
     assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal(archiver.pendingCount, 0);
+  });
+
+  it('bounds a batch by the size of its events too', async () => {
+    const fake = fakeRepository(() => null);
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
+    const large = 'x'.repeat(3 * 1024 * 1024);
+    for (let ms = 1; ms <= 5; ms += 1) archiver.add('run', event(ms, large));
+    await archiver.flush();
+    assert.deepEqual(fake.calls, [2, 2, 1], 'two 3 Mi-character events per batch under the 8 Mi bound');
   });
 
   it('keeps everything while the database is unreachable, and writes it once it is back', async () => {

@@ -3,7 +3,7 @@ import { afterEach, describe, it } from 'node:test';
 import { MemoryEventStore } from '../../src/streaming/memory-event-store.js';
 import type { RunEvent } from '../../src/streaming/run-event.js';
 
-const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => ({ id: { ms, seq: 0 }, prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type, data: {} });
+const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => ({ id: { ms, seq: 0 }, prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type, json: '{}' });
 
 describe('MemoryEventStore retention', () => {
   let store: MemoryEventStore;

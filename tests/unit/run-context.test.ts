@@ -34,10 +34,24 @@ describe('RunContext', () => {
     assert.deepEqual(ctx.output, { role: 'assistant', content: 'hi' });
   });
 
+  it("carries each event's data as its JSON text, undefined as null", () => {
+    const { ctx, appended } = context();
+    ctx.emit('token', { text: 'line\nbreak', n: 1 });
+    ctx.emit('tool', undefined);
+    ctx.emitSystem('end', { status: 'completed' });
+    assert.deepEqual(
+      appended.map((event) => event.json),
+      ['{"text":"line\\nbreak","n":1}', 'null', '{"status":"completed"}'],
+    );
+  });
+
   it('replaces a NUL character, which Postgres cannot store, and keeps escaped backslashes', () => {
     const { ctx, appended } = context();
     ctx.emit('message', { content: 'a\u0000b', literal: '\\u0000' });
-    assert.deepEqual(appended[0]?.data, { content: 'a\uFFFDb', literal: '\\u0000' });
+    ctx.emitSystem('error', { message: 'agent said \u0000' });
+    assert.deepEqual(JSON.parse(appended[0]?.json ?? ''), { content: 'a\uFFFDb', literal: '\\u0000' });
+    assert.deepEqual(ctx.output, { content: 'a\uFFFDb', literal: '\\u0000' }, 'the output is what the event carries');
+    assert.deepEqual(JSON.parse(appended[1]?.json ?? ''), { message: 'agent said \uFFFD' }, "in the runtime's events too");
   });
 
   it('stops at the event limits and drops what comes after', () => {

@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { eventJson, type RunEvent } from '../../src/streaming/run-event.js';
+import { sseFrame } from '../../src/streaming/sse-frame.js';
+
+const withData = (data: unknown): RunEvent => ({ id: { ms: 1_700_000_000_000, seq: 3 }, prev: null, type: 'token', json: eventJson(data) });
+
+describe('sseFrame', () => {
+  it('sends the event as id, event and one data line of its JSON text', () => {
+    const event = withData({ text: 'hi' });
+    assert.equal(sseFrame(event), 'id: 1700000000000-3\nevent: token\ndata: {"text":"hi"}\n\n');
+    assert.equal(sseFrame(event), sseFrame(event), 'built once');
+  });
+
+  it('keeps line breaks inside strings on the one data line, and the value round-trips', () => {
+    const value = { text: 'one\ntwo\r\nthree\rfour', list: ['\n', '\u2028'] };
+    const lines = sseFrame(withData(value)).split(/\r\n|\r|\n/);
+    assert.deepEqual(lines.slice(0, 2), ['id: 1700000000000-3', 'event: token']);
+    assert.deepEqual(lines.slice(3), ['', ''], 'the frame ends after one data line');
+    const data = lines[2] ?? '';
+    assert.ok(data.startsWith('data: '));
+    assert.deepEqual(JSON.parse(data.slice('data: '.length)), value);
+  });
+});
