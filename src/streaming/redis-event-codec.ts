@@ -2,7 +2,7 @@ import { formatEventId, parseEventId, type EventId } from './event-id.js';
 import { isEventType, type RunEvent } from './run-event.js';
 
 /**
- * How events look in Redis. A stream entry has the event's own id (`<ms>-<seq>`, never `*`)
+ * How events look in Redis (written by redis-append-script.ts). A stream entry has the event's own id (`<ms>-<seq>`, never `*`)
  * and fields `t` (type), `d` (the event's JSON text) and `p` (previous id, empty for the first event).
  * A notification on the events channel names the writing instance and each run's last id:
  * `{"i":"<instanceId>","r":[["<runId>","<ms>-<seq>"],...]}`.
@@ -10,22 +10,14 @@ import { isEventType, type RunEvent } from './run-event.js';
 
 const LINE_BREAK = /[\r\n]/;
 
-/** XADD arguments for one event, trimming the stream to about `maxLen` entries. */
-export function xaddArgs(key: string, maxLen: number, event: RunEvent): string[] {
-  return [
-    'XADD',
-    key,
-    'MAXLEN',
-    '~',
-    String(maxLen),
-    formatEventId(event.id),
-    't',
-    event.type,
-    'd',
-    event.json,
-    'p',
-    event.prev === null ? '' : formatEventId(event.prev),
-  ];
+/** An event's entry id and field values, as the append script (redis-append-script.ts) writes them. */
+export function streamEntryOf(event: RunEvent): { id: string; type: string; json: string; prev: string } {
+  return {
+    id: formatEventId(event.id),
+    type: event.type,
+    json: event.json,
+    prev: event.prev === null ? '' : formatEventId(event.prev),
+  };
 }
 
 /**

@@ -3,7 +3,7 @@ import { compareEventIds, formatEventId, type EventId } from './event-id.js';
 import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
 import type { RedisConnections } from './redis-connections.js';
 import { appendBatch, type AppendEvent } from './redis-append-script.js';
-import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply } from './redis-event-codec.js';
+import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply, streamEntryOf } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { RunEvent } from './run-event.js';
 
@@ -272,13 +272,7 @@ export class RedisEventStore implements EventStore {
     const lastIds = new Map<string, EventId>();
     const appends: AppendEvent[] = [];
     for (const { runId, event } of events) {
-      appends.push({
-        key: this.keys.runStream(runId),
-        id: formatEventId(event.id),
-        type: event.type,
-        json: JSON.stringify(event.data ?? null),
-        prev: event.prev === null ? '' : formatEventId(event.prev),
-      });
+      appends.push({ key: this.keys.runStream(runId), ...streamEntryOf(event) });
       lastIds.set(runId, event.id);
     }
     const appended = appendBatch(client, {

@@ -46,7 +46,14 @@ export class SseWriter {
   async event(event: RunEvent): Promise<boolean> {
     if (!this.write(sseFrame(event))) return false;
     if (this.res.writableLength > HIGH_WATER_BYTES) {
-      await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
+      // One signal removes both listeners once either fires (a slow client waits many times).
+      const settled = new AbortController();
+      const { signal } = settled;
+      try {
+        await Promise.race([once(this.res, 'drain', { signal }), once(this.res, 'close', { signal })]);
+      } finally {
+        settled.abort();
+      }
     }
     return this.writable;
   }

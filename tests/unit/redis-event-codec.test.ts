@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseStreamEntry, xaddArgs } from '../../src/streaming/redis-event-codec.js';
+import { parseStreamEntry, streamEntryOf } from '../../src/streaming/redis-event-codec.js';
 import type { RunEvent } from '../../src/streaming/run-event.js';
 
 const event: RunEvent = { id: { ms: 1_700_000_000_000, seq: 2 }, prev: { ms: 1_700_000_000_000, seq: 1 }, type: 'token', json: '{"text":"é \\n 🚀"}' };
 
 describe('redis event codec', () => {
   it('writes the JSON text as the d field and reads it back as it is', () => {
-    const args = xaddArgs('k', 100, event);
-    assert.deepEqual(args, ['XADD', 'k', 'MAXLEN', '~', '100', '1700000000000-2', 't', 'token', 'd', event.json, 'p', '1700000000000-1']);
-    assert.deepEqual(parseStreamEntry([args[5], args.slice(6)]), event);
+    const entry = streamEntryOf(event);
+    assert.deepEqual(entry, { id: '1700000000000-2', type: 'token', json: event.json, prev: '1700000000000-1' });
+    assert.deepEqual(parseStreamEntry([entry.id, ['t', entry.type, 'd', entry.json, 'p', entry.prev]]), event);
   });
 
   it('reads fields in any order, ignores unknown ones, and reads an empty p as the first event', () => {
