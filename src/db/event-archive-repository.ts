@@ -19,21 +19,25 @@ function toEvent(row: Row): RunEvent {
 }
 
 /**
- * The `jsonb_to_recordset` document of a batch, built as text so that each event's JSON text
- * (one JSON value, as `eventJson` makes it) goes in as it is, neither parsed nor serialised
- * again. The other fields are numbers and a type from a fixed set; the run id is quoted.
+ * One event as its element of the `jsonb_to_recordset` document, built as text so that the
+ * event's JSON text (one JSON value, as `eventJson` makes it) goes in as it is, neither parsed
+ * nor serialised again. The other fields are numbers and a type from a fixed set; the run id
+ * is quoted. The archiver keeps this text, not the event, while a batch fills up.
  */
-function recordset(events: readonly ArchivedEvent[]): string {
-  let document = '[';
-  for (const { runId, event } of events) {
-    if (document.length > 1) document += ',';
-    const prevMs = event.prev === null ? 'null' : event.prev.ms;
-    const prevSeq = event.prev === null ? 'null' : event.prev.seq;
-    document +=
+export interface ArchiveRow {
+  readonly runId: string;
+  readonly text: string;
+}
+
+export function archiveRow(runId: string, event: RunEvent): ArchiveRow {
+  const prevMs = event.prev === null ? 'null' : event.prev.ms;
+  const prevSeq = event.prev === null ? 'null' : event.prev.seq;
+  return {
+    runId,
+    text:
       `{"run_id":${JSON.stringify(runId)},"ms":${event.id.ms},"seq":${event.id.seq},` +
-      `"prev_ms":${prevMs},"prev_seq":${prevSeq},"type":"${event.type}","data":${event.json}}`;
-  }
-  return `${document}]`;
+      `"prev_ms":${prevMs},"prev_seq":${prevSeq},"type":"${event.type}","data":${event.json}}`,
+  };
 }
 
 /** The `run_events` table: the durable archive of every run's events. */
@@ -41,15 +45,22 @@ export class EventArchiveRepository {
   constructor(private readonly db: Database) {}
 
   /** Inserts many events in one statement; already archived ones are skipped (retries are safe). */
-  async insert(events: readonly ArchivedEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  insert(events: readonly ArchivedEvent[]): Promise<void> {
+    return this.insertRows(events.map(({ runId, event }) => archiveRow(runId, event)));
+  }
+
+  /** `insert`, for rows made by `archiveRow`. */
+  async insertRows(rows: readonly ArchiveRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    let document = '[';
+    for (const row of rows) document += document.length > 1 ? `,${row.text}` : row.text;
     await this.db.query(
       `INSERT INTO run_events (run_id, ms, seq, prev_ms, prev_seq, type, data)
        SELECT run_id, ms, seq, prev_ms, prev_seq, type, data
        FROM jsonb_to_recordset($1::jsonb)
          AS x(run_id uuid, ms bigint, seq integer, prev_ms bigint, prev_seq integer, type text, data jsonb)
        ON CONFLICT DO NOTHING`,
-      [recordset(events)],
+      [`${document}]`],
     );
   }
 

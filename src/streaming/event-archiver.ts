@@ -1,4 +1,4 @@
-import type { ArchivedEvent, EventArchiveRepository } from '../db/event-archive-repository.js';
+import { archiveRow, type ArchiveRow, type EventArchiveRepository } from '../db/event-archive-repository.js';
 import { BackgroundLoop } from '../runtime/background-loop.js';
 import { DependencyUnavailableError } from '../errors.js';
 import type { RunEvent } from './run-event.js';
@@ -27,7 +27,8 @@ export interface EventArchiverOptions {
  * split until the one refused event is found, so it cannot hold up everything behind it.
  */
 export class EventArchiver {
-  private pending: ArchivedEvent[] = [];
+  /** Rows, not events: the event objects die young, only one string per event waits here. */
+  private pending: ArchiveRow[] = [];
   private added = 0;
   private archived = 0;
   private writing: Promise<void> | undefined;
@@ -42,7 +43,7 @@ export class EventArchiver {
   }
 
   add(runId: string, event: RunEvent): void {
-    this.pending.push({ runId, event });
+    this.pending.push(archiveRow(runId, event));
     this.added += 1;
   }
 
@@ -76,11 +77,11 @@ export class EventArchiver {
   }
 
   /** The oldest pending events, bounded by count and size (at least one). */
-  private takeBatch(): ArchivedEvent[] {
+  private takeBatch(): ArchiveRow[] {
     let count = 0;
     let chars = 0;
     while (count < this.pending.length && count < this.maxBatch) {
-      chars += (this.pending[count] as ArchivedEvent).event.json.length;
+      chars += (this.pending[count] as ArchiveRow).text.length;
       if (count > 0 && chars > MAX_BATCH_CHARS) break;
       count += 1;
     }
@@ -88,13 +89,13 @@ export class EventArchiver {
   }
 
   /** Inserts a batch; on a content error, halves it until the refused event is isolated and skipped. */
-  private async insertOrSplit(batch: ArchivedEvent[]): Promise<void> {
+  private async insertOrSplit(batch: ArchiveRow[]): Promise<void> {
     try {
-      await this.options.repository.insert(batch);
+      await this.options.repository.insertRows(batch);
     } catch (error) {
       if (error instanceof DependencyUnavailableError) throw error;
       if (batch.length === 1) {
-        const [only] = batch as [ArchivedEvent];
+        const [only] = batch as [ArchiveRow];
         this.options.onRejected?.(only.runId, error);
         return;
       }
