@@ -68,6 +68,9 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
     return event;
   };
   signal.addEventListener('abort', notify);
+  // One idle timer per reader, re-armed on each wait (not a new timer per event).
+  let idle: ((woken: boolean) => void) | undefined;
+  const idleTimer = setTimeout(() => idle?.(false), options.idleMs);
   try {
     let mustRead = true;
     let gapDelayMs = 0;
@@ -107,29 +110,44 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
         // The missing events are not readable yet (a batch in flight): try again shortly.
         if (gapDelayMs === 0) gapSinceMs = Date.now();
         else if (Date.now() - gapSinceMs > GAP_GIVE_UP_MS) throw new UnfillableGapError(runId, last);
-        if (gapDelayMs > 0) await waitFor(gapDelayMs);
+        if (gapDelayMs > 0) await pause(gapDelayMs);
         gapDelayMs = Math.min(GAP_RETRY_MAX_MS, Math.max(GAP_RETRY_MIN_MS, gapDelayMs * 2));
         continue;
       }
-      const woken = await waitFor(options.idleMs);
+      const woken = await waitIdle();
       if (!woken && !signal.aborted) mustRead = await options.onIdle();
     }
   } finally {
+    clearTimeout(idleTimer);
     signal.removeEventListener('abort', notify);
     unsubscribe();
   }
 
-  /** Resolves true when woken by a live event or the abort, false after `ms`. */
-  function waitFor(ms: number): Promise<boolean> {
+  /** Resolves true when woken by a live event or the abort, false after `options.idleMs`. */
+  function waitIdle(): Promise<boolean> {
     if (live.length > 0 || signal.aborted) return Promise.resolve(true);
+    idleTimer.refresh();
+    return new Promise((resolve) => {
+      idle = (woken) => {
+        idle = undefined;
+        wake = undefined;
+        resolve(woken);
+      };
+      wake = () => idle?.(true);
+    });
+  }
+
+  /** Resolves after `ms` (a gap being filled), or at once when the reader is aborted. */
+  function pause(ms: number): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         wake = undefined;
-        resolve(false);
+        resolve();
       }, ms);
       wake = () => {
         clearTimeout(timer);
-        resolve(true);
+        resolve();
       };
     });
   }
