@@ -10,11 +10,13 @@ import { FairSemaphore } from './concurrency/fair-semaphore.js';
 import { sizeDbPool, sizeRunSlots, type Limit } from './concurrency/sizing.js';
 import type { Config } from './config/config.js';
 import { AccountRepository } from './db/account-repository.js';
+import { AdmissionBatcher } from './db/admission-batcher.js';
 import type { Database } from './db/database.js';
 import { migrate } from './db/migrations.js';
 import { createPgliteDatabase } from './db/pglite-database.js';
 import { createPostgresDatabase, probeServerLimits } from './db/postgres-database.js';
 import { RunRepository } from './db/run-repository.js';
+import { TransitionBatcher } from './db/transition-batcher.js';
 import { createApp } from './http/app.js';
 import { LlmGateway } from './llm/llm-gateway.js';
 import { LlmLimiters } from './llm/llm-limiters.js';
@@ -131,6 +133,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
 
   let streams: StreamBackend | undefined;
   let archiver: EventArchiver | undefined;
+  let admissions: AdmissionBatcher | undefined;
+  let transitions: TransitionBatcher | undefined;
   let server: Server | undefined;
   let manager: RunManager | undefined;
   let events: EventLog;
@@ -157,6 +161,10 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     events = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
     await interruptLeftovers(config.instanceId, runs, events, logger);
 
+    const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
+      logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
+    admissions = new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') });
+    transitions = new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') });
     const slots = new FairSemaphore({ capacity: runSlots.value, queueMax: queueMax.value, queueTimeoutMs: config.runQueueTimeoutMs });
     // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
     const llm = new LlmLimiters({
@@ -170,6 +178,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);
     const runManager = new RunManager({
       runs,
+      admissions,
+      transitions,
       slots,
       agents,
       events,
@@ -224,6 +234,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
     });
   } catch (error) {
+    await transitions?.close();
+    await admissions?.close();
     await archiver?.close();
     await streams?.close();
     await db.close();
@@ -239,6 +251,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   const runManager = manager;
   const streamBackend = streams;
   const eventArchiver = archiver;
+  const transitionBatcher = transitions;
+  const admissionBatcher = admissions;
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -252,6 +266,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
         await runManager.shutdown(config.shutdownGraceMs);
         listening.closeAllConnections();
         await stopped;
+        await transitionBatcher.close();
+        await admissionBatcher.close();
         await eventArchiver.close();
         await streamBackend.close();
         await db.close();

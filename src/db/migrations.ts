@@ -166,6 +166,36 @@ const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    id: 3,
+    name: 'batch admission',
+    statements: [
+      // A batch of admissions in one statement: agentd_admit for each request, so each gets
+      // exactly the single-request rules and counts the runs admitted before it in the batch.
+      // Requests go in order of their account's lock key, then of arrival: every batch takes
+      // its advisory locks in ascending order, so two batches cannot deadlock (ordering by
+      // account id alone could, when two accounts' ids hash to the same key).
+      `CREATE FUNCTION agentd_admit_many(p_requests jsonb, p_tier_limits jsonb, p_session_max integer)
+      RETURNS TABLE (ord integer, outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        r record;
+      BEGIN
+        FOR r IN
+          SELECT e.n::integer AS n, e.req, (e.req ->> 'account_id')::uuid AS account
+          FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(req, n)
+          ORDER BY hashtext((e.req ->> 'account_id')::uuid::text), account, n
+        LOOP
+          RETURN QUERY SELECT r.n, a.outcome, a.run, a.limit_value, a.active
+            FROM agentd_admit(
+              (r.req ->> 'id')::uuid, r.account, r.req ->> 'agent', r.req ->> 'status', r.req ->> 'session_id',
+              r.req -> 'input', r.req ->> 'model', r.req -> 'metadata', (r.req ->> 'timeout_ms')::integer,
+              r.req ->> 'idempotency_key', r.req ->> 'instance_id', p_tier_limits, p_session_max
+            ) AS a;
+        END LOOP;
+      END $$`,
+    ],
+  },
 ];
 
 /** Applies every migration the database has not seen yet. */

@@ -84,6 +84,72 @@ function toRun(row: Row): RunRecord {
 
 const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 
+type AdmitRow = { outcome: string; run: Row | null; limit_value: number | null; active: number | null };
+
+function toAdmitResult(row: AdmitRow): AdmitResult {
+  switch (row.outcome) {
+    case 'created':
+    case 'existing':
+      return { outcome: row.outcome, run: toRun(row.run as Row) };
+    case 'account_limit':
+    case 'session_limit':
+      return { outcome: row.outcome, limit: Number(row.limit_value), active: Number(row.active) };
+    case 'no_account':
+      return { outcome: 'no_account' };
+    default:
+      throw new Error(`agentd_admit returned unknown outcome ${row.outcome}`);
+  }
+}
+
+function assertTransition(from: RunStatus, to: RunStatus): void {
+  if (!canTransition(from, to)) throw new Error(`invalid transition ${from} -> ${to}`);
+}
+
+/** A NewRun as one element of the JSON array admitMany sends; its length bounds a batch. */
+export type EncodedRun = string & { readonly __encoded: 'run' };
+
+/**
+ * Encodes a run for admitMany. An undefined input or metadata is left out (SQL NULL), like
+ * admit() sends it; null is JSON null.
+ */
+export function encodeRun(run: NewRun): EncodedRun {
+  return JSON.stringify({
+    id: run.id,
+    account_id: run.accountId,
+    agent: run.agent,
+    status: run.status,
+    session_id: run.sessionId,
+    input: run.input,
+    model: run.model,
+    metadata: run.metadata,
+    timeout_ms: run.timeoutMs,
+    idempotency_key: run.idempotencyKey,
+    instance_id: run.instanceId,
+  }) as EncodedRun;
+}
+
+/** A status change as one element of the JSON array transitionMany sends; its length bounds a batch. */
+export type EncodedStatusChange = string & { readonly __encoded: 'status change' };
+
+/** Encodes a status change for transitionMany; throws for a transition the state machine forbids. */
+export function encodeStatusChange(
+  id: string,
+  from: RunStatus,
+  to: RunStatus,
+  fields: { error?: RunError; output?: unknown } = {},
+): EncodedStatusChange {
+  assertTransition(from, to);
+  return JSON.stringify({
+    id,
+    from,
+    to,
+    started: to === 'running',
+    finished: isFinal(to),
+    error: fields.error,
+    output: fields.output,
+  }) as EncodedStatusChange;
+}
+
 /** The `runs` and `run_leases` tables: admission, status transitions and reads. */
 export class RunRepository {
   constructor(private readonly db: Database) {}
@@ -93,7 +159,7 @@ export class RunRepository {
    * (counted under the account's advisory lock) and the insert with its lease.
    */
   async admit(run: NewRun, tierLimits: TierLimits, sessionMaxInflight: number): Promise<AdmitResult> {
-    const rows = await this.db.query<{ outcome: string; run: Row | null; limit_value: number | null; active: number | null }>(
+    const rows = await this.db.query<AdmitRow>(
       `SELECT * FROM agentd_admit($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13)`,
       [
         run.id,
@@ -113,18 +179,24 @@ export class RunRepository {
     );
     const row = rows[0];
     if (row === undefined) throw new Error('agentd_admit returned no row');
-    switch (row.outcome) {
-      case 'created':
-      case 'existing':
-        return { outcome: row.outcome, run: toRun(row.run as Row) };
-      case 'account_limit':
-      case 'session_limit':
-        return { outcome: row.outcome, limit: Number(row.limit_value), active: Number(row.active) };
-      case 'no_account':
-        return { outcome: 'no_account' };
-      default:
-        throw new Error(`agentd_admit returned unknown outcome ${row.outcome}`);
-    }
+    return toAdmitResult(row);
+  }
+
+  /**
+   * Admits a batch of runs in one statement, each exactly as admit() would, in order: a run
+   * counts against the limits of those after it, and a repeated Idempotency-Key gets the run
+   * created earlier in the batch. A refusal affects only its own request. One result per run.
+   */
+  async admitMany(runs: readonly EncodedRun[], tierLimits: TierLimits, sessionMaxInflight: number): Promise<AdmitResult[]> {
+    const rows = await this.db.query<AdmitRow & { ord: number }>(`SELECT * FROM agentd_admit_many($1::jsonb, $2::jsonb, $3)`, [
+      `[${runs.join(',')}]`,
+      JSON.stringify(Object.fromEntries(tierLimits)),
+      sessionMaxInflight,
+    ]);
+    const results = new Array<AdmitResult | undefined>(runs.length);
+    for (const row of rows) results[Number(row.ord) - 1] = toAdmitResult(row);
+    if (results.includes(undefined)) throw new Error(`agentd_admit_many returned ${rows.length} rows for ${runs.length} runs`);
+    return results as AdmitResult[];
   }
 
   /**
@@ -138,7 +210,7 @@ export class RunRepository {
     to: RunStatus,
     fields: { error?: RunError; output?: unknown } = {},
   ): Promise<RunRecord | null> {
-    if (!canTransition(from, to)) throw new Error(`invalid transition ${from} -> ${to}`);
+    assertTransition(from, to);
     const rows = await this.db.query(
       `UPDATE runs SET status = $3,
          started_at = CASE WHEN $4 THEN date_trunc('milliseconds', clock_timestamp()) ELSE started_at END,
@@ -150,6 +222,34 @@ export class RunRepository {
       [id, from, to, to === 'running', isFinal(to), json(fields.error), json(fields.output)],
     );
     return rows[0] === undefined ? null : toRun(rows[0]);
+  }
+
+  /**
+   * Applies a batch of status changes in one statement, each as transition() would: the
+   * updated run, or null for one that was no longer in its `from`. Of two changes to the same
+   * run in one batch, at most one applies.
+   */
+  async transitionMany(changes: readonly EncodedStatusChange[]): Promise<Array<RunRecord | null>> {
+    const rows = await this.db.query(
+      `WITH c AS (
+         SELECT e.n::integer AS ord, (e.change ->> 'id')::uuid AS id, e.change ->> 'from' AS from_status,
+                e.change ->> 'to' AS to_status, (e.change ->> 'started')::boolean AS started,
+                (e.change ->> 'finished')::boolean AS finished, e.change -> 'error' AS error, e.change -> 'output' AS output
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(change, n)
+       )
+       UPDATE runs SET status = c.to_status,
+         started_at = CASE WHEN c.started THEN date_trunc('milliseconds', clock_timestamp()) ELSE runs.started_at END,
+         finished_at = CASE WHEN c.finished THEN date_trunc('milliseconds', clock_timestamp()) ELSE runs.finished_at END,
+         error = COALESCE(c.error, runs.error),
+         output = COALESCE(c.output, runs.output)
+       FROM c
+       WHERE runs.id = c.id AND runs.status = c.from_status
+       RETURNING c.ord, runs.*`,
+      [`[${changes.join(',')}]`],
+    );
+    const updated = new Array<RunRecord | null>(changes.length).fill(null);
+    for (const row of rows) updated[Number(row.ord) - 1] = toRun(row);
+    return updated;
   }
 
   /** The run if it exists and belongs to the account. */

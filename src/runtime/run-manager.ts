@@ -91,6 +91,9 @@ export class RunManager {
   constructor(
     private readonly deps: {
       readonly runs: RunRepository;
+      /** Admissions and status changes are written through these (batchers over `runs`). */
+      readonly admissions: Pick<RunRepository, 'admit'>;
+      readonly transitions: Pick<RunRepository, 'transition'>;
       readonly slots: FairSemaphore;
       readonly agents: AgentRegistry;
       readonly events: EventLog;
@@ -100,7 +103,7 @@ export class RunManager {
       readonly options: RunManagerOptions;
     },
   ) {
-    this.recorder = new RunRecorder(deps.runs, deps.logger);
+    this.recorder = new RunRecorder(deps.transitions, deps.logger);
     deps.cancelBus.onRequest(
       (runId) => this.abortLocal(runId, ENDINGS.cancelled),
       () => this.active.keys(),
@@ -133,7 +136,7 @@ export class RunManager {
   }
 
   private async admit(request: SubmitRequest, agent: string, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
-    const { runs, slots, options } = this.deps;
+    const { admissions, slots, options } = this.deps;
     if (this.draining) return this.firstRunOr(request, new DrainingError());
     const id = randomUUID();
     let acquisition: Acquisition;
@@ -146,7 +149,7 @@ export class RunManager {
     const status: ActiveStatus = acquisition.kind === 'acquired' ? 'running' : 'queued';
     let admitted;
     try {
-      admitted = await runs.admit(
+      admitted = await admissions.admit(
         {
           id,
           accountId: request.accountId,

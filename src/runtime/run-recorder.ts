@@ -16,7 +16,8 @@ export class RunRecorder {
   private readonly stopping = new AbortController();
 
   constructor(
-    private readonly runs: RunRepository,
+    /** The repository, or a TransitionBatcher over it. */
+    private readonly runs: Pick<RunRepository, 'transition'>,
     private readonly logger: Logger,
   ) {}
 
