@@ -1,6 +1,6 @@
 import type { TierLimits } from '../config/tier-limits.js';
 import { DependencyUnavailableError } from '../errors.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit } from '../concurrency/group-commit.js';
 import { encodeRun, type AdmitResult, type EncodedRun, type NewRun, type RunRepository } from './run-repository.js';
 
 /** Most admissions per statement. */

@@ -1,6 +1,6 @@
 import { DependencyUnavailableError } from '../errors.js';
 import type { RunStatus } from '../runtime/run-status.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit } from '../concurrency/group-commit.js';
 import { encodeStatusChange, type EncodedStatusChange, type RunError, type RunRecord, type RunRepository } from './run-repository.js';
 
 /** Most status changes per statement. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GroupCommit, type GroupCommitOptions } from '../../src/db/group-commit.js';
+import { GroupCommit, type GroupCommitOptions } from '../../src/concurrency/group-commit.js';
 
 class Unavailable extends Error {}
 class Refused extends Error {}
