@@ -16,16 +16,27 @@ export class UnfillableGapError extends Error {
   }
 }
 
+/** Where a follower sends a run's events: an SSE response (SseWriter). */
+export interface FollowSink {
+  /** Sends events in one write; false when the listener is gone. */
+  send(events: readonly RunEvent[]): boolean;
+  /** Whether the sink takes more now (its unsent bytes are under its high-water mark). */
+  readonly hasRoom: boolean;
+  /** Resolves once the sink has room again, or is gone. */
+  drained(): Promise<void>;
+}
+
 export interface FollowOptions {
   readonly log: EventLog;
   readonly runId: string;
   /** Deliver strictly after this id (null: from the first event). */
   readonly after: EventId | null;
+  readonly sink: FollowSink;
   /** Ends the follow (client gone). */
   readonly signal: AbortSignal;
   /**
-   * Called while nothing new arrives, every `idleMs` (heartbeats, end-of-run checks);
-   * returning true makes the follower read the log again.
+   * Called after `idleMs` without an event (heartbeats, end-of-run checks); returning true
+   * makes the follower read the log again.
    */
   readonly onIdle: () => Promise<boolean> | boolean;
   readonly idleMs: number;
@@ -36,24 +47,52 @@ export interface FollowOptions {
 }
 
 /**
- * A run's events for one reader: catch-up from the log, then live, exactly once and in
- * order, until `end`. Live events are checked against the chain (`prev`): a duplicate is
- * skipped, a gap is filled by reading (the fast stream, else the archive) before going on.
+ * Sends a run's events to one reader: catch-up from the log, then live, exactly once and in
+ * order, until `end` (resolves), the abort or the sink's refusal (resolves), or a gap nothing
+ * fills (rejects with UnfillableGapError).
+ *
+ * Live events are checked against the chain (`prev`): a duplicate is skipped, a gap is filled
+ * by reading (the fast stream, else the archive) before going on. A reader that is caught up
+ * and whose sink has room gets each live event straight from the store's callback, with no
+ * queue, promise or timer per event: with thousands of listeners this is the hot path.
  */
-export async function* followRun(options: FollowOptions): AsyncGenerator<RunEvent, void, undefined> {
-  const { log, runId, signal } = options;
+export async function followRun(options: FollowOptions): Promise<void> {
+  const { log, runId, signal, sink } = options;
   let last = options.after;
+  let finished = false; // `end` sent, or the sink is gone
   const live: RunEvent[] = [];
   let liveBytes = 0;
   let overflowed = false;
+  /** The loop waits with nothing to do: a live event that continues the chain is sent at once. */
+  let parked = false;
+  let lastActivityMs = Date.now();
   let wake: (() => void) | undefined;
   const notify = () => {
     wake?.();
     wake = undefined;
   };
+  const send = (events: readonly RunEvent[]): void => {
+    const tail = events.at(-1);
+    if (tail === undefined) return;
+    if (!sink.send(events)) {
+      finished = true;
+      return;
+    }
+    last = tail.id;
+    lastActivityMs = Date.now();
+    if (tail.type === 'end') finished = true;
+  };
   // Subscribe before catching up, so nothing slips between the read and the subscription.
   const unsubscribe = log.subscribe(runId, last, (event) => {
-    if (overflowed) return;
+    if (overflowed || finished) return;
+    if (parked && live.length === 0 && sink.hasRoom) {
+      if (last !== null && compareEventIds(event.id, last) <= 0) return; // already sent
+      if (continuesFrom(event, last)) {
+        send([event]);
+        if (finished) notify();
+        return;
+      }
+    }
     live.push(event);
     liveBytes += sseFrame(event).length;
     if (liveBytes > options.maxQueuedBytes) {
@@ -62,60 +101,49 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
     }
     notify();
   });
-  const takeLive = (): RunEvent => {
-    const event = live.shift() as RunEvent;
-    liveBytes -= sseFrame(event).length;
-    return event;
-  };
   signal.addEventListener('abort', notify);
-  // One idle timer per reader, re-armed on each wait (not a new timer per event).
-  let idle: ((woken: boolean) => void) | undefined;
-  const idleTimer = setTimeout(() => idle?.(false), options.idleMs);
+  let idleTimer: NodeJS.Timeout | undefined;
   try {
     let mustRead = true;
     let gapDelayMs = 0;
     let gapSinceMs = 0;
-    while (!signal.aborted) {
+    while (!signal.aborted && !finished) {
       if (mustRead) {
         const batch = await log.read(runId, last, READ_BATCH);
-        for (const event of batch) {
-          yield event;
-          last = event.id;
-          if (event.type === 'end') return;
-        }
+        if (signal.aborted || finished) break;
         if (batch.length > 0) {
+          send(batch);
           gapDelayMs = 0;
           mustRead = batch.length === READ_BATCH;
+          if (!sink.hasRoom) await sink.drained();
           continue;
         }
         mustRead = false;
       }
-      while (live.length > 0 && !mustRead) {
-        const event = live[0] as RunEvent;
-        if (last !== null && compareEventIds(event.id, last) <= 0) {
-          takeLive(); // already delivered
-          continue;
-        }
-        if (!continuesFrom(event, last)) {
-          mustRead = true; // a gap: what is missing is in the store or on its way to the archive
-          break;
-        }
-        takeLive();
-        yield event;
-        last = event.id;
+      const next = takeLiveChain();
+      if (next.length > 0) {
+        send(next);
         gapDelayMs = 0;
-        if (event.type === 'end') return;
+        if (!sink.hasRoom) await sink.drained();
+        continue;
       }
-      if (mustRead) {
-        // The missing events are not readable yet (a batch in flight): try again shortly.
+      if (live.length > 0) {
+        // A gap: what is missing is in the store or on its way to the archive. Read now, and
+        // if that is not enough, again after a growing pause (a batch in flight).
+        mustRead = true;
         if (gapDelayMs === 0) gapSinceMs = Date.now();
         else if (Date.now() - gapSinceMs > GAP_GIVE_UP_MS) throw new UnfillableGapError(runId, last);
         if (gapDelayMs > 0) await pause(gapDelayMs);
         gapDelayMs = Math.min(GAP_RETRY_MAX_MS, Math.max(GAP_RETRY_MIN_MS, gapDelayMs * 2));
         continue;
       }
+      parked = true;
       const woken = await waitIdle();
-      if (!woken && !signal.aborted) mustRead = await options.onIdle();
+      parked = false;
+      if (!woken && !signal.aborted && !finished) {
+        lastActivityMs = Date.now(); // the next idle call is idleMs after this one
+        mustRead = await options.onIdle();
+      }
     }
   } finally {
     clearTimeout(idleTimer);
@@ -123,21 +151,53 @@ export async function* followRun(options: FollowOptions): AsyncGenerator<RunEven
     unsubscribe();
   }
 
-  /** Resolves true when woken by a live event or the abort, false after `options.idleMs`. */
+  /** The queued live events that continue the chain from `last` (duplicates dropped). */
+  function takeLiveChain(): RunEvent[] {
+    const chain: RunEvent[] = [];
+    let tail = last;
+    while (live.length > 0) {
+      const event = live[0] as RunEvent;
+      if (tail !== null && compareEventIds(event.id, tail) <= 0) {
+        takeLive(); // already sent
+        continue;
+      }
+      if (!continuesFrom(event, tail)) break;
+      takeLive();
+      chain.push(event);
+      tail = event.id;
+      if (event.type === 'end') break;
+    }
+    return chain;
+  }
+
+  function takeLive(): void {
+    liveBytes -= sseFrame(live.shift() as RunEvent).length;
+  }
+
+  /**
+   * Resolves true when woken (a queued live event, the end, the abort), false once `idleMs`
+   * passed since the last event sent (by the loop or the store's callback) or idle call.
+   */
   function waitIdle(): Promise<boolean> {
-    if (live.length > 0 || signal.aborted) return Promise.resolve(true);
-    idleTimer.refresh();
+    if (live.length > 0 || signal.aborted || finished) return Promise.resolve(true);
     return new Promise((resolve) => {
-      idle = (woken) => {
-        idle = undefined;
-        wake = undefined;
-        resolve(woken);
+      const arm = (ms: number) => {
+        idleTimer = setTimeout(() => {
+          const sinceMs = Date.now() - lastActivityMs;
+          if (sinceMs < options.idleMs) return arm(options.idleMs - sinceMs);
+          wake = undefined;
+          resolve(false);
+        }, ms);
       };
-      wake = () => idle?.(true);
+      arm(Math.max(0, options.idleMs - (Date.now() - lastActivityMs)));
+      wake = () => {
+        clearTimeout(idleTimer);
+        resolve(true);
+      };
     });
   }
 
-  /** Resolves after `ms` (a gap being filled), or at once when the reader is aborted. */
+  /** Resolves after `ms` (a gap being filled), or at once when woken. */
   function pause(ms: number): Promise<void> {
     if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {

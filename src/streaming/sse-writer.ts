@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { RunEvent } from './run-event.js';
+import type { FollowSink } from './run-follower.js';
 import { sseFrame } from './sse-frame.js';
 
 /** Above this many unsent bytes the writer waits for the socket before taking more events. */
@@ -16,9 +17,8 @@ const HEADERS_ALONE_AFTER_MS = 5;
  * waits for `drain` past a high-water mark), so catching up a long run never buffers it
  * whole; live events that pile up meanwhile are the follower's to bound.
  */
-export class SseWriter {
+export class SseWriter implements FollowSink {
   private headersTimer: NodeJS.Timeout | undefined;
-  private corked = false;
 
   constructor(private readonly res: ServerResponse) {}
 
@@ -42,20 +42,36 @@ export class SseWriter {
     return !this.res.destroyed && !this.res.writableEnded;
   }
 
-  /** Writes an event, then waits while the socket is far behind; false if the listener is gone. */
-  async event(event: RunEvent): Promise<boolean> {
-    if (!this.write(sseFrame(event))) return false;
-    if (this.res.writableLength > HIGH_WATER_BYTES) {
-      // One signal removes both listeners once either fires (a slow client waits many times).
-      const settled = new AbortController();
-      const { signal } = settled;
-      try {
-        await Promise.race([once(this.res, 'drain', { signal }), once(this.res, 'close', { signal })]);
-      } finally {
-        settled.abort();
-      }
+  /**
+   * Sends events in one socket write (each write is a syscall and a wake-up); an `end` event
+   * closes the response in the same write. False if the listener is gone.
+   */
+  send(events: readonly RunEvent[]): boolean {
+    let chunk = '';
+    for (const event of events) chunk += sseFrame(event);
+    if (events.at(-1)?.type !== 'end') return this.write(chunk);
+    this.sentHeaders();
+    if (!this.writable) return false;
+    this.res.end(chunk);
+    return true;
+  }
+
+  /** Whether the socket takes more now (its unsent bytes are under the high-water mark). */
+  get hasRoom(): boolean {
+    return this.res.writableLength <= HIGH_WATER_BYTES;
+  }
+
+  /** Resolves once the socket drained or closed. */
+  async drained(): Promise<void> {
+    if (!this.writable || this.hasRoom) return;
+    // One signal removes both listeners once either fires (a slow client waits many times).
+    const settled = new AbortController();
+    const { signal } = settled;
+    try {
+      await Promise.race([once(this.res, 'drain', { signal }), once(this.res, 'close', { signal })]);
+    } finally {
+      settled.abort();
     }
-    return this.writable;
   }
 
   /** A `: ping` comment; false if the listener is gone. */
@@ -76,21 +92,9 @@ export class SseWriter {
   private write(chunk: string): boolean {
     this.sentHeaders();
     if (!this.writable) return false;
-    // Events written in the same tick (a catch-up batch, a flush's events, the `end` and the
-    // closing chunk) leave in one socket write: each write is a syscall and a wake-up.
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      process.nextTick(this.uncork);
-    }
     this.res.write(chunk);
     return true;
   }
-
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.res.uncork();
-  };
 
   /** The headers leave with whatever is written now. */
   private sentHeaders(): void {

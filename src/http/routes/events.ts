@@ -96,10 +96,11 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
     const endCheck = new MissingEndCheck(() => writeMissingEnd(run));
     try {
       writer.open(headers);
-      const events = followRun({
+      await followRun({
         log: deps.log,
         runId: run.id,
         after,
+        sink: writer,
         signal: gone.signal,
         idleMs: deps.heartbeatMs,
         maxQueuedBytes: deps.maxBufferBytes,
@@ -112,9 +113,6 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
           return endCheck.due();
         },
       });
-      for await (const event of events) {
-        if (!(await writer.event(event))) break;
-      }
     } catch (error) {
       deps.logger.warn('event stream stopped', { runId: run.id, error });
     } finally {
