@@ -1,13 +1,14 @@
-import { loadConfig } from './config/config.js';
+import cluster from 'node:cluster';
+import { runPrimary } from './cluster-primary.js';
+import { detectMachine } from './concurrency/detect.js';
+import { loadConfig, type Config } from './config/config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 
-/** Entry point: config, server, and signals. SIGTERM/SIGINT drain and stop; a second one exits at once. */
-async function main(): Promise<void> {
-  let config;
+function loadConfigOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`agentd: ${error.message}\n`);
@@ -15,24 +16,44 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+}
+
+/**
+ * Entry point: config, then either the cluster primary (WORKERS > 1, in the process that was
+ * started) or a server: a lone process or one worker. SIGTERM/SIGINT drain and stop; a second
+ * one exits at once (in a cluster, the primary decides that).
+ */
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, { instanceId: config.instanceId });
   process.on('unhandledRejection', (error) => logger.error('unhandled rejection', { error }));
-  const server = await startServer(config, logger);
+  if (cluster.isPrimary && config.workers !== 1) {
+    const workers = config.workers === 'auto' ? (await detectMachine()).effective.cpus : config.workers;
+    if (workers > 1) process.exit(await runPrimary({ workers, shutdownGraceMs: config.shutdownGraceMs, logger }));
+    logger.info('WORKERS=auto found one CPU; serving in this process');
+  }
+  // Handlers go in before start-up, so a signal that arrives while starting stops the server once it is up.
+  const server = startServer(config, logger);
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals > 1) process.exit(130);
+    // A worker gets the same signal twice (from the primary, and from a terminal or systemd signalling the group).
+    if (signals > 1 && !cluster.isWorker) process.exit(130);
+    if (signals > 1) return;
     logger.info('signal received', { signal });
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error('shutdown failed', { error });
-        process.exit(1);
-      },
-    );
+    server
+      .then((running) => running.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error('shutdown failed', { error });
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  await server;
 }
 
 main().catch((error: unknown) => {

@@ -55,7 +55,7 @@ const configured = (value: number | null, auto: () => Limit): Limit =>
   value === null ? auto() : { value, source: 'env' };
 
 /** The embedded PGlite database, or real Postgres with a pool budgeted against the server. */
-async function openDatabase(config: Config, runSlots: number): Promise<{ db: Database; pool: Limit }> {
+async function openDatabase(config: Config, runSlots: number, processes: number): Promise<{ db: Database; pool: Limit }> {
   if (config.databaseUrl === null) {
     const db = await createPgliteDatabase({ dataDir: join(config.dataDir, 'pglite') });
     return { db, pool: { value: 1, source: 'auto' } };
@@ -69,6 +69,7 @@ async function openDatabase(config: Config, runSlots: number): Promise<{ db: Dat
       serverMaxConnections: server.maxConnections,
       reservedConnections: server.reservedConnections,
       instances: config.dbInstances,
+      processes,
     });
   } else {
     pool = { value: config.dbMaxConnections, source: 'env' };
@@ -108,11 +109,13 @@ function llmAgents(config: Config, limiters: LlmLimiters, routing: RoutingObserv
  */
 export async function startServer(config: Config, logger: Logger, machineOverride?: DetectedMachine): Promise<RunningServer> {
   const machine = machineOverride ?? (await detectMachine());
-  const runSlots = sizeRunSlots(machine.effective, config.memoryPerRunMb, config.maxConcurrentAgentRuns ?? undefined);
+  // A cluster worker sizes its share of the machine; explicit limits are per process.
+  const processes = config.worker?.count ?? 1;
+  const runSlots = sizeRunSlots(machine.effective, config.memoryPerRunMb, config.maxConcurrentAgentRuns ?? undefined, processes);
   const queueMax = configured(config.runQueueMax, () => ({ value: runSlots.value, source: 'auto' }));
   const llmInflight = configured(config.globalMaxInflight, () => ({ value: runSlots.value, source: 'auto' }));
 
-  const { db, pool: dbPool } = await openDatabase(config, runSlots.value);
+  const { db, pool: dbPool } = await openDatabase(config, runSlots.value, processes);
   // Filled in as each part is sized (the stream backend adds its own), then frozen in the capacity view.
   const limits: Record<string, Limit> = {
     MAX_CONCURRENT_AGENT_RUNS: runSlots,
@@ -121,6 +124,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     MEMORY_PER_RUN_MB: { value: config.memoryPerRunMb, source: config.sources.MEMORY_PER_RUN_MB },
     DB_MAX_CONNECTIONS: dbPool,
     DB_INSTANCES: { value: config.dbInstances, source: config.sources.DB_INSTANCES },
+    WORKERS: { value: processes, source: config.workers === 'auto' ? 'auto' : config.sources.WORKERS },
     SESSION_MAX_INFLIGHT: { value: config.sessionMaxInflight, source: config.sources.SESSION_MAX_INFLIGHT },
     RUN_TIMEOUT_MS: { value: config.runTimeoutMs, source: config.sources.RUN_TIMEOUT_MS },
     MAX_EVENTS_PER_RUN: { value: config.maxEventsPerRun, source: config.sources.MAX_EVENTS_PER_RUN },

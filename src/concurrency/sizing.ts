@@ -47,14 +47,19 @@ export function effectiveResources(
   return { cpus: Math.max(1, Math.ceil(cpus)), memoryBytes };
 }
 
-/** Run slots = min(cpus × 10, floor(memory ÷ memoryPerRunMb MiB), 2000), at least 1; `override` (from MAX_CONCURRENT_AGENT_RUNS) wins with source 'env'. */
-export function sizeRunSlots(resources: Resources, memoryPerRunMb: number, override?: number): Limit {
+/**
+ * Run slots of one process = min(floor(min(cpus × 10, floor(memory ÷ memoryPerRunMb MiB)) ÷ processes), 2000),
+ * at least 1: `processes` (WORKERS, default 1) share the machine, and 2000 bounds one event loop.
+ * `override` (from MAX_CONCURRENT_AGENT_RUNS, per process) wins with source 'env'.
+ */
+export function sizeRunSlots(resources: Resources, memoryPerRunMb: number, override?: number, processes = 1): Limit {
   const fromEnv = fromOverride('MAX_CONCURRENT_AGENT_RUNS', override);
   if (fromEnv) return fromEnv;
   if (!(memoryPerRunMb > 0)) throw new Error(`memoryPerRunMb must be positive, got ${memoryPerRunMb}`);
+  const share = requirePositiveInteger('WORKERS', processes);
   const byCpu = resources.cpus * RUN_SLOTS_PER_CPU;
   const byMemory = Math.floor(resources.memoryBytes / (memoryPerRunMb * MIB));
-  return { value: Math.max(1, Math.min(byCpu, byMemory, MAX_RUN_SLOTS)), source: 'auto' };
+  return { value: Math.max(1, Math.min(Math.floor(Math.min(byCpu, byMemory) / share), MAX_RUN_SLOTS)), source: 'auto' };
 }
 
 export interface DbPoolInput {
@@ -62,14 +67,15 @@ export interface DbPoolInput {
   readonly serverMaxConnections: number;   // SHOW max_connections
   readonly reservedConnections: number;    // SHOW superuser_reserved_connections (+ reserved_connections if any)
   readonly instances: number;              // how many agentd instances share the server (DB_INSTANCES, default 4)
-  readonly override?: number;              // DB_MAX_CONNECTIONS
+  readonly processes?: number;             // worker processes per instance (WORKERS, default 1); each counts as an instance
+  readonly override?: number;              // DB_MAX_CONNECTIONS (per process)
 }
 
-/** Pool size derived from run slots (clamp(ceil(runSlots / 2), 4, 32)) but never above this instance's share of the server: floor((max - reserved) * 0.9 / instances), at least 1. */
+/** Pool size of one process derived from its run slots (clamp(ceil(runSlots / 2), 4, 32)) but never above its share of the server: floor((max - reserved) * 0.9 / (instances * processes)), at least 1. */
 export function sizeDbPool(input: DbPoolInput): Limit {
   const fromEnv = fromOverride('DB_MAX_CONNECTIONS', input.override);
   if (fromEnv) return fromEnv;
-  const instances = requirePositiveInteger('DB_INSTANCES', input.instances);
+  const instances = requirePositiveInteger('DB_INSTANCES', input.instances) * requirePositiveInteger('WORKERS', input.processes ?? 1);
   const wanted = Math.min(Math.max(Math.ceil(input.runSlots / 2), DB_POOL_MIN), DB_POOL_MAX);
   const available = Math.max(0, input.serverMaxConnections - input.reservedConnections);
   const share = Math.floor((available * DB_SERVER_SHARE) / instances);

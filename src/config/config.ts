@@ -34,6 +34,33 @@ const url = (protocols: readonly string[]) =>
 
 const secret = z.string().min(16, 'must be at least 16 characters long');
 
+/** Most worker processes WORKERS may ask for. */
+const MAX_WORKERS = 256;
+
+const workers = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine(
+    (value) => value === 'auto' || (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_WORKERS),
+    `must be auto or a whole number between 1 and ${MAX_WORKERS}`,
+  )
+  .transform((value): number | 'auto' => (value === 'auto' ? 'auto' : Number(value)));
+
+/**
+ * Set by the cluster primary on each worker it forks, `<slot>/<count>` (slot 1..count); not
+ * user configuration, so not in the schema or `.env.example`.
+ */
+export const WORKER_ENV = 'AGENTD_WORKER';
+
+/** This process's place in a cluster started by WORKERS > 1. */
+export interface WorkerSlot {
+  /** 1..count, stable across restarts of the worker in that slot. */
+  readonly slot: number;
+  /** How many workers the primary runs (WORKERS, resolved when `auto`). */
+  readonly count: number;
+}
+
 /**
  * Every environment variable agentd reads, with its parser. Optional ones without a default
  * are auto-sized or simply absent; `.env.example` lists the same names with their defaults.
@@ -70,6 +97,7 @@ const schema = {
   DB_INSTANCES: int(1, 1000).default(4),
   DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5_000),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  WORKERS: workers.default(1),
   LLM_PROVIDERS: z.string().optional(),
   GLOBAL_MAX_INFLIGHT: int(1, 100_000).optional(),
   LLM_TIMEOUT_MS: int(1, 86_400_000).default(240_000),
@@ -121,6 +149,10 @@ export interface Config {
   readonly dbInstances: number;
   readonly dbAcquireTimeoutMs: number;
   readonly shutdownGraceMs: number;
+  /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
+  readonly workers: number | 'auto';
+  /** Set in a worker forked by the cluster primary; null in a primary or a lone process. */
+  readonly worker: WorkerSlot | null;
   /** OpenAI-compatible providers; empty: no `chat` agent. */
   readonly llmProviders: readonly LlmProviderConfig[];
   /** Unset: = run slots (sized at start-up). */
@@ -165,6 +197,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   const llm = parseLlm(p, env, problems);
+  const worker = parseWorkerSlot(env[WORKER_ENV], problems);
+  if (p.WORKERS !== undefined && p.WORKERS !== 1 && (sources.DATABASE_URL === 'default' || sources.REDIS_URL === 'default')) {
+    problems.push(
+      `WORKERS needs DATABASE_URL and REDIS_URL, which its worker processes share runs, events and cancels through ` +
+        `(got ${JSON.stringify(env.WORKERS)})`,
+    );
+  }
   if (problems.length === 0 && p.RUN_TIMEOUT_MS > p.MAX_RUN_TIMEOUT_MS) {
     problems.push(`RUN_TIMEOUT_MS must not exceed MAX_RUN_TIMEOUT_MS (got ${p.RUN_TIMEOUT_MS} > ${p.MAX_RUN_TIMEOUT_MS})`);
   }
@@ -174,7 +213,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     port: p.PORT,
     host: p.HOST,
-    instanceId: p.INSTANCE_ID ?? `${hostname()}:${p.PORT}`,
+    // Each worker slot has its own id, the same after a restart, so it ends its own leftover runs.
+    instanceId: `${p.INSTANCE_ID ?? `${hostname()}:${p.PORT}`}${worker === null ? '' : `/${worker.slot}`}`,
     databaseUrl: p.DATABASE_URL ?? null,
     dataDir: p.DATA_DIR,
     redisUrl: p.REDIS_URL ?? null,
@@ -203,6 +243,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbInstances: p.DB_INSTANCES,
     dbAcquireTimeoutMs: p.DB_ACQUIRE_TIMEOUT_MS,
     shutdownGraceMs: p.SHUTDOWN_GRACE_MS,
+    workers: p.WORKERS,
+    worker,
     llmProviders: llm.providers,
     globalMaxInflight: p.GLOBAL_MAX_INFLIGHT ?? null,
     llmTimeoutMs: p.LLM_TIMEOUT_MS,
@@ -216,6 +258,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     routingCacheTtlMs: p.ROUTING_CACHE_TTL_MS,
     sources: Object.freeze(sources),
   });
+}
+
+/** AGENTD_WORKER (`<slot>/<count>`), or null when unset; a malformed one is pushed to problems. */
+function parseWorkerSlot(raw: string | undefined, problems: string[]): WorkerSlot | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  const match = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  const slot = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (match === null || slot < 1 || slot > count || count > MAX_WORKERS) {
+    problems.push(`${WORKER_ENV} must be <slot>/<count> with 1 <= slot <= count <= ${MAX_WORKERS}; only the cluster primary sets it (got ${JSON.stringify(raw)})`);
+    return null;
+  }
+  return Object.freeze({ slot, count });
 }
 
 /** The structured LLM variables; problems are pushed naming the variable, undefined when any failed. */

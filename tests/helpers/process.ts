@@ -9,6 +9,8 @@ export interface AgentdProcess {
   readonly url: string;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** The JSON log lines it wrote to stdout so far (a cluster's workers write there too). */
+  logs(): ReadonlyArray<Record<string, unknown>>;
   /** Sends a signal and waits for the exit code. */
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
@@ -21,6 +23,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  const logs: Array<Record<string, unknown>> = [];
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   const url = await new Promise<string>((resolve, reject) => {
@@ -33,6 +36,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
         buffer = buffer.slice(nl + 1);
         try {
           const entry = JSON.parse(line) as { message?: string; url?: string };
+          logs.push(entry);
           if (entry.message === 'listening' && entry.url !== undefined) {
             clearTimeout(timer);
             resolve(entry.url);
@@ -51,6 +55,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
     child,
     url,
     stderr: () => stderr,
+    logs: () => logs,
     async kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
@@ -58,8 +63,11 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
   };
 }
 
-/** Runs `src/main.ts` expecting it to refuse to start; returns its exit code and stderr. */
-export async function runAgentdExpectingFailure(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+/** Runs `src/main.ts` expecting it to refuse to start (killed after `timeoutMs`); returns its exit code and stderr. */
+export async function runAgentdExpectingFailure(
+  env: Record<string, string>,
+  { timeoutMs = 30_000 } = {},
+): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
@@ -67,7 +75,7 @@ export async function runAgentdExpectingFailure(env: Record<string, string>): Pr
   });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   return { code, stderr };

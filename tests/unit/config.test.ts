@@ -46,6 +46,9 @@ describe('loadConfig', () => {
     ['TIER_LIMITS', 'free=1'],
     ['TIER_LIMITS', 'free:1,free:2'],
     ['INSTANCE_ID', 'has spaces'],
+    ['WORKERS', 'abc'],
+    ['WORKERS', '0'],
+    ['WORKERS', '1000'],
   ] as const) {
     it(`stops on ${name}=${JSON.stringify(value)} naming the variable and the value`, () => {
       assert.throws(
@@ -62,6 +65,41 @@ describe('loadConfig', () => {
 
   it('refuses a default run timeout above the maximum', () => {
     assert.throws(() => loadConfig({ RUN_TIMEOUT_MS: '5000', MAX_RUN_TIMEOUT_MS: '1000' }), /RUN_TIMEOUT_MS/);
+  });
+
+  describe('WORKERS', () => {
+    const shared = { DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379' };
+
+    it('defaults to 1, and takes a number or auto', () => {
+      assert.equal(loadConfig({}).workers, 1);
+      assert.equal(loadConfig({ ...shared, WORKERS: '4' }).workers, 4);
+      assert.equal(loadConfig({ ...shared, WORKERS: ' Auto ' }).workers, 'auto');
+    });
+
+    for (const missing of ['DATABASE_URL', 'REDIS_URL'] as const) {
+      it(`refuses WORKERS > 1 or auto without ${missing}, naming WORKERS and its value`, () => {
+        for (const value of ['2', 'auto']) {
+          assert.throws(
+            () => loadConfig({ ...shared, [missing]: '', WORKERS: value }),
+            (error: unknown) => error instanceof ConfigError && error.message.includes(`WORKERS needs DATABASE_URL and REDIS_URL`) && error.message.includes(`"${value}"`),
+          );
+        }
+      });
+    }
+
+    it('gives a forked worker the id <INSTANCE_ID>/<slot> and its share', () => {
+      const config = loadConfig({ ...shared, WORKERS: 'auto', INSTANCE_ID: 'vps', AGENTD_WORKER: '3/8' });
+      assert.equal(config.instanceId, 'vps/3');
+      assert.deepEqual(config.worker, { slot: 3, count: 8 });
+      assert.equal(loadConfig({ INSTANCE_ID: 'vps' }).instanceId, 'vps');
+      assert.equal(loadConfig({}).worker, null);
+    });
+
+    for (const value of ['0/2', '3/2', 'x', '1/1000']) {
+      it(`stops on AGENTD_WORKER=${JSON.stringify(value)}`, () => {
+        assert.throws(() => loadConfig({ ...shared, WORKERS: '2', AGENTD_WORKER: value }), /AGENTD_WORKER/);
+      });
+    }
   });
 
   it('lists every variable in .env.example', () => {

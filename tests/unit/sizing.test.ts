@@ -109,7 +109,15 @@ describe('sizeRunSlots', () => {
     assert.deepEqual(sizeRunSlots({ cpus: 512, memoryBytes: 1024 * GIB }, 256), { value: 2000, source: 'auto' });
   });
 
-  it('lets MAX_CONCURRENT_AGENT_RUNS win', () => {
+  it('gives each of WORKERS processes its share of the machine, at most 2000 each', () => {
+    assert.deepEqual(sizeRunSlots({ cpus: 32, memoryBytes: 128 * GIB }, 256, undefined, 32), { value: 10, source: 'auto' });
+    assert.deepEqual(sizeRunSlots({ cpus: 32, memoryBytes: 2 * GIB }, 256, undefined, 3), { value: 2, source: 'auto' });
+    assert.deepEqual(sizeRunSlots({ cpus: 2, memoryBytes: 100 * 1024 * 1024 }, 256, undefined, 2), { value: 1, source: 'auto' });
+    assert.deepEqual(sizeRunSlots({ cpus: 512, memoryBytes: 1024 * GIB }, 256, undefined, 2), { value: 2000, source: 'auto' });
+  });
+
+  it('lets MAX_CONCURRENT_AGENT_RUNS win, per process', () => {
+    assert.deepEqual(sizeRunSlots({ cpus: 2, memoryBytes: 24 * GIB }, 256, 7, 4), { value: 7, source: 'env' });
     assert.deepEqual(sizeRunSlots({ cpus: 2, memoryBytes: 24 * GIB }, 256, 5000), { value: 5000, source: 'env' });
     assert.deepEqual(sizeRunSlots({ cpus: 2, memoryBytes: 24 * GIB }, 256, 3), { value: 3, source: 'env' });
   });
@@ -134,6 +142,14 @@ describe('sizeDbPool', () => {
     assert.equal(sizeDbPool({ ...base, runSlots: 1 }).value, 4);
     assert.equal(sizeDbPool({ ...base, runSlots: 20 }).value, 10);
     assert.equal(sizeDbPool({ ...base, runSlots: 2000 }).value, 32);
+  });
+
+  it('counts each of WORKERS processes as an instance', () => {
+    for (const processes of [2, 8, 64]) {
+      const pool = sizeDbPool({ runSlots: 320, serverMaxConnections: 100, reservedConnections: 3, instances: 4, processes });
+      assert.equal(pool.value, Math.max(1, Math.floor((97 * 0.9) / (4 * processes))));
+    }
+    assert.equal(sizeDbPool({ runSlots: 20, serverMaxConnections: 1000, reservedConnections: 3, instances: 1, processes: 4 }).value, 10);
   });
 
   it('lets DB_MAX_CONNECTIONS win', () => {

@@ -1,0 +1,150 @@
+import cluster, { type Worker } from 'node:cluster';
+import { WORKER_ENV } from './config/config.js';
+import type { Logger } from './logger.js';
+
+/** The first restart of a slot waits this long; each quick exit in a row doubles it. */
+const RESTART_BASE_DELAY_MS = 250;
+/** A worker that ran at least this long before exiting starts its slot's count of quick exits afresh. */
+const STABLE_UPTIME_MS = 60_000;
+/** Quick exits in a row of one slot after which the primary stops restarting and exits 1 (delays 0.25 + 0.5 + 1 + 2 + 4 s). */
+const MAX_QUICK_EXITS = 5;
+/** Time beyond SHUTDOWN_GRACE_MS a worker gets to close its connections before it is killed. */
+const DRAIN_MARGIN_MS = 10_000;
+/** What main.ts exits with on a bad configuration; restarting such a worker could only loop. */
+const CONFIG_EXIT_CODE = 2;
+const SECOND_SIGNAL_EXIT_CODE = 130;
+
+export interface PrimaryOptions {
+  /** Worker processes to keep running (WORKERS resolved), at least 2. */
+  readonly workers: number;
+  /** After SIGTERM/SIGINT a worker gets this plus 10 s to drain before it is killed. */
+  readonly shutdownGraceMs: number;
+  readonly logger: Logger;
+}
+
+interface Slot {
+  /** 1..workers; the worker's INSTANCE_ID is `<INSTANCE_ID>/<slot>`. */
+  readonly slot: number;
+  worker: Worker | null;
+  startedAtMs: number;
+  quickExits: number;
+  restart: NodeJS.Timeout | null;
+}
+
+/**
+ * Runs the cluster primary, which does no agentd work: forks `workers` workers that share the
+ * listening port (round-robin), restarts one that exits unexpectedly (backoff from 250 ms; after
+ * 5 exits in a row within 60 s of their start it gives up), forwards SIGTERM/SIGINT and waits for
+ * the workers to drain. Resolves with the process's exit code: 0 after a clean stop, 1 when a
+ * worker could not stop or kept exiting, 2 when a worker refused its configuration, 130 on a
+ * second signal (the workers are killed).
+ */
+export function runPrimary(options: PrimaryOptions): Promise<number> {
+  return new ClusterPrimary(options).run();
+}
+
+class ClusterPrimary {
+  private readonly slots: Slot[];
+  private readonly logger: Logger;
+  /** The signal sent to the workers once stopping. */
+  private stopSignal: NodeJS.Signals | null = null;
+  private exitCode = 0;
+  private signals = 0;
+  private deadline: NodeJS.Timeout | undefined;
+  private finish: (code: number) => void = () => undefined;
+
+  constructor(private readonly options: PrimaryOptions) {
+    this.logger = options.logger;
+    this.slots = Array.from({ length: options.workers }, (_, i) => ({ slot: i + 1, worker: null, startedAtMs: 0, quickExits: 0, restart: null }));
+  }
+
+  run(): Promise<number> {
+    const done = new Promise<number>((resolve) => (this.finish = resolve));
+    cluster.schedulingPolicy = cluster.SCHED_RR;
+    process.on('SIGTERM', (signal) => this.onSignal(signal));
+    process.on('SIGINT', (signal) => this.onSignal(signal));
+    this.logger.info('starting workers', { workers: this.options.workers, pid: process.pid });
+    for (const slot of this.slots) this.fork(slot);
+    return done;
+  }
+
+  private fork(slot: Slot): void {
+    const worker = cluster.fork({ [WORKER_ENV]: `${slot.slot}/${this.options.workers}` });
+    slot.worker = worker;
+    slot.startedAtMs = Date.now();
+    this.logger.info('worker started', { slot: slot.slot, pid: worker.process.pid });
+    worker.on('error', (error: unknown) => this.logger.warn('worker process error', { slot: slot.slot, error }));
+    worker.on('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onExit(slot, worker, code, signal));
+  }
+
+  private onExit(slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.worker === worker) slot.worker = null;
+    const exit = { slot: slot.slot, pid: worker.process.pid, code, signal };
+    if (this.stopSignal !== null) {
+      // A worker still loading its modules has no handler yet and dies of the signal itself; it held no runs.
+      const clean = code === 0 || signal === this.stopSignal;
+      if (!clean && this.exitCode === 0) this.exitCode = 1;
+      this.logger.info('worker stopped', exit);
+      this.finishWhenAllStopped();
+      return;
+    }
+    if (code === CONFIG_EXIT_CODE) {
+      this.logger.error('worker refused its configuration; stopping', exit);
+      this.stop(CONFIG_EXIT_CODE, 'SIGTERM');
+      return;
+    }
+    slot.quickExits = Date.now() - slot.startedAtMs < STABLE_UPTIME_MS ? slot.quickExits + 1 : 1;
+    if (slot.quickExits > MAX_QUICK_EXITS) {
+      this.logger.error('worker keeps exiting; stopping the others', { ...exit, quickExits: slot.quickExits - 1 });
+      this.stop(1, 'SIGTERM');
+      return;
+    }
+    const delayMs = RESTART_BASE_DELAY_MS * 2 ** (slot.quickExits - 1);
+    this.logger.error('worker exited unexpectedly; restarting it', { ...exit, delayMs, quickExits: slot.quickExits });
+    slot.restart = setTimeout(() => {
+      slot.restart = null;
+      this.fork(slot);
+    }, delayMs);
+  }
+
+  private onSignal(signal: NodeJS.Signals): void {
+    this.signals += 1;
+    if (this.signals === 1) {
+      this.logger.info('signal received; stopping the workers', { signal, graceMs: this.options.shutdownGraceMs });
+      this.stop(0, signal);
+      return;
+    }
+    this.logger.warn('second signal; killing the workers', { signal });
+    this.killAll();
+    this.finish(SECOND_SIGNAL_EXIT_CODE);
+  }
+
+  /** Sends `signal` to every worker (each drains as a lone process does) and waits for them, killing what is left after grace + margin. */
+  private stop(code: number, signal: NodeJS.Signals): void {
+    if (this.stopSignal !== null) return;
+    this.stopSignal = signal;
+    this.exitCode = code;
+    for (const slot of this.slots) {
+      if (slot.restart !== null) clearTimeout(slot.restart);
+      slot.restart = null;
+      slot.worker?.process.kill(signal);
+    }
+    const waitMs = this.options.shutdownGraceMs + DRAIN_MARGIN_MS;
+    this.deadline = setTimeout(() => {
+      this.logger.error('workers did not stop in time; killing them', { waitMs });
+      if (this.exitCode === 0) this.exitCode = 1;
+      this.killAll();
+    }, waitMs);
+    this.finishWhenAllStopped();
+  }
+
+  private killAll(): void {
+    for (const slot of this.slots) slot.worker?.process.kill('SIGKILL');
+  }
+
+  private finishWhenAllStopped(): void {
+    if (!this.slots.every((slot) => slot.worker === null)) return;
+    clearTimeout(this.deadline);
+    this.finish(this.exitCode);
+  }
+}

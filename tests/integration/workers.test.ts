@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { ADMIN_TOKEN } from '../helpers/agentd.js';
+import { request } from '../helpers/http.js';
+import { runAgentdExpectingFailure, spawnAgentd, type AgentdProcess } from '../helpers/process.js';
+import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
+import { createTestDatabase } from '../helpers/test-database.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const LONG = { agent: 'simulate', input: { events: 100_000, interval_ms: 50 } };
+
+interface SseEvent {
+  readonly event: string;
+  readonly data: any;
+}
+
+/**
+ * One keep-alive connection to the cluster. Cluster balances connections, not requests, so
+ * every request on it reaches the same worker: the one `whoami` names.
+ */
+class Connection {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  private sockets = 0;
+
+  constructor(private readonly url: string) {
+    const create = this.agent.createConnection.bind(this.agent);
+    this.agent.createConnection = (...args: Parameters<typeof create>) => {
+      this.sockets += 1;
+      return create(...args);
+    };
+  }
+
+  private send(method: string, path: string, token: string, body?: unknown): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`${this.url}${path}`, { method, agent: this.agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+      req.on('response', resolve).on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  async json(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await this.send(method, path, token, body);
+    let text = '';
+    for await (const chunk of res.setEncoding('utf8')) text += chunk as string;
+    return { status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) };
+  }
+
+  /** The instance id of the worker behind this connection. */
+  async whoami(): Promise<string> {
+    const res = await this.json('GET', '/v1/admin/capacity', ADMIN_TOKEN);
+    return res.body.instance_id as string;
+  }
+
+  /** Reads a run's events until the server ends the stream, calling `onEvent` as they come. */
+  async events(runId: string, token: string, onEvent: (event: SseEvent) => void): Promise<SseEvent[]> {
+    const res = await this.send('GET', `/v1/runs/${runId}/events`, token);
+    assert.equal(res.statusCode, 200);
+    const events: SseEvent[] = [];
+    let buffer = '';
+    for await (const chunk of res.setEncoding('utf8')) {
+      buffer += chunk as string;
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const fields = new Map(buffer.slice(0, end).split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+        buffer = buffer.slice(end + 2);
+        const data = fields.get('data');
+        if (data === undefined) continue; // a `: ping`
+        const event = { event: fields.get('event') ?? 'message', data: JSON.parse(data) };
+        events.push(event);
+        onEvent(event);
+      }
+    }
+    return events;
+  }
+
+  /** True while every request went over one socket, i.e. to one worker. */
+  get pinned(): boolean {
+    return this.sockets === 1;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** A connection that reached the worker `instanceId` (round-robin gets there in a few tries). */
+async function connectTo(url: string, instanceId: string): Promise<Connection> {
+  return waitFor(
+    async () => {
+      const connection = new Connection(url);
+      if ((await connection.whoami()) === instanceId) return connection;
+      connection.close();
+      return undefined;
+    },
+    { what: `a connection to ${instanceId}` },
+  );
+}
+
+/** The pid of the worker now in `slot`, from the primary's `worker started` log lines. */
+function workerPid(cluster: AgentdProcess, slot: number): number {
+  const started = cluster.logs().filter((entry) => entry.message === 'worker started' && entry.slot === slot);
+  const pid = started.at(-1)?.pid;
+  assert.equal(typeof pid, 'number', `no worker started in slot ${slot}`);
+  return pid as number;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: gone
+  }
+}
+
+describe('WORKERS: one port, several agentd processes', () => {
+  it('refuses WORKERS > 1 without REDIS_URL, naming WORKERS (exit 2)', async () => {
+    const { code, stderr } = await runAgentdExpectingFailure({ WORKERS: '2', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/unused' });
+    assert.equal(code, 2);
+    assert.match(stderr, /WORKERS needs DATABASE_URL and REDIS_URL.*"2"/);
+  });
+
+  it('refuses WORKERS=abc (exit 2)', async () => {
+    const { code, stderr } = await runAgentdExpectingFailure({ WORKERS: 'abc' });
+    assert.equal(code, 2);
+    assert.match(stderr, /WORKERS .*"abc"/);
+  });
+
+  it('stops restarting workers that keep failing to start, and exits 1', async () => {
+    // The primary connects to nothing; each worker finds the database unreachable and exits 1.
+    const { code, stderr } = await runAgentdExpectingFailure(
+      { WORKERS: '2', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/agentd', REDIS_URL: redisUrl(), INSTANCE_ID: `loop${process.pid}` },
+      { timeoutMs: 120_000 },
+    );
+    assert.equal(code, 1);
+    assert.match(stderr, /database is unavailable/);
+  });
+
+  describe('WORKERS=2 on Postgres and Redis', () => {
+    let database: { url: string; drop(): Promise<void> };
+    let cluster: AgentdProcess | undefined;
+    let key: string;
+    const prefix = uniquePrefix();
+    const base = `w${process.pid}`;
+    let seen = new Set<string>();
+    const env = () => ({
+      DATABASE_URL: database.url,
+      REDIS_URL: redisUrl(),
+      REDIS_KEY_PREFIX: prefix,
+      ADMIN_TOKEN,
+      WORKERS: '2',
+      INSTANCE_ID: base,
+      SHUTDOWN_GRACE_MS: '300',
+      TIER_LIMITS: 'bulk:10000',
+    });
+    /** A new connection per request, so round-robin spreads them over the workers. */
+    const fresh = (method: string, path: string, body?: unknown) =>
+      request(cluster?.url ?? '', method, path, { token: key, body, headers: { connection: 'close' } });
+    /** Starts echo runs through the port until both workers have run one. */
+    const runOnBothWorkers = () =>
+      waitFor(
+        async () => {
+          const res = await fresh('POST', '/v1/runs', { agent: 'echo', input: 'hi' });
+          assert.equal(res.status, 202, res.text);
+          seen.add(res.body.instance_id as string);
+          return seen.size === 2 ? [...seen].sort() : undefined;
+        },
+        { what: 'runs on both workers' },
+      );
+
+    before(async () => {
+      database = await createTestDatabase();
+      cluster = await spawnAgentd(env());
+      const account = await request(cluster.url, 'POST', '/v1/admin/accounts', { token: ADMIN_TOKEN, body: { name: 'w', tier: 'bulk' } });
+      key = account.body.api_key as string;
+    });
+    after(async () => {
+      await cluster?.kill('SIGKILL');
+      await database?.drop();
+      await cleanupPrefix(prefix);
+    });
+
+    it('runs created through the one port run on two workers, each with its own instance id', async () => {
+      seen = new Set();
+      assert.deepEqual(await runOnBothWorkers(), [`${base}/1`, `${base}/2`]);
+    });
+
+    it('streams and cancels a run of one worker through the other', async () => {
+      const [one, two, twoAgain] = [
+        await connectTo(cluster?.url ?? '', `${base}/1`),
+        await connectTo(cluster?.url ?? '', `${base}/2`),
+        await connectTo(cluster?.url ?? '', `${base}/2`),
+      ];
+      try {
+        const run = await one.json('POST', '/v1/runs', key, LONG);
+        assert.equal(run.status, 202);
+        assert.equal(run.body.instance_id, `${base}/1`);
+        let tokens = 0;
+        let cancelled: Promise<{ status: number }> | undefined;
+        const events = await two.events(run.body.id as string, key, (event) => {
+          if (event.event === 'token') tokens += 1;
+          // Live events from worker 1 reached worker 2's listener: cancel through worker 2.
+          if (tokens === 3) cancelled = twoAgain.json('POST', `/v1/runs/${run.body.id}/cancel`, key);
+        });
+        assert.equal((await cancelled)?.status, 202);
+        assert.equal(events.at(-1)?.event, 'end');
+        assert.equal(events.at(-1)?.data.status, 'cancelled');
+        const seqs = events.filter((e) => e.event === 'token').map((e) => e.data.seq as number);
+        assert.deepEqual(seqs, seqs.map((_, i) => i), 'every token once, in order');
+        assert.equal((await one.json('GET', `/v1/runs/${run.body.id}`, key)).body.status, 'cancelled');
+        assert.ok(one.pinned && two.pinned && twoAgain.pinned, 'each connection stayed on its worker');
+      } finally {
+        for (const connection of [one, two, twoAgain]) connection.close();
+      }
+    });
+
+    it('restarts a SIGKILLed worker in its slot, which ends its leftover run `instance_lost`; the port keeps answering', async () => {
+      const one = await connectTo(cluster?.url ?? '', `${base}/1`);
+      const run = await one.json('POST', '/v1/runs', key, LONG);
+      one.close();
+      assert.equal(run.body.instance_id, `${base}/1`);
+      const pid = workerPid(cluster as AgentdProcess, 1);
+      process.kill(pid, 'SIGKILL');
+      // Until the primary sees the exit it may still hand a new connection to the dead worker,
+      // which then hangs (a node:cluster limit); from the log line on, worker 2 takes them all.
+      await waitFor(() => cluster?.logs().some((entry) => entry.message === 'worker exited unexpectedly; restarting it' && entry.pid === pid), {
+        what: 'the primary to see the worker exit',
+      });
+
+      const ended = await waitFor(
+        async () => {
+          const res = await fresh('GET', `/v1/runs/${run.body.id}`);
+          assert.equal(res.status, 200, 'the port answers while a worker is down');
+          return res.body.status === 'interrupted' ? res.body : undefined;
+        },
+        { what: 'the killed worker’s run to end', timeoutMs: 30_000 },
+      );
+      assert.equal(ended.error.code, 'instance_lost');
+      assert.notEqual(workerPid(cluster as AgentdProcess, 1), pid, 'slot 1 has a new process');
+      seen = new Set();
+      assert.deepEqual(await runOnBothWorkers(), [`${base}/1`, `${base}/2`]);
+    });
+
+    it('SIGTERM on the primary drains both workers and exits 0, leaving no worker behind', async () => {
+      const runs = [];
+      for (const slot of [1, 2]) {
+        const connection = await connectTo(cluster?.url ?? '', `${base}/${slot}`);
+        runs.push((await connection.json('POST', '/v1/runs', key, LONG)).body.id as string);
+        connection.close();
+      }
+      const pids = [workerPid(cluster as AgentdProcess, 1), workerPid(cluster as AgentdProcess, 2)];
+      assert.equal(await cluster?.kill('SIGTERM'), 0);
+      assert.deepEqual(pids.filter(isAlive), [], 'no orphaned worker');
+
+      const restarted = await spawnAgentd(env());
+      cluster = restarted;
+      for (const id of runs) {
+        const res = await request(restarted.url, 'GET', `/v1/runs/${id}`, { token: key });
+        assert.equal(res.body.status, 'interrupted');
+        assert.equal(res.body.error.code, 'shutdown');
+      }
+      assert.equal(await restarted.kill('SIGTERM'), 0);
+      cluster = undefined;
+    });
+  });
+});
