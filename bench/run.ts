@@ -578,7 +578,7 @@ function buildRows(): Row[] {
       line('peak RSS (all server processes)', 'MB', (x) => mb(x.rss.peakBytes), 'lower');
       if (key.includes('1x')) line('RSS per listener', 'KB', (x) => round(x.rss.perListenerBytes / 1024, 1), 'lower');
       else line('RSS per concurrent run incl. listener', 'KB', (x) => round(x.rss.perRunBytes / 1024, 1), 'lower', { op: '<=', value: 40 });
-      line('CPU cores: server A / B / redis; listener process', '', (x) => `${x.cpu.writer} / ${x.cpu.reader} / ${x.cpu.redis ?? '—'}; ${x.cpu.listenerProcess}`, undefined, undefined, true);
+      line('CPU cores: server A / B / redis / postgres; listener process', '', (x) => `${x.cpu.writer} / ${x.cpu.reader} / ${x.cpu.redis ?? '—'} / ${x.cpu.postgres}; ${x.cpu.listenerProcess}`, undefined, undefined, true);
     }
   }
   const s = results.soak;

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { connectionsNamed, commandCalls, commandDelta, type RedisClient } from '../lib/infra.js';
 import { keepAliveAgent, runPool } from '../lib/http.js';
 import { ListenerPool } from '../lib/listener-pool.js';
-import { cpuSeconds } from '../lib/procs.js';
+import { cpuSeconds, postgresPids } from '../lib/procs.js';
 import type { SseRequest } from '../lib/sse.js';
 import { round } from '../lib/stats.js';
 import type { WorkerReport } from '../sse-worker.js';
@@ -38,7 +38,7 @@ export interface FanoutResult {
   readonly redisCommands?: { readonly total: number; readonly perEvent: number; readonly byCommand: Record<string, number> };
   readonly rss: { readonly baselineBytes: number; readonly peakBytes: number; readonly perRunBytes: number; readonly perListenerBytes: number; readonly writerPeakBytes: number; readonly readerPeakBytes: number };
   /** CPU of the servers over the steady window (1.0 = one core), and of the listener process. */
-  readonly cpu: { readonly writer: number; readonly reader: number; readonly redis: number | null; readonly listenerProcess: number };
+  readonly cpu: { readonly writer: number; readonly reader: number; readonly redis: number | null; readonly postgres: number; readonly listenerProcess: number };
 }
 
 const sumCpu = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
@@ -75,7 +75,10 @@ export async function runFanout(
     }
     const markMs = await pool.mark();
     const redisPids = target.redis === undefined ? [] : [target.redis.serverPid];
-    const cpuStart = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), at: Date.now() };
+    // Postgres (archive inserts, status writes) runs on the same 2 cores; its backends live for the window.
+    const postgresStart = new Map(postgresPids().map((pid) => [pid, cpuSeconds(pid)]));
+    const postgresCpu = () => postgresPids().reduce((sum, pid) => sum + (cpuSeconds(pid) - (postgresStart.get(pid) ?? 0) || 0), 0);
+    const cpuStart = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), postgres: 0, at: Date.now() };
     let cpuEnd = cpuStart;
 
     let peakWriter = baselineWriter;
@@ -89,7 +92,9 @@ export async function runFanout(
       while (sampling) {
         peakWriter = Math.max(peakWriter, target.rss.writer());
         if (target.pids.reader !== target.pids.writer) peakReader = Math.max(peakReader, target.rss.reader());
-        if (Date.now() - markMs < options.durationS * 1000) cpuEnd = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), at: Date.now() };
+        if (Date.now() - markMs < options.durationS * 1000) {
+          cpuEnd = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), postgres: postgresCpu(), at: Date.now() };
+        }
         if (target.redis !== undefined) {
           const w = await connectionsNamed(target.redis.client, `agentd:${target.redis.writerId}:`);
           const r = await connectionsNamed(target.redis.client, `agentd:${target.redis.readerId}:`);
@@ -138,6 +143,7 @@ export async function runFanout(
         writer: round((cpuEnd.writer - cpuStart.writer) / windowS, 2),
         reader: target.pids.reader === target.pids.writer ? 0 : round((cpuEnd.reader - cpuStart.reader) / windowS, 2),
         redis: target.redis === undefined ? null : round((cpuEnd.redis - cpuStart.redis) / windowS, 2),
+        postgres: round(cpuEnd.postgres / windowS, 2),
         listenerProcess: report.cpuUtilization,
       },
     };

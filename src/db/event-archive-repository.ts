@@ -22,22 +22,15 @@ function toEvent(row: Row): RunEvent {
  * One event as its element of the `jsonb_to_recordset` document, built as text so that the
  * event's JSON text (one JSON value, as `eventJson` makes it) goes in as it is, neither parsed
  * nor serialised again. The other fields are numbers and a type from a fixed set; the run id
- * is quoted. The archiver keeps this text, not the event, while a batch fills up.
+ * is quoted. Built when the batch is written, so the text dies young.
  */
-export interface ArchiveRow {
-  readonly runId: string;
-  readonly text: string;
-}
-
-export function archiveRow(runId: string, event: RunEvent): ArchiveRow {
+function recordsetElement({ runId, event }: ArchivedEvent): string {
   const prevMs = event.prev === null ? 'null' : event.prev.ms;
   const prevSeq = event.prev === null ? 'null' : event.prev.seq;
-  return {
-    runId,
-    text:
-      `{"run_id":${JSON.stringify(runId)},"ms":${event.id.ms},"seq":${event.id.seq},` +
-      `"prev_ms":${prevMs},"prev_seq":${prevSeq},"type":"${event.type}","data":${event.json}}`,
-  };
+  return (
+    `{"run_id":${JSON.stringify(runId)},"ms":${event.id.ms},"seq":${event.id.seq},` +
+    `"prev_ms":${prevMs},"prev_seq":${prevSeq},"type":"${event.type}","data":${event.json}}`
+  );
 }
 
 /** The `run_events` table: the durable archive of every run's events. */
@@ -45,22 +38,15 @@ export class EventArchiveRepository {
   constructor(private readonly db: Database) {}
 
   /** Inserts many events in one statement; already archived ones are skipped (retries are safe). */
-  insert(events: readonly ArchivedEvent[]): Promise<void> {
-    return this.insertRows(events.map(({ runId, event }) => archiveRow(runId, event)));
-  }
-
-  /** `insert`, for rows made by `archiveRow`. */
-  async insertRows(rows: readonly ArchiveRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    let document = '[';
-    for (const row of rows) document += document.length > 1 ? `,${row.text}` : row.text;
+  async insert(events: readonly ArchivedEvent[]): Promise<void> {
+    if (events.length === 0) return;
     await this.db.query(
       `INSERT INTO run_events (run_id, ms, seq, prev_ms, prev_seq, type, data)
        SELECT run_id, ms, seq, prev_ms, prev_seq, type, data
        FROM jsonb_to_recordset($1::jsonb)
          AS x(run_id uuid, ms bigint, seq integer, prev_ms bigint, prev_seq integer, type text, data jsonb)
        ON CONFLICT DO NOTHING`,
-      [`${document}]`],
+      [`[${events.map(recordsetElement).join(',')}]`],
     );
   }
 

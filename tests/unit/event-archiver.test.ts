@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { ArchiveRow, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
+import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
 import { DependencyUnavailableError } from '../../src/errors.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import type { RunEvent } from '../../src/streaming/run-event.js';
@@ -8,17 +8,11 @@ import type { RunEvent } from '../../src/streaming/run-event.js';
 const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', json: JSON.stringify(data) });
 
 /** A repository that stores what it is given, refusing what `refuse` says. */
-interface Stored {
-  readonly runId: string;
-  readonly ms: number;
-}
-
-function fakeRepository(refuse: (events: readonly Stored[]) => Error | null) {
-  const stored: Stored[] = [];
+function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | null) {
+  const stored: ArchivedEvent[] = [];
   const calls: number[] = [];
   const repository = {
-    async insertRows(rows: readonly ArchiveRow[]) {
-      const events = rows.map((row) => ({ runId: row.runId, ms: (JSON.parse(row.text) as { ms: number }).ms }));
+    async insert(events: readonly ArchivedEvent[]) {
       calls.push(events.length);
       const error = refuse(events);
       if (error !== null) throw error;
@@ -38,7 +32,7 @@ describe('EventArchiver', () => {
     for (let ms = 1; ms <= 10; ms += 1) archiver.add('run', event(ms));
     await archiver.flush();
     assert.deepEqual(fake.calls, [4, 4, 2]);
-    assert.deepEqual(fake.stored.map((e) => e.ms), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal(archiver.pendingCount, 0);
   });
 
@@ -61,7 +55,7 @@ describe('EventArchiver', () => {
     assert.equal(archiver.pendingCount, 2);
     down = false;
     await archiver.flush();
-    assert.deepEqual(fake.stored.map((e) => e.ms), [1, 2]);
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2]);
   });
 
   it('isolates an event the database refuses, archives the rest, and reports it once', async () => {
@@ -76,9 +70,9 @@ describe('EventArchiver', () => {
     for (let ms = 1; ms <= 7; ms += 1) archiver.add(ms === 5 ? 'bad' : 'good', event(ms));
     await archiver.flush();
     assert.deepEqual(rejected, ['bad']);
-    assert.deepEqual(fake.stored.map((e) => e.ms), [1, 2, 3, 4, 6, 7]);
+    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 6, 7]);
     archiver.add('good', event(8));
     await archiver.flush();
-    assert.equal(fake.stored.at(-1)?.ms, 8, 'archiving goes on');
+    assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');
   });
 });
