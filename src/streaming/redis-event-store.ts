@@ -51,7 +51,7 @@ const READ_COUNT = 1_000;
 const READ_KEYS_MAX = 1_000;
 const CLOSE_TIMEOUT_MS = 5_000;
 /** Under load, flushes start at least this far apart (a bound on added delivery latency). */
-const MIN_FLUSH_INTERVAL_MS = 5;
+const MIN_FLUSH_INTERVAL_MS = 10;
 /** A write or read Redis has not answered in this time is given up (the archive covers it). */
 const COMMAND_DEADLINE_MS = 5_000;
 
