@@ -1,7 +1,7 @@
 /**
  * Group commit: writes that arrive together go to the database as one statement. A batch
- * starts at the end of the event-loop turn in which its first request arrived (setImmediate),
- * so the requests of one turn share it; while a batch is being written, new requests wait and
+ * starts once the callback that submitted its first request is done (a microtask), so the
+ * requests of one callback share it; while a batch is being written, new requests wait and
  * go together in the next one. At most `maxInFlight` batches are written at once.
  */
 export interface GroupCommitOptions<Req, Res> {
@@ -43,7 +43,7 @@ interface Entry<Req, Res> {
 export class GroupCommit<Req, Res> {
   private pending: Array<Entry<Req, Res>> = [];
   private inFlight = 0;
-  private scheduled: NodeJS.Immediate | undefined;
+  private scheduled = false;
   private closing: Promise<void> | undefined;
   private whenIdle: (() => void) | undefined;
   private readonly maxInFlight: number;
@@ -60,9 +60,12 @@ export class GroupCommit<Req, Res> {
     if (this.closing !== undefined) return Promise.reject(this.options.closedError());
     return new Promise<Res>((resolve, reject) => {
       this.pending.push({ request, resolve, reject });
-      if (this.scheduled === undefined && this.inFlight < this.maxInFlight) {
-        this.scheduled = setImmediate(() => {
-          this.scheduled = undefined;
+      if (!this.scheduled && this.inFlight < this.maxInFlight) {
+        // Room for a batch: it goes once the current callback's synchronous work is done, so
+        // what that callback submits joins it; what arrives while it is written joins the next.
+        this.scheduled = true;
+        queueMicrotask(() => {
+          this.scheduled = false;
           this.dispatch();
         });
       }
@@ -138,7 +141,13 @@ export class GroupCommit<Req, Res> {
       onBatchRefused(error, requests.length);
     }
     // The database refused the batch for something in it: each request alone, in order, so
-    // only the one at fault fails. An outage on the way fails the rest at once.
+    // only the one at fault fails.
+    return this.commitEach(requests);
+  }
+
+  /** Each request alone, in order; an outage on the way fails the rest at once. */
+  private async commitEach(requests: readonly Req[]): Promise<Array<PromiseSettledResult<Res>>> {
+    const { commitOne, isUnavailable } = this.options;
     const settled: Array<PromiseSettledResult<Res>> = [];
     for (const request of requests) {
       try {
@@ -155,6 +164,6 @@ export class GroupCommit<Req, Res> {
   }
 
   private resolveIfIdle(): void {
-    if (this.whenIdle !== undefined && this.pending.length === 0 && this.inFlight === 0 && this.scheduled === undefined) this.whenIdle();
+    if (this.whenIdle !== undefined && this.pending.length === 0 && this.inFlight === 0 && !this.scheduled) this.whenIdle();
   }
 }
