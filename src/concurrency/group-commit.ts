@@ -131,7 +131,7 @@ export class GroupCommit<Req, Res> {
   }
 
   private async commit(requests: readonly Req[]): Promise<Array<PromiseSettledResult<Res>>> {
-    const { commitBatch, commitOne, isUnavailable, onBatchRefused } = this.options;
+    const { commitBatch, isUnavailable, onBatchRefused } = this.options;
     try {
       const results = await commitBatch(requests);
       if (results.length !== requests.length) throw new Error(`a batch of ${requests.length} requests returned ${results.length} results`);
