@@ -536,6 +536,7 @@ function buildRows(): Row[] {
     line('admission', 'agentd', '202s per second', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 });
     line('admission', 'agentd', 'POST latency p99', 'ms', (x) => x.latencyMs.p99, 'lower');
     line('admission', 'agentd', 'all runs completed', '', (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)} ${JSON.stringify(x.rejected)}`));
+    line('admission', 'agentd', 'CPU cores: server / postgres / bench client', '', (x) => `${x.cpu.server} / ${x.cpu.postgres} / ${x.cpu.client}`);
     if (ad['agentd-embedded'] !== undefined) {
       line('admission (embedded)', 'agentd-embedded', '202s per second', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 }, false);
       line('admission (embedded)', 'agentd-embedded', 'all runs completed', '', (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)}`), undefined, undefined, false);

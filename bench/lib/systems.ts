@@ -14,6 +14,8 @@ export interface System {
   readonly url: string;
   /** Processes whose RSS counts for this system. */
   rss(): number;
+  /** The system's server processes (for CPU per process). */
+  pids(): number[];
   /** An account of `tier`; returns its API key (LangGraph has none: empty string). */
   createAccount(agent: http.Agent, tier: string): Promise<string>;
   /** The streaming request that creates an echo run and streams its events. */
@@ -26,7 +28,9 @@ export function agentdSystem(name: string, proc: AgentdProcess, adminToken: stri
   return {
     name,
     url: proc.url,
-    rss: () => rssBytes(proc.pid),
+    // With WORKERS > 1, the primary and its workers.
+    rss: () => processTree(proc.pid).reduce((sum, pid) => sum + rssBytes(pid), 0),
+    pids: () => processTree(proc.pid),
     async createAccount(agent, tier) {
       const account = await requestJson<{ api_key: string }>(agent, 'POST', `${proc.url}/v1/admin/accounts`, 201, {
         token: adminToken,
@@ -43,12 +47,15 @@ export function agentdSystem(name: string, proc: AgentdProcess, adminToken: stri
 export function ensurePeersInstalled(log: (line: string) => void): void {
   const marker = join(PEERS_DIR, 'node_modules', '.package-lock.json');
   if (existsSync(marker)) return;
+  const npm = (command: 'ci' | 'install') =>
+    spawnSync('npm', [command, '--no-audit', '--no-fund'], { cwd: PEERS_DIR, stdio: ['ignore', 'inherit', 'inherit'] }).status;
   log('installing the peers into bench/peers (npm ci) ...');
-  const result = spawnSync('npm', [existsSync(join(PEERS_DIR, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund'], {
-    cwd: PEERS_DIR,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (result.status !== 0) throw new Error(`npm install in bench/peers failed with exit code ${result.status}`);
+  if (npm('ci') === 0) return;
+  // `npm ci` refuses a lockfile that lacks optional platform packages a registry mirror does
+  // not carry (e.g. @tailwindcss/oxide-win32-*); `npm install` installs the same locked versions.
+  log('npm ci refused the lockfile; installing the locked versions with npm install ...');
+  const status = npm('install');
+  if (status !== 0) throw new Error(`npm install in bench/peers failed with exit code ${status}`);
 }
 
 export interface QueueHopPeer {
@@ -96,6 +103,7 @@ export async function startQueueHop(options: { databaseUrl: string; redisUrl: st
     name: 'queue-hop',
     url,
     rss: () => rssBytes(front.pid) + rssBytes(worker.pid),
+    pids: () => [front.pid, worker.pid],
     async createAccount(agent, tier) {
       const account = await requestJson<{ api_key: string }>(agent, 'POST', `${url}/admin/accounts`, 201, { body: { name: `bench-${tier}`, tier } });
       return account.api_key;
@@ -111,6 +119,24 @@ export async function startQueueHop(options: { databaseUrl: string; redisUrl: st
       await Promise.all([front.stop(5_000), worker.stop(5_000)]);
     },
   };
+}
+
+/** A process and all its descendants. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const pids = [root];
+  for (let i = 0; i < pids.length; i++) pids.push(...(children.get(pids[i] as number) ?? []));
+  return pids;
 }
 
 /** PIDs of every process in a process group (the LangGraph CLI starts its server as a child). */
@@ -202,6 +228,7 @@ export async function startLangGraph(port: number, jobsPerWorker: number): Promi
     name: 'langgraph',
     url,
     rss: () => groupRss(pgid),
+    pids: () => groupPids(pgid),
     createAccount: () => Promise.resolve(''),
     echoStream: (_token, input) => ({
       url: `${url}/runs/stream`,

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { keepAliveAgent, request, runPool } from '../lib/http.js';
 import { msSince, round, summarize, type LatencySummary } from '../lib/stats.js';
+import { cpuSeconds, postgresPids } from '../lib/procs.js';
 import type { System } from '../lib/systems.js';
 
 export interface AdmissionResult {
@@ -14,6 +15,8 @@ export interface AdmissionResult {
   readonly runsPerSecond: number;
   readonly latencyMs: LatencySummary;
   readonly elapsedMs: number;
+  /** Cores used during the measured phase by the system's processes, Postgres, and the bench client. */
+  readonly cpu: { readonly server: number; readonly postgres: number; readonly client: number };
   /** Final statuses of the accepted runs, once none is queued or running any more. */
   readonly statuses: Record<string, number>;
   readonly allCompleted: boolean;
@@ -78,6 +81,13 @@ export async function runAdmission(
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
+    // CPU of each party on the shared cores during the measured phase: the system's server
+    // processes, Postgres, and this (client) process.
+    const cpuOf = (pids: readonly number[], from: ReadonlyMap<number, number>) =>
+      pids.reduce((sum, pid) => sum + (cpuSeconds(pid) - (from.get(pid) ?? 0) || 0), 0);
+    const serverStart = new Map(system.pids().map((pid) => [pid, cpuSeconds(pid)]));
+    const postgresStart = new Map(postgresPids().map((pid) => [pid, cpuSeconds(pid)]));
+    const clientStart = process.cpuUsage();
     const started = process.hrtime.bigint();
     await runPool(options.runs, options.clients, async (i, worker) => {
       const roundNo = rounds.get(worker) ?? 0;
@@ -101,6 +111,13 @@ export async function runAdmission(
       }
     });
     const elapsedMs = msSince(started);
+    const clientCpu = process.cpuUsage(clientStart);
+    const cores = (seconds: number) => round(seconds / (elapsedMs / 1000), 2);
+    const cpu = {
+      server: cores(cpuOf(system.pids(), serverStart)),
+      postgres: cores(cpuOf(postgresPids(), postgresStart)),
+      client: cores((clientCpu.user + clientCpu.system) / 1e6),
+    };
     sampling = false;
     await sampler;
 
@@ -122,6 +139,7 @@ export async function runAdmission(
       runsPerSecond: round((ids.length * 1000) / elapsedMs, 0),
       latencyMs: summarize(latencies),
       elapsedMs: round(elapsedMs, 0),
+      cpu,
       statuses,
       allCompleted: ids.length === options.runs && (statuses.completed ?? 0) === options.runs,
       settleMs: Date.now() - settleStart,
