@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LingeringAgents } from './runtime/lingering-agents.js';
 import type { FairSemaphore } from './concurrency/fair-semaphore.js';
 import type { Database } from './db/database.js';
 import type { LlmLimiters } from './llm/llm-limiters.js';
@@ -14,6 +15,7 @@ export function createMetrics(deps: {
   events: EventStore;
   listeners: SseListeners;
   llm: LlmLimiters;
+  lingering: LingeringAgents;
 }): { registry: Registry; observer: RunObserver; routing: RoutingObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
@@ -33,6 +35,7 @@ export function createMetrics(deps: {
   gauge('agentd_db_pool_in_use', 'Database statements in flight.', () => deps.db.stats().inUse);
   gauge('agentd_db_pool_waiting', 'Database statements waiting for a connection.', () => deps.db.stats().waiting);
   gauge('agentd_sse_listeners', 'SSE listeners served by this instance.', () => deps.listeners.count);
+  gauge('agentd_lingering_agents', 'Agents still running after their run ended (they ignored its AbortSignal).', () => deps.lingering.count);
   gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.events.stats().connections);
   gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.events.stats().pendingEvents);
   llmGauges(registry, deps.llm);

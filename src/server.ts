@@ -26,6 +26,7 @@ import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { Agent } from './runtime/agent.js';
 import { CapacityReport, type LimitTable } from './runtime/capacity.js';
+import { LingeringAgents } from './runtime/lingering-agents.js';
 import { RunManager } from './runtime/run-manager.js';
 import { EventArchiveRepository } from './db/event-archive-repository.js';
 import { EventArchiver } from './streaming/event-archiver.js';
@@ -178,7 +179,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       queueTimeoutMs: config.llmTimeoutMs,
     });
     const listeners = new SseListeners();
-    const metrics = createMetrics({ slots, db, events: streams.store, listeners, llm });
+    const lingering = new LingeringAgents();
+    const metrics = createMetrics({ slots, db, events: streams.store, listeners, llm, lingering });
     const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);
     const runManager = new RunManager({
       runs,
@@ -190,6 +192,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       cancelBus: streams.cancelBus,
       logger,
       observer: metrics.observer,
+      lingering,
       options: {
         instanceId: config.instanceId,
         tierLimits: config.tierLimits,
@@ -219,6 +222,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
         runs,
         events: streams.store,
         listeners,
+        lingering,
         llm,
         tierLimits: config.tierLimits,
         sessionMaxInflight: config.sessionMaxInflight,

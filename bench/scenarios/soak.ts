@@ -32,6 +32,13 @@ export interface SoakResult {
   readonly capacityAfter: Record<string, unknown>;
   readonly limitersAtZero: boolean;
   readonly limitersDetail: Record<string, number>;
+  /** agentd's V8 heap and external memory when the RSS figures below were taken. */
+  readonly memoryAfterWarmup: Record<string, number>;
+  readonly memoryAfter: Record<string, number>;
+  /** RSS 2 s after the warm-up / the soak went idle. */
+  readonly rssAfterWarmupSoonBytes: number;
+  readonly rssAfterSoonBytes: number;
+  /** RSS QUIET_MS after the warm-up / the soak went idle (the compared figures). */
   readonly rssAfterWarmupBytes: number;
   readonly rssAfterBytes: number;
   readonly rssPeakBytes: number;
@@ -39,7 +46,7 @@ export interface SoakResult {
 }
 
 interface Capacity {
-  runs: { in_use: number; queued: number };
+  runs: { in_use: number; queued: number; lingering_agents?: number };
   db_pool: { in_use: number; waiting: number };
   redis: { in_flight_ops: number; pending_events?: number };
   sse: { listeners: number };
@@ -51,6 +58,9 @@ function limiters(c: Capacity): Record<string, number> {
   return {
     'runs.in_use': c.runs.in_use,
     'runs.queued': c.runs.queued,
+    // Agents that ignored their cancel run on after their run ended (up to 10 s here): the
+    // instance is idle once they have stopped too.
+    'runs.lingering_agents': c.runs.lingering_agents ?? 0,
     'db_pool.in_use': c.db_pool.in_use,
     'db_pool.waiting': c.db_pool.waiting,
     'redis.in_flight_ops': c.redis.in_flight_ops,
@@ -112,6 +122,8 @@ async function oneRun(agent: http.Agent, url: string, token: string, ending: End
   }
 }
 
+const QUIET_MS = 30_000;
+
 /** 20,000 runs with mixed endings through one instance; then every limiter at 0 and RSS back near its warm level. */
 export async function runSoak(options: {
   url: string;
@@ -126,6 +138,29 @@ export async function runSoak(options: {
   onIdle?: (when: 'after-warmup' | 'after-soak') => Promise<void>;
 }): Promise<SoakResult> {
   const agent = keepAliveAgent(options.clients * 2);
+  /**
+   * RSS 2 s into an idle spell, and after QUIET_MS: V8 gives back heap it grew during a burst
+   * only once the allocation rate has stayed low for a while (its memory reducer), so the
+   * later figure is the one compared.
+   */
+  /** V8 heap committed and used, and memory outside it, from agentd's /metrics (prom-client defaults). */
+  const memory = async (): Promise<Record<string, number>> => {
+    const { body } = await request(agent, 'GET', `${options.url}/metrics`, {});
+    const read = (name: string) => Number((new RegExp(`^agentd_process_${name} ([0-9.e+]+)$`, 'm').exec(body) ?? [])[1]);
+    return {
+      heapTotalBytes: read('nodejs_heap_size_total_bytes'),
+      heapUsedBytes: read('nodejs_heap_size_used_bytes'),
+      externalBytes: read('nodejs_external_memory_bytes'),
+      residentBytes: read('resident_memory_bytes'),
+    };
+  };
+  const quietRss = async (): Promise<[number, number]> => {
+    const start = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const soon = options.rss();
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, start + QUIET_MS - Date.now())));
+    return [soon, options.rss()];
+  };
   const errors: Record<string, number> = {};
   const mix: Record<string, number> = {};
   const expectedStatuses: Record<string, number> = {};
@@ -174,15 +209,15 @@ export async function runSoak(options: {
   try {
     await phase(options.warmup, 0, false);
     await idle(60_000);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const rssAfterWarmup = options.rss();
+    const [rssAfterWarmupSoon, rssAfterWarmup] = await quietRss();
+    const memoryAfterWarmup = await memory();
     await options.onIdle?.('after-warmup');
     const started = process.hrtime.bigint();
     const runs = await phase(options.runs, options.warmup, true);
     const elapsedMs = msSince(started);
     const after = await idle(60_000);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const rssAfter = options.rss();
+    const [rssAfterSoon, rssAfter] = await quietRss();
+    const memoryAfter = await memory();
     await options.onIdle?.('after-soak');
     const statuses = await options.countStatuses(runs);
     const detail = limiters(after);
@@ -201,6 +236,10 @@ export async function runSoak(options: {
       capacityAfter: after as unknown as Record<string, unknown>,
       limitersAtZero: Object.values(detail).every((v) => v === 0),
       limitersDetail: detail,
+      memoryAfterWarmup,
+      memoryAfter,
+      rssAfterWarmupSoonBytes: rssAfterWarmupSoon,
+      rssAfterSoonBytes: rssAfterSoon,
       rssAfterWarmupBytes: rssAfterWarmup,
       rssAfterBytes: rssAfter,
       rssPeakBytes: peak,

@@ -7,6 +7,7 @@ import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { TierLimits } from '../config/tier-limits.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
+import type { LingeringAgents } from './lingering-agents.js';
 
 /** Every sized or configured limit of this instance, by the env var that sets it. */
 export type LimitTable = Readonly<Record<string, Limit>>;
@@ -31,6 +32,7 @@ export class CapacityReport {
       readonly runs: RunRepository;
       readonly events: EventStore;
       readonly listeners: SseListeners;
+      readonly lingering: LingeringAgents;
       readonly llm: LlmLimiters;
       readonly tierLimits: TierLimits;
       readonly sessionMaxInflight: number;
@@ -92,6 +94,8 @@ export class CapacityReport {
         queue_max: slots.queueMax,
         holders: slots.holders(),
         waiting: slots.waiters(),
+        // Agents still running after their run ended (they ignored its AbortSignal).
+        lingering_agents: this.deps.lingering.count,
       },
       db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
       redis: { connections: stream.connections, in_flight_ops: stream.inFlightOps, pending_events: stream.pendingEvents },

@@ -10,7 +10,16 @@ export type RunEnding =
 /** The AbortSignal reason the runtime uses; carries the ending the abort stands for. */
 export class RunAbort extends Error {
   constructor(readonly ending: RunEnding) {
-    super(`run aborted: ${ending.status}`);
+    // No stack: the reason lives as long as the run's signal (an agent ignoring its abort may
+    // hold it for long), and a captured stack keeps the frames' closures alive — for a cancel,
+    // the HTTP request and response that asked for it.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(`run aborted: ${ending.status}`);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.name = 'RunAbort';
   }
 }

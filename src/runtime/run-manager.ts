@@ -24,6 +24,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { CancelBus } from './cancel-bus.js';
+import type { LingeringAgents } from './lingering-agents.js';
 import { RunContext } from './run-context.js';
 import { RunRecorder } from './run-recorder.js';
 import { ENDINGS, RunAbort, RunFailure, endingOf, type RunEnding } from './run-ending.js';
@@ -100,6 +101,7 @@ export class RunManager {
       readonly cancelBus: CancelBus;
       readonly logger: Logger;
       readonly observer: RunObserver;
+      readonly lingering: LingeringAgents;
       readonly options: RunManagerOptions;
     },
   ) {
@@ -318,10 +320,16 @@ export class RunManager {
     const timer = setTimeout(() => controller.abort(new RunAbort(ENDINGS.timedOut(record.timeoutMs))), record.timeoutMs);
     const aborted = abortPromise(controller.signal);
     let ending: RunEnding;
+    // Promise.resolve().then(...) turns a synchronous throw into a rejection; the race
+    // subscribes to the agent's promise, so a late rejection is never unhandled.
+    const task = Promise.resolve().then(() => agent.run(context));
+    let taskSettled = false;
+    const settled = () => {
+      taskSettled = true;
+    };
+    task.then(settled, settled);
     try {
-      // Promise.resolve().then(...) turns a synchronous throw into a rejection; the race
-      // subscribes to the agent's promise, so a late rejection is never unhandled.
-      await Promise.race([Promise.resolve().then(() => agent.run(context)), aborted.promise]);
+      await Promise.race([task, aborted.promise]);
       ending = controller.signal.aborted ? endingOf(controller.signal) : ENDINGS.completed;
     } catch (error) {
       if (controller.signal.aborted) ending = endingOf(controller.signal);
@@ -335,6 +343,7 @@ export class RunManager {
     // Whatever the agent still has in flight (a fetch, a timer) is told to stop. The reason is
     // shared: nobody reads it any more, and an Error with its stack per run is measurable.
     if (!controller.signal.aborted) controller.abort(this.runEnded);
+    if (!taskSettled) this.deps.lingering.track(task);
     await this.finish(run, 'running', ending);
     this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
   }

@@ -72,6 +72,11 @@ for (const storage of STORAGES) {
         assert.equal(cancel.body.status, 'cancelled');
         const capacity = await agentd.waitForIdle();
         assert.ok(!capacity.runs.holders.includes(id));
+        // Its run is over, but the agent goes on until its last event: shown, then gone.
+        assert.ok(capacity.runs.lingering_agents >= 1, `lingering agents: ${capacity.runs.lingering_agents}`);
+        await waitFor(async () => (await agentd.admin('GET', '/v1/admin/capacity')).body.runs.lingering_agents === 0, {
+          what: 'the agent that ignored its cancel to stop',
+        });
       });
 
       it('leaves a finished run unchanged on cancel', async () => {
