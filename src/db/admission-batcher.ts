@@ -24,7 +24,7 @@ export interface AdmissionBatcherOptions {
 }
 
 /**
- * Admits runs by group commit: the admissions of one event-loop turn, and those that arrive
+ * Admits runs by group commit: the admissions submitted together, and those that arrive
  * while the previous batch is written, go to the database as one statement, one batch at a
  * time. Each caller gets what RunRepository.admit would give it. A batch the database refuses
  * for its content is retried one admission at a time, so only the one at fault fails; an

@@ -25,7 +25,7 @@ export interface TransitionBatcherOptions {
 }
 
 /**
- * Writes run status changes by group commit: the changes of one event-loop turn, and those
+ * Writes run status changes by group commit: the changes submitted together, and those
  * that arrive while the previous batch is written, go to the database as one conditional
  * UPDATE, one batch at a time. Each caller gets what RunRepository.transition would give it
  * (null when the run was no longer in `from`). A batch the database refuses for its content is
