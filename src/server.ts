@@ -80,6 +80,7 @@ async function openDatabase(config: Config, runSlots: number, processes: number)
     max: pool.value,
     acquireTimeoutMs: config.dbAcquireTimeoutMs,
     applicationName: `agentd:${config.instanceId}`,
+    preparedStatements: config.dbPreparedStatements,
   });
   return { db, pool };
 }

@@ -96,6 +96,10 @@ const schema = {
   DB_MAX_CONNECTIONS: int(1, 10_000).optional(),
   DB_INSTANCES: int(1, 1000).default(4),
   DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5_000),
+  DB_PREPARED_STATEMENTS: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default('true')
+    .transform((value) => value === 'true'),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   WORKERS: workers.default(1),
   LLM_PROVIDERS: z.string().optional(),
@@ -148,6 +152,8 @@ export interface Config {
   readonly dbMaxConnections: number | null;
   readonly dbInstances: number;
   readonly dbAcquireTimeoutMs: number;
+  /** Prepare parameterised statements once per connection (one round trip per statement, not two). */
+  readonly dbPreparedStatements: boolean;
   readonly shutdownGraceMs: number;
   /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
   readonly workers: number | 'auto';
@@ -242,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbMaxConnections: p.DB_MAX_CONNECTIONS ?? null,
     dbInstances: p.DB_INSTANCES,
     dbAcquireTimeoutMs: p.DB_ACQUIRE_TIMEOUT_MS,
+    dbPreparedStatements: p.DB_PREPARED_STATEMENTS,
     shutdownGraceMs: p.SHUTDOWN_GRACE_MS,
     workers: p.WORKERS,
     worker,

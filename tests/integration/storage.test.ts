@@ -981,20 +981,23 @@ function storageContract(name: string, factory: Factory): void {
 }
 
 describe('storage', () => {
-  storageContract('postgres', async () => {
-    const testDb = await createTestDatabase();
-    const open = (): Database =>
-      createPostgresDatabase({ url: testDb.url, max: 10, acquireTimeoutMs: 30_000, applicationName: 'agentd-storage-test' });
-    const db = open();
-    return {
-      db,
-      openAnother: open,
-      async teardown() {
-        await db.close();
-        await testDb.drop();
-      },
-    };
-  });
+  // Prepared statements (the default) and the two-round-trip path DB_PREPARED_STATEMENTS=false keeps for poolers.
+  for (const preparedStatements of [true, false]) {
+    storageContract(preparedStatements ? 'postgres' : 'postgres without prepared statements', async () => {
+      const testDb = await createTestDatabase();
+      const open = (): Database =>
+        createPostgresDatabase({ url: testDb.url, max: 10, acquireTimeoutMs: 30_000, applicationName: 'agentd-storage-test', preparedStatements });
+      const db = open();
+      return {
+        db,
+        openAnother: open,
+        async teardown() {
+          await db.close();
+          await testDb.drop();
+        },
+      };
+    });
+  }
 
   storageContract('pglite (in-memory)', async () => {
     const db = await createPgliteDatabase({});

@@ -49,6 +49,7 @@ describe('loadConfig', () => {
     ['WORKERS', 'abc'],
     ['WORKERS', '0'],
     ['WORKERS', '1000'],
+    ['DB_PREPARED_STATEMENTS', 'yes'],
   ] as const) {
     it(`stops on ${name}=${JSON.stringify(value)} naming the variable and the value`, () => {
       assert.throws(
@@ -58,6 +59,11 @@ describe('loadConfig', () => {
       );
     });
   }
+
+  it('prepares statements unless DB_PREPARED_STATEMENTS=false', () => {
+    assert.equal(loadConfig({}).dbPreparedStatements, true);
+    assert.equal(loadConfig({ DB_PREPARED_STATEMENTS: 'false' }).dbPreparedStatements, false);
+  });
 
   it('reports every bad variable at once', () => {
     assert.throws(() => loadConfig({ PORT: 'x', RUN_TIMEOUT_MS: 'y' }), /PORT[\s\S]*RUN_TIMEOUT_MS/);
