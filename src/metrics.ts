@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LingeringAgents } from './runtime/lingering-agents.js';
+import type { EventArchiver } from './streaming/event-archiver.js';
 import type { FairSemaphore } from './concurrency/fair-semaphore.js';
 import type { Database } from './db/database.js';
 import type { LlmLimiters } from './llm/llm-limiters.js';
@@ -16,6 +17,7 @@ export function createMetrics(deps: {
   listeners: SseListeners;
   llm: LlmLimiters;
   lingering: LingeringAgents;
+  archiver: Pick<EventArchiver, 'pendingCount'>;
 }): { registry: Registry; observer: RunObserver; routing: RoutingObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
@@ -38,6 +40,7 @@ export function createMetrics(deps: {
   gauge('agentd_lingering_agents', 'Agents still running after their run ended (they ignored its AbortSignal).', () => deps.lingering.count);
   gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.events.stats().connections);
   gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.events.stats().pendingEvents);
+  gauge('agentd_archive_pending_events', 'Events accepted and not yet written to the Postgres archive.', () => deps.archiver.pendingCount);
   llmGauges(registry, deps.llm);
   const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });
   const ended = new Counter({

@@ -181,7 +181,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     });
     const listeners = new SseListeners();
     const lingering = new LingeringAgents();
-    const metrics = createMetrics({ slots, db, events: streams.store, listeners, llm, lingering });
+    const metrics = createMetrics({ slots, db, events: streams.store, archiver, listeners, llm, lingering });
     const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);
     const runManager = new RunManager({
       runs,
@@ -222,6 +222,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
         db,
         runs,
         events: streams.store,
+        archiver,
         listeners,
         lingering,
         llm,

@@ -49,6 +49,7 @@ interface Capacity {
   runs: { in_use: number; queued: number; lingering_agents?: number };
   db_pool: { in_use: number; waiting: number };
   redis: { in_flight_ops: number; pending_events?: number };
+  archive?: { pending_events: number };
   sse: { listeners: number };
   accounts: { active: number; leases: number };
   sessions: { active: number };
@@ -65,6 +66,7 @@ function limiters(c: Capacity): Record<string, number> {
     'db_pool.waiting': c.db_pool.waiting,
     'redis.in_flight_ops': c.redis.in_flight_ops,
     'redis.pending_events': c.redis.pending_events ?? 0,
+    'archive.pending_events': c.archive?.pending_events ?? 0,
     'sse.listeners': c.sse.listeners,
     'accounts.active': c.accounts.active,
     'accounts.leases': c.accounts.leases,

@@ -8,6 +8,7 @@ import type { TierLimits } from '../config/tier-limits.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../streaming/sse-listeners.js';
 import type { LingeringAgents } from './lingering-agents.js';
+import type { EventArchiver } from '../streaming/event-archiver.js';
 
 /** Every sized or configured limit of this instance, by the env var that sets it. */
 export type LimitTable = Readonly<Record<string, Limit>>;
@@ -33,6 +34,7 @@ export class CapacityReport {
       readonly events: EventStore;
       readonly listeners: SseListeners;
       readonly lingering: LingeringAgents;
+      readonly archiver: Pick<EventArchiver, 'pendingCount'>;
       readonly llm: LlmLimiters;
       readonly tierLimits: TierLimits;
       readonly sessionMaxInflight: number;
@@ -99,6 +101,8 @@ export class CapacityReport {
       },
       db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
       redis: { connections: stream.connections, in_flight_ops: stream.inFlightOps, pending_events: stream.pendingEvents },
+      // Events accepted and not yet in the Postgres archive (written every ARCHIVE_FLUSH_MS and at each run's end).
+      archive: { pending_events: this.deps.archiver.pendingCount },
       sse: { listeners: this.deps.listeners.count },
       llm: this.deps.llm.snapshot(),
       // Leases held by runs of this instance in the database (the tier and session limits count these).

@@ -74,7 +74,7 @@ export async function startAgentd(storage: Storage, env: Record<string, string> 
       waitFor(
         async () => {
           const res = await agentd.admin('GET', '/v1/admin/capacity');
-          const { runs, db_pool: pool, accounts, sse, llm } = res.body;
+          const { runs, db_pool: pool, accounts, sse, llm, archive } = res.body;
           const llmLimiters = [llm.global, ...Object.values(llm.providers)] as Array<{ in_use: number; queued: number }>;
           const idle =
             llmLimiters.every((limiter) => limiter.in_use === 0 && limiter.queued === 0) &&
@@ -83,7 +83,8 @@ export async function startAgentd(storage: Storage, env: Record<string, string> 
             pool.in_use === 0 &&
             pool.waiting === 0 &&
             accounts.leases === 0 &&
-            sse.listeners === 0;
+            sse.listeners === 0 &&
+            archive.pending_events === 0;
           return idle ? res.body : undefined;
         },
         { what: 'every limiter at zero' },
