@@ -6,9 +6,13 @@ import type { Logger } from './logger.js';
 const RESTART_BASE_DELAY_MS = 250;
 /** A worker that ran at least this long before exiting starts its slot's count of quick exits afresh. */
 const STABLE_UPTIME_MS = 60_000;
-/** Quick exits in a row of one slot after which the primary stops restarting and exits 1 (delays 0.25 + 0.5 + 1 + 2 + 4 s). */
+/** Restarts of one slot in a row after quick exits (delays 0.25 + 0.5 + 1 + 2 + 4 s); the next quick exit stops the primary with exit 1. */
 const MAX_QUICK_EXITS = 5;
-/** Time beyond SHUTDOWN_GRACE_MS a worker gets to close its connections before it is killed. */
+/**
+ * Time a worker gets, beyond two SHUTDOWN_GRACE_MS periods, to close its connections before it
+ * is killed: a draining worker lets runs finish for one grace period, then ends the rest and
+ * gives their endings (database writes) a second one.
+ */
 const DRAIN_MARGIN_MS = 10_000;
 /** What main.ts exits with on a bad configuration; restarting such a worker could only loop. */
 const CONFIG_EXIT_CODE = 2;
@@ -17,7 +21,7 @@ const SECOND_SIGNAL_EXIT_CODE = 130;
 export interface PrimaryOptions {
   /** Worker processes to keep running (WORKERS resolved), at least 2. */
   readonly workers: number;
-  /** After SIGTERM/SIGINT a worker gets this plus 10 s to drain before it is killed. */
+  /** After SIGTERM/SIGINT a worker gets twice this plus 10 s to drain before it is killed. */
   readonly shutdownGraceMs: number;
   readonly logger: Logger;
 }
@@ -33,8 +37,8 @@ interface Slot {
 
 /**
  * Runs the cluster primary, which does no agentd work: forks `workers` workers that share the
- * listening port (round-robin), restarts one that exits unexpectedly (backoff from 250 ms; after
- * 5 exits in a row within 60 s of their start it gives up), forwards SIGTERM/SIGINT and waits for
+ * listening port (round-robin), restarts one that exits unexpectedly (backoff from 250 ms; up to
+ * 5 restarts in a row of workers that exited within 60 s of their start, then it gives up), forwards SIGTERM/SIGINT and waits for
  * the workers to drain. Resolves with the process's exit code: 0 after a clean stop, 1 when a
  * worker could not stop or kept exiting, 2 when a worker refused its configuration, 130 on a
  * second signal (the workers are killed).
@@ -95,7 +99,7 @@ class ClusterPrimary {
     }
     slot.quickExits = Date.now() - slot.startedAtMs < STABLE_UPTIME_MS ? slot.quickExits + 1 : 1;
     if (slot.quickExits > MAX_QUICK_EXITS) {
-      this.logger.error('worker keeps exiting; stopping the others', { ...exit, quickExits: slot.quickExits - 1 });
+      this.logger.error('worker keeps exiting; stopping the others', { ...exit, restarts: MAX_QUICK_EXITS });
       this.stop(1, 'SIGTERM');
       return;
     }
@@ -119,7 +123,7 @@ class ClusterPrimary {
     this.finish(SECOND_SIGNAL_EXIT_CODE);
   }
 
-  /** Sends `signal` to every worker (each drains as a lone process does) and waits for them, killing what is left after grace + margin. */
+  /** Sends `signal` to every worker (each drains as a lone process does) and waits for them, killing what is left after two graces + margin. */
   private stop(code: number, signal: NodeJS.Signals): void {
     if (this.stopSignal !== null) return;
     this.stopSignal = signal;
@@ -129,7 +133,7 @@ class ClusterPrimary {
       slot.restart = null;
       slot.worker?.process.kill(signal);
     }
-    const waitMs = this.options.shutdownGraceMs + DRAIN_MARGIN_MS;
+    const waitMs = 2 * this.options.shutdownGraceMs + DRAIN_MARGIN_MS;
     this.deadline = setTimeout(() => {
       this.logger.error('workers did not stop in time; killing them', { waitMs });
       if (this.exitCode === 0) this.exitCode = 1;

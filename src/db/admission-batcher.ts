@@ -3,8 +3,12 @@ import { DependencyUnavailableError } from '../errors.js';
 import { GroupCommit } from '../concurrency/group-commit.js';
 import { encodeRun, type AdmitResult, type EncodedRun, type NewRun, type RunRepository } from './run-repository.js';
 
-/** Most admissions per statement. */
-const DEFAULT_MAX_BATCH = 256;
+/**
+ * Most admissions per statement. Each takes its account's advisory lock until the batch
+ * commits; Postgres's shared lock table holds max_locks_per_transaction × max_connections
+ * (64 × 100 by default) for all sessions, so many instances' batches of 256 could exhaust it.
+ */
+const DEFAULT_MAX_BATCH = 64;
 /** A batch stops growing past this many bytes of encoded runs (one jsonb parameter). */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -19,7 +23,7 @@ export interface AdmissionBatcherOptions {
   readonly runs: Pick<RunRepository, 'admit' | 'admitMany'>;
   /** Told when the database refused a batch and its admissions are retried one at a time. */
   readonly onBatchRefused: (error: unknown, batchSize: number) => void;
-  /** Most admissions per statement; default 256. */
+  /** Most admissions per statement; default 64. */
   readonly maxBatch?: number;
 }
 

@@ -10,7 +10,7 @@ import type { RedisClient } from './redis-connections.js';
  *
  * ARGV: maxLen, ttlSeconds, event count, then per event `key index, id, type, data JSON, prev
  * id`; then the count of streams to expire and their key indexes; then channel and message.
- * An XADD refused because its id is not above the stream's top (a retried write) is skipped;
+ * An XADD refused because its id is not above the stream's top (the event is already there) is skipped;
  * any other refusal is counted and the first reported, and the rest of the batch still goes.
  * Returns `{refused, firstError}`.
  */

@@ -44,12 +44,12 @@ export class RedisCancelBus implements CancelBus {
 
   async request(runId: string): Promise<void> {
     const { redis, keys } = this.options;
-    this.remember(runId);
     try {
       // The key first: a run starting after the message was published still finds it.
       const set = redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } });
       await withDeadline(redis.track(set), COMMAND_DEADLINE_MS, 'Redis SET');
       await withDeadline(redis.track(redis.commands.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
+      this.remember(runId);
     } catch (error) {
       throw new DependencyUnavailableError('event stream (Redis)', error);
     }

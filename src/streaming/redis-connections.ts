@@ -10,7 +10,7 @@ export type RedisClient = ReturnType<typeof createClient>;
 export interface RedisConnections {
   readonly commands: RedisClient;
   readonly subscriber: RedisClient;
-  /** node-redis' command queue bound per connection (users size their batches under it). */
+  /** node-redis' command queue bound per connection: commands beyond it are refused at once. */
   readonly commandsQueueMax: number;
   /** The error handler the connections were opened with, for users that have none of their own. */
   readonly reportError: (error: unknown) => void;

@@ -56,7 +56,8 @@ const MIN_FLUSH_INTERVAL_MS = 10;
 const COMMAND_DEADLINE_MS = 5_000;
 
 /**
- * The event store shared by several instances. Writes are batched per tick into one command
+ * The event store shared by several instances. Writes are batched (under load, flushes start
+ * at least MIN_FLUSH_INTERVAL_MS apart unless a full batch waits) and each flush is one command
  * (a script: XADD with the runtime's ids, EXPIRE when due, one PUBLISH naming each run's last id).
  * Listeners of runs this instance writes are fed in-process; listeners of other runs are fed
  * by batched, non-blocking XREADs when another instance's notification names their run. Uses
@@ -214,7 +215,9 @@ export class RedisEventStore implements EventStore {
     // The first event after a quiet spell goes out in the next tick; under load flushes are
     // at least MIN_FLUSH_INTERVAL_MS apart, so each carries many events and the PUBLISH and
     // the readers' XREAD are paid per batch, not per event.
-    const waitMs = this.lastFlushAtMs + MIN_FLUSH_INTERVAL_MS - Date.now();
+    // A full batch waiting goes at once: the interval batches a trickle, it must not cap throughput.
+    const full = this.queue.length >= this.maxEventsPerFlush;
+    const waitMs = full ? 0 : this.lastFlushAtMs + MIN_FLUSH_INTERVAL_MS - Date.now();
     if (waitMs <= 0) {
       const immediate = setImmediate(run);
       this.flushTimer = { cancel: () => clearImmediate(immediate) };

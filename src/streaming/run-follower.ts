@@ -4,6 +4,8 @@ import { sseFrame } from './sse-frame.js';
 import type { RunEvent } from './run-event.js';
 
 const READ_BATCH = 500;
+/** Catch-up and queued events go to the socket in writes of about this many characters. */
+const SEND_CHUNK_CHARS = 64 * 1024;
 const GAP_RETRY_MIN_MS = 10;
 const GAP_RETRY_MAX_MS = 1_000;
 /** A gap no read fills in this time means lost events: stop, and let the client resume. */
@@ -112,19 +114,17 @@ export async function followRun(options: FollowOptions): Promise<void> {
         const batch = await log.read(runId, last, READ_BATCH);
         if (signal.aborted || finished) break;
         if (batch.length > 0) {
-          send(batch);
+          await sendPaced(batch);
           gapDelayMs = 0;
           mustRead = batch.length === READ_BATCH;
-          if (!sink.hasRoom) await sink.drained();
           continue;
         }
         mustRead = false;
       }
       const next = takeLiveChain();
       if (next.length > 0) {
-        send(next);
+        await sendPaced(next);
         gapDelayMs = 0;
-        if (!sink.hasRoom) await sink.drained();
         continue;
       }
       if (live.length > 0) {
@@ -149,6 +149,24 @@ export async function followRun(options: FollowOptions): Promise<void> {
     clearTimeout(idleTimer);
     signal.removeEventListener('abort', notify);
     unsubscribe();
+  }
+
+  /**
+   * Sends events in writes of about SEND_CHUNK_CHARS, waiting for the sink to drain between
+   * them: a catch-up of large events never becomes one huge string or socket buffer.
+   */
+  async function sendPaced(events: readonly RunEvent[]): Promise<void> {
+    let start = 0;
+    let chars = 0;
+    for (let i = 0; i < events.length; i++) {
+      chars += sseFrame(events[i] as RunEvent).length;
+      if (chars < SEND_CHUNK_CHARS && i < events.length - 1) continue;
+      send(events.slice(start, i + 1));
+      if (finished || signal.aborted) return;
+      start = i + 1;
+      chars = 0;
+      if (!sink.hasRoom) await sink.drained();
+    }
   }
 
   /** The queued live events that continue the chain from `last` (duplicates dropped). */
