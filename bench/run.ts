@@ -25,7 +25,7 @@ import {
 } from './lib/systems.js';
 import { markdownTable, targetMet, textTable, type Row } from './lib/table.js';
 import { formatSummary, summarizeProfile } from './profile-summary.js';
-import { runAdmission, statusesOverHttp, type AdmissionResult, type StatusCounter } from './scenarios/admission.js';
+import { repeatAdmission, runAdmission, statusesOverHttp, type AdmissionResult, type StatusCounter } from './scenarios/admission.js';
 import { runDispatch, type DispatchResult } from './scenarios/dispatch.js';
 import { runFanout, type FanoutResult, type FanoutTarget } from './scenarios/fanout.js';
 import { runSoak, type SoakResult } from './scenarios/soak.js';
@@ -58,12 +58,14 @@ const PLAN = quick
   ? {
       dispatch: { warmup: 20, count: 200, langgraphWarmup: 5, langgraphCount: 30 },
       admission: { runs: 1_000, clients: 64, accounts: 200, warmup: 100 },
+      admissionPasses: 1,
       fanout: { sizes: [100], durationS: 10, single: { listeners: 200 }, langgraphSizes: [100] },
       soak: { runs: 2_000, warmup: 200, clients: 64 },
     }
   : {
       dispatch: { warmup: 200, count: 2_000, langgraphWarmup: 20, langgraphCount: 300 },
       admission: { runs: 5_000, clients: 64, accounts: 200, warmup: 500 },
+      admissionPasses: 3,
       fanout: { sizes: [100, 1_000, 2_000], durationS: 30, single: { listeners: 1_000 }, langgraphSizes: [100, 1_000] },
       soak: { runs: 20_000, warmup: 2_000, clients: 64 },
     };
@@ -222,7 +224,9 @@ async function main(): Promise<void> {
     if (only.has('admission')) {
       const probe = keepAliveAgent(1);
       await attempt('admission: agentd', (r) => (results.admission.agentd = r), () =>
-        runAdmission(system, { ...PLAN.admission, tier: 'pro', countStatuses: status.count, settleTimeoutMs: 60_000, sample: () => capacitySample(probe, main.url) }),
+        repeatAdmission(PLAN.admissionPasses, () =>
+          runAdmission(system, { ...PLAN.admission, tier: 'pro', countStatuses: status.count, settleTimeoutMs: 60_000, sample: () => capacitySample(probe, main.url) }),
+        ),
       );
       probe.destroy();
     }
@@ -297,7 +301,9 @@ async function main(): Promise<void> {
       }
       if (only.has('admission')) {
         await attempt('admission: queue-hop', (r) => (results.admission['queue-hop'] = r), () =>
-          runAdmission(started.system, { ...PLAN.admission, tier: 'pro', countStatuses: peerStatus.count, settleTimeoutMs: 60_000 }),
+          repeatAdmission(PLAN.admissionPasses, () =>
+            runAdmission(started.system, { ...PLAN.admission, tier: 'pro', countStatuses: peerStatus.count, settleTimeoutMs: 60_000 }),
+          ),
         );
       }
     } catch (error) {
@@ -533,7 +539,8 @@ function buildRows(): Row[] {
         agentd: pick(ad[key], f) ?? null,
         ...(withPeer ? { peers: { queueHop: pick(ad['queue-hop'], f) ?? null } } : {}),
       });
-    line('admission', 'agentd', '202s per second', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 });
+    line('admission', 'agentd', '202s per second (median pass)', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 });
+    line('admission', 'agentd', '202s per second, every pass', '', (x) => (x.passes ?? [x.runsPerSecond]).map((v) => v.toLocaleString('en-US')).join(' / '));
     line('admission', 'agentd', 'POST latency p99', 'ms', (x) => x.latencyMs.p99, 'lower');
     line('admission', 'agentd', 'all runs completed', '', (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)} ${JSON.stringify(x.rejected)}`));
     line('admission', 'agentd', 'CPU cores: server / postgres / bench client', '', (x) => `${x.cpu.server} / ${x.cpu.postgres} / ${x.cpu.client}`);
