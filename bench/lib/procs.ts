@@ -32,6 +32,15 @@ export function postgresPids(): number[] {
   return pids;
 }
 
+/**
+ * CPU seconds used since now by a changing set of processes (`pids()` is asked again at each
+ * reading, so processes that start meanwhile count from their start).
+ */
+export function cpuMeter(pids: () => readonly number[]): () => number {
+  const start = new Map(pids().map((pid) => [pid, cpuSeconds(pid)]));
+  return () => pids().reduce((sum, pid) => sum + (cpuSeconds(pid) - (start.get(pid) ?? 0) || 0), 0);
+}
+
 /** User+system CPU seconds a process used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
   try {

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { keepAliveAgent, request, runPool } from '../lib/http.js';
 import { msSince, round, summarize, type LatencySummary } from '../lib/stats.js';
-import { cpuSeconds, postgresPids } from '../lib/procs.js';
+import { cpuMeter, postgresPids } from '../lib/procs.js';
 import type { System } from '../lib/systems.js';
 
 export interface AdmissionResult {
@@ -85,10 +85,8 @@ export async function runAdmission(
     })();
     // CPU of each party on the shared cores during the measured phase: the system's server
     // processes, Postgres, and this (client) process.
-    const cpuOf = (pids: readonly number[], from: ReadonlyMap<number, number>) =>
-      pids.reduce((sum, pid) => sum + (cpuSeconds(pid) - (from.get(pid) ?? 0) || 0), 0);
-    const serverStart = new Map(system.pids().map((pid) => [pid, cpuSeconds(pid)]));
-    const postgresStart = new Map(postgresPids().map((pid) => [pid, cpuSeconds(pid)]));
+    const serverCpu = cpuMeter(() => system.pids());
+    const postgresCpu = cpuMeter(postgresPids);
     const clientStart = process.cpuUsage();
     const started = process.hrtime.bigint();
     await runPool(options.runs, options.clients, async (i, worker) => {
@@ -116,8 +114,8 @@ export async function runAdmission(
     const clientCpu = process.cpuUsage(clientStart);
     const cores = (seconds: number) => round(seconds / (elapsedMs / 1000), 2);
     const cpu = {
-      server: cores(cpuOf(system.pids(), serverStart)),
-      postgres: cores(cpuOf(postgresPids(), postgresStart)),
+      server: cores(serverCpu()),
+      postgres: cores(postgresCpu()),
       client: cores((clientCpu.user + clientCpu.system) / 1e6),
     };
     sampling = false;

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { connectionsNamed, commandCalls, commandDelta, type RedisClient } from '../lib/infra.js';
 import { keepAliveAgent, runPool } from '../lib/http.js';
 import { ListenerPool } from '../lib/listener-pool.js';
-import { cpuSeconds, postgresPids } from '../lib/procs.js';
+import { cpuMeter, cpuSeconds, postgresPids } from '../lib/procs.js';
 import type { SseRequest } from '../lib/sse.js';
 import { round } from '../lib/stats.js';
 import type { WorkerReport } from '../sse-worker.js';
@@ -76,8 +76,7 @@ export async function runFanout(
     const markMs = await pool.mark();
     const redisPids = target.redis === undefined ? [] : [target.redis.serverPid];
     // Postgres (archive inserts, status writes) runs on the same 2 cores; its backends live for the window.
-    const postgresStart = new Map(postgresPids().map((pid) => [pid, cpuSeconds(pid)]));
-    const postgresCpu = () => postgresPids().reduce((sum, pid) => sum + (cpuSeconds(pid) - (postgresStart.get(pid) ?? 0) || 0), 0);
+    const postgresCpu = cpuMeter(postgresPids);
     const cpuStart = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), postgres: 0, at: Date.now() };
     let cpuEnd = cpuStart;
 

@@ -341,7 +341,7 @@ export class RunManager {
       context.closeToAgent();
     }
     // Whatever the agent still has in flight (a fetch, a timer) is told to stop. The reason is
-    // shared: nobody reads it any more, and an Error with its stack per run is measurable.
+    // shared: nobody reads it any more, so one instance serves every completed run.
     if (!controller.signal.aborted) controller.abort(this.runEnded);
     if (!taskSettled) this.deps.lingering.track(task);
     await this.finish(run, 'running', ending);
