@@ -1,5 +1,45 @@
 import tseslint from 'typescript-eslint';
 
+/**
+ * The floors of src/, lowest first, and what each may import (see ARCHITECTURE.md). An import
+ * from a floor not listed fails the lint, so no arrow runs upward and no two folders import
+ * each other. Folder names are unique across src/, so the floor shows in the import path.
+ */
+const FLOORS = {
+  domain: [],
+  lib: [],
+  concurrency: ['domain', 'lib'],
+  config: ['domain', 'lib'],
+  db: ['domain', 'lib', 'concurrency', 'config'],
+  streaming: ['domain', 'lib', 'concurrency', 'config', 'db'],
+  llm: ['domain', 'lib', 'concurrency', 'config'],
+  agents: ['domain', 'lib', 'llm'],
+  runtime: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming'],
+  observability: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'llm', 'runtime'],
+  http: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'runtime'],
+  app: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'llm', 'agents', 'runtime', 'observability', 'http'],
+};
+
+const floorRules = Object.entries(FLOORS).map(([floor, allowed]) => {
+  const forbidden = Object.keys(FLOORS).filter((other) => other !== floor && !allowed.includes(other));
+  return {
+    files: [`src/${floor}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^\\.\\.?/(?:\\.\\./)*(?:${forbidden.join('|')})/`,
+              message: `src/${floor}/ may import only from ${allowed.length === 0 ? 'itself' : allowed.join(', ')} (floors: ARCHITECTURE.md).`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+});
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bench/peers/', 'bench/results/'] },
   ...tseslint.configs.recommended,
@@ -13,6 +53,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      // Past these a file or function wants splitting; an exception says why in an eslint-disable comment.
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+      'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  ...floorRules,
   {
     files: ['tests/**/*.ts'],
     // node:test's describe/it return promises the runner itself awaits.

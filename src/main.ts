@@ -1,10 +1,10 @@
 import cluster from 'node:cluster';
-import { runPrimary } from './cluster-primary.js';
+import { runPrimary } from './app/cluster-primary.js';
 import { detectMachine } from './concurrency/detect.js';
-import { loadConfig, type Config } from './config/config.js';
-import { ConfigError } from './errors.js';
-import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { type Config, loadConfig } from './config/config.js';
+import { ConfigError } from './domain/index.js';
+import { createLogger } from './observability/logger.js';
+import { startServer } from './app/server.js';
 
 function loadConfigOrExit(): Config {
   try {

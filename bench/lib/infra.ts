@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { createClient } from 'redis';
-import { freePort, startProcess, type ManagedProcess } from './procs.js';
+import { freePort, type ManagedProcess, startProcess } from './procs.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
 

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { request, requestJson } from './http.js';
-import { ROOT, rssBytes, startProcess, type AgentdProcess, type ManagedProcess } from './procs.js';
+import { type AgentdProcess, type ManagedProcess, ROOT, rssBytes, startProcess } from './procs.js';
 import type { SseEvent, SseRequest } from './sse.js';
 
 export const PEERS_DIR = join(ROOT, 'bench', 'peers');

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { keepAliveAgent, request, runPool } from '../lib/http.js';
-import { msSince, round, summarize, type LatencySummary } from '../lib/stats.js';
+import { type LatencySummary, msSince, round, summarize } from '../lib/stats.js';
 import { cpuMeter, postgresPids } from '../lib/procs.js';
 import type { System } from '../lib/systems.js';
 

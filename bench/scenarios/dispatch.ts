@@ -1,6 +1,6 @@
 import { keepAliveAgent } from '../lib/http.js';
 import { timeStream } from '../lib/sse.js';
-import { summarize, type LatencySummary } from '../lib/stats.js';
+import { type LatencySummary, summarize } from '../lib/stats.js';
 import type { System } from '../lib/systems.js';
 
 export interface DispatchResult {

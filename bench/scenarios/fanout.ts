@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { connectionsNamed, commandCalls, commandDelta, type RedisClient } from '../lib/infra.js';
+import { commandCalls, commandDelta, connectionsNamed, type RedisClient } from '../lib/infra.js';
 import { keepAliveAgent, runPool } from '../lib/http.js';
 import { ListenerPool } from '../lib/listener-pool.js';
 import { cpuMeter, cpuSeconds, postgresPids } from '../lib/procs.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ChatGateway } from '../llm/llm-gateway.js';
-import type { Agent } from '../runtime/agent.js';
+import type { Agent } from '../domain/index.js';
 
 const MAX_MESSAGES = 500;
 const MAX_CONTENT_CHARS = 200_000;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Agent } from '../runtime/agent.js';
+import type { Agent } from '../domain/index.js';
 
 /** Emits one `message` whose content is the run's input, and completes. */
 export const echoAgent: Agent<unknown> = {

@@ -1,6 +1,6 @@
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { Agent } from '../runtime/agent.js';
+import type { Agent } from '../domain/index.js';
 
 const simulateInput = z
   .object({

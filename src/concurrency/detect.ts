@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import { UNLIMITED_BYTES, readCgroupLimits, type CgroupLimits } from './cgroup.js';
+import { type CgroupLimits, readCgroupLimits, UNLIMITED_BYTES } from './cgroup.js';
 import { effectiveResources, type Resources } from './sizing.js';
 
 export interface DetectedMachine {

@@ -1,4 +1,4 @@
-import { UNLIMITED_BYTES, type CgroupLimits } from './cgroup.js';
+import { type CgroupLimits, UNLIMITED_BYTES } from './cgroup.js';
 
 export type LimitSource = 'auto' | 'env' | 'default';
 export interface Limit { readonly value: number; readonly source: LimitSource }

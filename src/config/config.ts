@@ -1,13 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
-import {
-  parseLlmProviders,
-  parseModelPatterns,
-  parseRoutingRules,
-  type LlmProviderConfig,
-  type RoutingRule,
-} from './llm-providers.js';
+import { ConfigError } from '../domain/index.js';
+import { type LlmProviderConfig, parseLlmProviders, parseModelPatterns, parseRoutingRules, type RoutingRule } from './llm-providers.js';
 import { parseTierLimits, type TierLimits } from './tier-limits.js';
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;

@@ -1,7 +1,7 @@
 import type { TierLimits } from '../config/tier-limits.js';
-import { DependencyUnavailableError } from '../errors.js';
+import { DependencyUnavailableError, type NewRun } from '../domain/index.js';
 import { GroupCommit } from '../concurrency/group-commit.js';
-import { encodeRun, type AdmitResult, type EncodedRun, type NewRun, type RunRepository } from './run-repository.js';
+import { type AdmitResult, type EncodedRun, encodeRun, type RunRepository } from './run-repository.js';
 
 /**
  * Most admissions per statement. Each takes its account's advisory lock until the batch

@@ -1,5 +1,4 @@
-import { isEventType, type RunEvent } from '../streaming/run-event.js';
-import type { EventId } from '../streaming/event-id.js';
+import { type EventId, isEventType, type RunEvent } from '../domain/index.js';
 import type { Database, Row } from './database.js';
 
 export interface ArchivedEvent {

@@ -1,4 +1,4 @@
-import { transitionPairs } from '../runtime/run-status.js';
+import { transitionPairs } from '../domain/index.js';
 import type { Database } from './database.js';
 
 interface Migration {

@@ -8,8 +8,8 @@
  * (unique violations, syntax errors, ...) pass through unchanged with their SQLSTATE in `.code`.
  */
 import postgres from 'postgres';
-import { DependencyUnavailableError } from '../errors.js';
-import { BoundedGate } from './bounded-gate.js';
+import { DependencyUnavailableError } from '../domain/index.js';
+import { BoundedGate } from '../concurrency/bounded-gate.js';
 import type { Database, PoolStats, Queryable, Row } from './database.js';
 
 export interface PostgresDatabaseOptions {

@@ -1,44 +1,6 @@
 import type { TierLimits } from '../config/tier-limits.js';
-import { canTransition, isFinal, type ActiveStatus, type RunStatus } from '../runtime/run-status.js';
+import { canTransition, isFinal, type NewRun, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
 import type { Database, Row } from './database.js';
-
-export interface RunError {
-  readonly code: string;
-  readonly message: string;
-}
-
-export interface RunRecord {
-  readonly id: string;
-  readonly accountId: string;
-  readonly agent: string;
-  readonly status: RunStatus;
-  readonly sessionId: string | null;
-  readonly input: unknown;
-  readonly model: string | null;
-  readonly metadata: unknown;
-  readonly timeoutMs: number;
-  readonly instanceId: string;
-  readonly createdAt: Date;
-  readonly startedAt: Date | null;
-  readonly finishedAt: Date | null;
-  readonly error: RunError | null;
-  /** Data of the run's last `message` event; undefined when it had none. */
-  readonly output: unknown;
-}
-
-export interface NewRun {
-  readonly id: string;
-  readonly accountId: string;
-  readonly agent: string;
-  readonly status: ActiveStatus;
-  readonly sessionId: string | null;
-  readonly input: unknown;
-  readonly model: string | null;
-  readonly metadata: unknown;
-  readonly timeoutMs: number;
-  readonly idempotencyKey: string | null;
-  readonly instanceId: string;
-}
 
 export type AdmitResult =
   | { readonly outcome: 'created' | 'existing'; readonly run: RunRecord }

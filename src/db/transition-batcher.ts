@@ -1,7 +1,6 @@
-import { DependencyUnavailableError } from '../errors.js';
-import type { RunStatus } from '../runtime/run-status.js';
+import { DependencyUnavailableError, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
 import { GroupCommit } from '../concurrency/group-commit.js';
-import { encodeStatusChange, type EncodedStatusChange, type RunError, type RunRecord, type RunRepository } from './run-repository.js';
+import { type EncodedStatusChange, encodeStatusChange, type RunRepository } from './run-repository.js';
 
 /** Most status changes per statement. */
 const DEFAULT_MAX_BATCH = 256;

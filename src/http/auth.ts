@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Request, RequestHandler } from 'express';
-import { hashApiKey, type Account, type AccountRepository } from '../db/account-repository.js';
-import { NotFoundError, UnauthorizedError } from '../errors.js';
+import { type Account, type AccountRepository, hashApiKey } from '../db/account-repository.js';
+import { NotFoundError, UnauthorizedError } from '../domain/index.js';
 import type { AuthThrottle } from './auth-throttle.js';
 
 /** A revoked key keeps working on other instances for at most this long (the contract allows 5 s). */

@@ -1,6 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, InvalidJsonError, InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { AppError, InvalidJsonError, InvalidRequestError, type Logger, NotFoundError, PayloadTooLargeError } from '../domain/index.js';
 
 /** A request body with U+0000 in it (its `verify` hook throws this). */
 export class NulCharacterError extends InvalidRequestError {

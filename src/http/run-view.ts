@@ -1,4 +1,4 @@
-import type { RunRecord } from '../db/run-repository.js';
+import type { RunRecord } from '../domain/index.js';
 
 /** A run as the contract shows it. */
 export function runView(run: RunRecord): Record<string, unknown> {

@@ -1,4 +1,4 @@
-import { RunFailure } from '../runtime/run-ending.js';
+import { RunFailure } from '../domain/index.js';
 
 export interface ProviderErrorDetails {
   /** The provider's HTTP status, when it answered. */

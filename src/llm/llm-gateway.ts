@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LlmProviderConfig } from '../config/llm-providers.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../domain/index.js';
 import { ProviderError, ProviderTimeoutError } from './errors.js';
 import type { LlmLimiters } from './llm-limiters.js';
 import type { ModelRouter } from './model-router.js';
-import { streamCompletion, type ChatMessage } from './openai-stream.js';
-import { selectTimeout, type LlmTimeouts, type RequestTimeout } from './request-timeout.js';
+import { type ChatMessage, streamCompletion } from './openai-stream.js';
+import { type LlmTimeouts, type RequestTimeout, selectTimeout } from './request-timeout.js';
 import { decideRetry } from './retry-policy.js';
 
 export interface ChatRequest {

@@ -1,5 +1,5 @@
 import { acquirePermit } from '../concurrency/acquire-permit.js';
-import { FairSemaphore, QueueFullError, QueueTimeoutError, type Permit } from '../concurrency/fair-semaphore.js';
+import { FairSemaphore, type Permit, QueueFullError, QueueTimeoutError } from '../concurrency/fair-semaphore.js';
 import { ProviderError, ProviderTimeoutError } from './errors.js';
 
 /** Both permits of one LLM request; `release()` is idempotent and gives them back in reverse order. */

@@ -1,7 +1,4 @@
-import type { Logger } from '../logger.js';
-import { EventIdGenerator, type EventId } from '../streaming/event-id.js';
-import { eventJson, type AgentEventType, type EventType, type RunEvent } from '../streaming/run-event.js';
-import type { AgentContext } from './agent.js';
+import { type AgentContext, type AgentEventType, type EventId, EventIdGenerator, eventJson, type EventType, type Logger, type RunEvent } from '../domain/index.js';
 
 export interface RunContextOptions<I> {
   readonly runId: string;

@@ -1,34 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AgentRegistry } from '../agents/registry.js';
+import type { AgentRegistry } from './agent-registry.js';
 import { abortPromise } from '../concurrency/abort-promise.js';
 import { awaitGrant, releaseAcquisition } from '../concurrency/acquire-permit.js';
 import { withDeadline } from '../concurrency/deadline.js';
-import {
-  FairSemaphore,
-  QueueFullError,
-  QueueTimeoutError,
-  type Acquisition,
-  type Permit,
-  type Waiter,
-} from '../concurrency/fair-semaphore.js';
+import { type Acquisition, FairSemaphore, type Permit, QueueFullError, QueueTimeoutError, type Waiter } from '../concurrency/fair-semaphore.js';
 import type { TierLimits } from '../config/tier-limits.js';
-import type { RunRecord, RunRepository } from '../db/run-repository.js';
-import {
-  AccountConcurrencyLimitError,
-  CapacityExhaustedError,
-  DrainingError,
-  NotFoundError,
-  SessionConcurrencyLimitError,
-} from '../errors.js';
-import type { Logger } from '../logger.js';
+import { AccountConcurrencyLimitError, type ActiveStatus, type CancelBus, CapacityExhaustedError, DrainingError, endingOf, ENDINGS, isFinal, type Logger, NotFoundError, RunAbort, type RunEnding, RunFailure, type RunRecord, SessionConcurrencyLimitError } from '../domain/index.js';
+import type { RunRepository } from '../db/run-repository.js';
 import type { EventLog } from '../streaming/event-log.js';
-import type { CancelBus } from './cancel-bus.js';
 import type { LingeringAgents } from './lingering-agents.js';
 import { RunContext } from './run-context.js';
 import { RunRecorder } from './run-recorder.js';
-import { ENDINGS, RunAbort, RunFailure, endingOf, type RunEnding } from './run-ending.js';
-import { isFinal, type ActiveStatus } from './run-status.js';
 
 export interface SubmitRequest {
   readonly accountId: string;

@@ -1,8 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RunError, RunRecord, RunRepository } from '../db/run-repository.js';
-import { DependencyUnavailableError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { RunStatus } from './run-status.js';
+import { DependencyUnavailableError, type Logger, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
+import type { RunRepository } from '../db/run-repository.js';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;

@@ -1,7 +1,6 @@
 import type { ArchivedEvent, EventArchiveRepository } from '../db/event-archive-repository.js';
-import { BackgroundLoop } from '../runtime/background-loop.js';
-import { DependencyUnavailableError } from '../errors.js';
-import type { RunEvent } from './run-event.js';
+import { BackgroundLoop } from '../concurrency/background-loop.js';
+import { DependencyUnavailableError, type RunEvent } from '../domain/index.js';
 
 /**
  * A batch stops growing past this many characters of event JSON text (one INSERT, one jsonb

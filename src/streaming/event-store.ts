@@ -1,5 +1,4 @@
-import type { EventId } from './event-id.js';
-import type { RunEvent } from './run-event.js';
+import type { EventId, RunEvent } from '../domain/index.js';
 
 /** Called with new events of a run, in order (possibly with gaps a reader must fill by reading). */
 export type EventListener = (event: RunEvent) => void;

@@ -1,7 +1,6 @@
-import { compareEventIds, type EventId } from './event-id.js';
-import { continuesFrom, type EventLog } from './event-log.js';
-import { sseFrame } from './sse-frame.js';
-import type { RunEvent } from './run-event.js';
+import { compareEventIds, continuesFrom, type EventId, type RunEvent } from '../domain/index.js';
+import type { EventLog } from './event-log.js';
+import { sseFrame } from '../http/sse/sse-frame.js';
 
 const READ_BATCH = 500;
 /** Catch-up and queued events go to the socket in writes of about this many characters. */

@@ -1,13 +1,13 @@
 import type { Config } from '../config/config.js';
-import type { Limit } from '../concurrency/sizing.js';
-import { sizeRedis } from '../concurrency/sizing.js';
-import { LocalCancelBus, type CancelBus } from '../runtime/cancel-bus.js';
+import { type Limit, sizeRedis } from '../concurrency/sizing.js';
+import { LocalCancelBus } from './memory/local-cancel-bus.js';
+import type { CancelBus } from '../domain/index.js';
 import type { EventStore } from './event-store.js';
-import { MemoryEventStore } from './memory-event-store.js';
-import { RedisCancelBus } from './redis-cancel-bus.js';
-import { openRedis } from './redis-connections.js';
-import { RedisEventStore } from './redis-event-store.js';
-import { RedisKeys } from './redis-keys.js';
+import { MemoryEventStore } from './memory/memory-event-store.js';
+import { RedisCancelBus } from './redis/redis-cancel-bus.js';
+import { openRedis } from './redis/redis-connections.js';
+import { RedisEventStore } from './redis/redis-event-store.js';
+import { RedisKeys } from './redis/redis-keys.js';
 
 /** Cancel requests stay retrievable this long, for a cancel that raced the run's start. */
 const CANCEL_KEY_TTL_SECONDS = 3_600;

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
-import { createLogger } from '../../src/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { request, type JsonResponse, type RequestOptions } from './http.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { type RunningServer, startServer } from '../../src/app/server.js';
+import { type JsonResponse, request, type RequestOptions } from './http.js';
 import { createTestDatabase } from './test-database.js';
 import { waitFor } from './wait-for.js';
 

@@ -1,4 +1,4 @@
-import { parseEventId } from '../../src/streaming/event-id.js';
+import { parseEventId } from '../../src/domain/index.js';
 
 export interface SseEvent {
   readonly id: string;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../helpers/http.js';
-import { ADMIN_TOKEN, STORAGES, startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { ADMIN_TOKEN, startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
 
 for (const storage of STORAGES) {
   describe(`HTTP API on ${storage}`, () => {

@@ -13,9 +13,9 @@ import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
 import { createPgliteDatabase } from '../../src/db/pglite-database.js';
 import { createPostgresDatabase } from '../../src/db/postgres-database.js';
-import { RunRepository, type AdmitResult, type NewRun, type RunRecord } from '../../src/db/run-repository.js';
+import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
+import { DependencyUnavailableError, type NewRun, type RunRecord } from '../../src/domain/index.js';
 import { TransitionBatcher } from '../../src/db/transition-batcher.js';
-import { DependencyUnavailableError } from '../../src/errors.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DependencyUnavailableError } from '../../src/errors.js';
+import { DependencyUnavailableError } from '../../src/domain/index.js';
 import type { Database } from '../../src/db/database.js';
 import { createPgliteDatabase } from '../../src/db/pglite-database.js';
 import { createPostgresDatabase, probeServerLimits } from '../../src/db/postgres-database.js';

@@ -2,23 +2,14 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { formatEventId, type EventId } from '../../src/streaming/event-id.js';
+import { type EventId, type EventType, formatEventId, type RunEvent } from '../../src/domain/index.js';
 import type { EventStore } from '../../src/streaming/event-store.js';
-import { MemoryEventStore } from '../../src/streaming/memory-event-store.js';
-import { RedisCancelBus } from '../../src/streaming/redis-cancel-bus.js';
-import { openRedis, type RedisConnections } from '../../src/streaming/redis-connections.js';
-import { RedisEventStore } from '../../src/streaming/redis-event-store.js';
-import { RedisKeys } from '../../src/streaming/redis-keys.js';
-import type { EventType, RunEvent } from '../../src/streaming/run-event.js';
-import {
-  cleanupPrefix,
-  clientsNamed,
-  commandCalls,
-  openTestClient,
-  redisUrl,
-  uniquePrefix,
-  type TestRedisClient,
-} from '../helpers/redis.js';
+import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
+import { RedisCancelBus } from '../../src/streaming/redis/redis-cancel-bus.js';
+import { openRedis, type RedisConnections } from '../../src/streaming/redis/redis-connections.js';
+import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js';
+import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
+import { cleanupPrefix, clientsNamed, commandCalls, openTestClient, redisUrl, type TestRedisClient, uniquePrefix } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // --- fixtures ---

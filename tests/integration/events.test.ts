@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startAgentd, type Storage, type TestAgentd } from '../helpers/agentd.js';
-import { cleanupPrefix, openTestClient, redisUrl, uniquePrefix, type TestRedisClient } from '../helpers/redis.js';
+import { cleanupPrefix, openTestClient, redisUrl, type TestRedisClient, uniquePrefix } from '../helpers/redis.js';
 import { assertIncreasingIds, readSse, type SseEvent } from '../helpers/sse.js';
 import { waitFor } from '../helpers/wait-for.js';
 

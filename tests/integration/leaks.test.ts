@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { STORAGES, startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
 
 type Ending = 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'ignored_cancel';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { mockReply, mockTokens, startMockLlm, type MockLlm } from '../../src/llm/mock-server.js';
+import { type MockLlm, mockReply, mockTokens, startMockLlm } from '../../tools/mock-llm/mock-server.js';
 import { startAgentd, type TestAgentd } from '../helpers/agentd.js';
 import { readSse } from '../helpers/sse.js';
 import { waitFor } from '../helpers/wait-for.js';

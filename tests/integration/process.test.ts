@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ADMIN_TOKEN, STORAGES, createStorageEnv } from '../helpers/agentd.js';
+import { ADMIN_TOKEN, createStorageEnv, STORAGES } from '../helpers/agentd.js';
 import { request } from '../helpers/http.js';
 import { runAgentdExpectingFailure, spawnAgentd } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { STORAGES, startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** A simulate run that would take minutes unless something ends it. */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_TOKEN, STORAGES, startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { ADMIN_TOKEN, startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
 import { request } from '../helpers/http.js';
-import { spawnAgentd, type AgentdProcess } from '../helpers/process.js';
+import { type AgentdProcess, spawnAgentd } from '../helpers/process.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 

@@ -3,7 +3,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN } from '../helpers/agentd.js';
 import { request } from '../helpers/http.js';
-import { runAgentdExpectingFailure, spawnAgentd, type AgentdProcess } from '../helpers/process.js';
+import { type AgentdProcess, runAgentdExpectingFailure, spawnAgentd } from '../helpers/process.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 import { waitFor } from '../helpers/wait-for.js';

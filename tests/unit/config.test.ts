@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
 import { parseTierLimits } from '../../src/config/tier-limits.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/domain/index.js';
 
 describe('loadConfig', () => {
   it('takes documented defaults and says where each value came from', () => {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
-import { DependencyUnavailableError } from '../../src/errors.js';
+import { DependencyUnavailableError, type RunEvent } from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
-import type { RunEvent } from '../../src/streaming/run-event.js';
 
 const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', json: JSON.stringify(data) });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventIdGenerator, compareEventIds, formatEventId, parseEventId } from '../../src/streaming/event-id.js';
+import { compareEventIds, EventIdGenerator, formatEventId, parseEventId } from '../../src/domain/index.js';
 
 describe('event ids', () => {
   it('round-trips <ms>-<seq>', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FairSemaphore, QueueFullError, QueueTimeoutError, WaitCancelledError, type Permit } from '../../src/concurrency/fair-semaphore.js';
+import { FairSemaphore, type Permit, QueueFullError, QueueTimeoutError, WaitCancelledError } from '../../src/concurrency/fair-semaphore.js';
 
 function acquired(sem: FairSemaphore, holder: string, group = 'g'): Permit {
   const a = sem.acquire(holder, group);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, RunFailure } from '../../src/domain/index.js';
 import { ModelRoutingError, ProviderError, ProviderTimeoutError } from '../../src/llm/errors.js';
 import { LlmLimiters } from '../../src/llm/llm-limiters.js';
 import { modelPatternMatcher } from '../../src/llm/model-patterns.js';
@@ -9,7 +9,6 @@ import { ModelRouter } from '../../src/llm/model-router.js';
 import { selectTimeout } from '../../src/llm/request-timeout.js';
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, decideRetry, parseRetryAfterMs } from '../../src/llm/retry-policy.js';
 import { SseDataDecoder } from '../../src/llm/sse-data-decoder.js';
-import { RunFailure } from '../../src/runtime/run-ending.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const PROVIDERS = JSON.stringify([

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { MemoryEventStore } from '../../src/streaming/memory-event-store.js';
-import type { RunEvent } from '../../src/streaming/run-event.js';
+import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
+import type { RunEvent } from '../../src/domain/index.js';
 
 const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => ({ id: { ms, seq: 0 }, prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type, json: '{}' });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseStreamEntry, streamEntryOf } from '../../src/streaming/redis-event-codec.js';
-import type { RunEvent } from '../../src/streaming/run-event.js';
+import { parseStreamEntry, streamEntryOf } from '../../src/streaming/redis/redis-event-codec.js';
+import type { RunEvent } from '../../src/domain/index.js';
 
 const event: RunEvent = { id: { ms: 1_700_000_000_000, seq: 2 }, prev: { ms: 1_700_000_000_000, seq: 1 }, type: 'token', json: '{"text":"é \\n 🚀"}' };
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger } from '../../src/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { RunContext } from '../../src/runtime/run-context.js';
-import type { RunEvent } from '../../src/streaming/run-event.js';
+import type { RunEvent } from '../../src/domain/index.js';
 
 function context(options: { maxEvents?: number; maxEventBytes?: number } = {}) {
   const appended: RunEvent[] = [];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RUN_STATUSES, TRANSITIONS, canTransition, isFinal, transitionPairs } from '../../src/runtime/run-status.js';
+import { canTransition, isFinal, RUN_STATUSES, transitionPairs, TRANSITIONS } from '../../src/domain/index.js';
 
 describe('run status state machine', () => {
   it('never leaves a final status', () => {

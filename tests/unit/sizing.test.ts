@@ -3,13 +3,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readCgroupLimits } from '../../src/concurrency/cgroup.js';
 import { detectMachine } from '../../src/concurrency/detect.js';
-import {
-  effectiveResources,
-  sizeDbPool,
-  sizeRedis,
-  sizeRunSlots,
-  type Resources,
-} from '../../src/concurrency/sizing.js';
+import { effectiveResources, type Resources, sizeDbPool, sizeRedis, sizeRunSlots } from '../../src/concurrency/sizing.js';
 
 const GIB = 1024 ** 3;
 const fixture = (name: string): string =>

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventJson, type RunEvent } from '../../src/streaming/run-event.js';
-import { sseFrame } from '../../src/streaming/sse-frame.js';
+import { eventJson, type RunEvent } from '../../src/domain/index.js';
+import { sseFrame } from '../../src/http/sse/sse-frame.js';
 
 const withData = (data: unknown): RunEvent => ({ id: { ms: 1_700_000_000_000, seq: 3 }, prev: null, type: 'token', json: eventJson(data) });
 

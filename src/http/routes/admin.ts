@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { TierLimits } from '../../config/tier-limits.js';
 import type { Account, AccountRepository } from '../../db/account-repository.js';
-import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import { InvalidRequestError, NotFoundError } from '../../domain/index.js';
 import type { ApiKeyAuth } from '../auth.js';
 import { parse, uuidParam } from '../validation.js';
 

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { AgentRegistry } from '../../agents/registry.js';
+import type { AgentRegistry } from '../../runtime/agent-registry.js';
 
 export function agentsRouter(agents: AgentRegistry): Router {
   const router = Router();

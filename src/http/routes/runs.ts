@@ -1,9 +1,8 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { RunCursor, RunRepository } from '../../db/run-repository.js';
-import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import { InvalidRequestError, NotFoundError, RUN_STATUSES } from '../../domain/index.js';
 import type { RunManager, SubmitRequest } from '../../runtime/run-manager.js';
-import { RUN_STATUSES } from '../../runtime/run-status.js';
 import { accountOf } from '../auth.js';
 import { runView } from '../run-view.js';
 import { parse, uuidParam } from '../validation.js';

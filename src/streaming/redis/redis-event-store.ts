@@ -1,11 +1,10 @@
-import { withDeadline } from '../concurrency/deadline.js';
-import { compareEventIds, formatEventId, type EventId } from './event-id.js';
-import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
+import { withDeadline } from '../../concurrency/deadline.js';
+import { compareEventIds, type EventId, formatEventId, type RunEvent } from '../../domain/index.js';
+import type { EventListener, EventStore, EventStoreStats } from '../event-store.js';
 import type { RedisConnections } from './redis-connections.js';
 import { appendBatch, type AppendEvent } from './redis-append-script.js';
 import { formatNotification, parseNotification, parseStreamEntry, parseXReadReply, streamEntryOf } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
-import type { RunEvent } from './run-event.js';
 
 export interface RedisEventStoreOptions {
   readonly redis: RedisConnections;

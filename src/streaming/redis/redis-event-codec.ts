@@ -1,5 +1,4 @@
-import { formatEventId, parseEventId, type EventId } from './event-id.js';
-import { isEventType, type RunEvent } from './run-event.js';
+import { type EventId, formatEventId, isEventType, parseEventId, type RunEvent } from '../../domain/index.js';
 
 /**
  * How events look in Redis (written by redis-append-script.ts). A stream entry has the event's own id (`<ms>-<seq>`, never `*`)

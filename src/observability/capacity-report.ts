@@ -6,8 +6,8 @@ import type { RunRepository } from '../db/run-repository.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { TierLimits } from '../config/tier-limits.js';
 import type { EventStore } from '../streaming/event-store.js';
-import type { SseListeners } from '../streaming/sse-listeners.js';
-import type { LingeringAgents } from './lingering-agents.js';
+import type { SseListeners } from '../http/sse/sse-listeners.js';
+import type { LingeringAgents } from '../runtime/lingering-agents.js';
 import type { EventArchiver } from '../streaming/event-archiver.js';
 
 /** Every sized or configured limit of this instance, by the env var that sets it. */

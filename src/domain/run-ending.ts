@@ -1,4 +1,4 @@
-import type { RunError } from '../db/run-repository.js';
+import type { RunError } from './run.js';
 import type { FinalStatus } from './run-status.js';
 
 /** How a run ended: its final status and, except for success and cancel, why. */

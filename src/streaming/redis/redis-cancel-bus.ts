@@ -1,6 +1,5 @@
-import { withDeadline } from '../concurrency/deadline.js';
-import { DependencyUnavailableError } from '../errors.js';
-import type { CancelBus } from '../runtime/cancel-bus.js';
+import { withDeadline } from '../../concurrency/deadline.js';
+import { type CancelBus, DependencyUnavailableError } from '../../domain/index.js';
 import type { RedisConnections } from './redis-connections.js';
 import type { RedisKeys } from './redis-keys.js';
 

@@ -1,13 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LingeringAgents } from './runtime/lingering-agents.js';
-import type { EventArchiver } from './streaming/event-archiver.js';
-import type { FairSemaphore } from './concurrency/fair-semaphore.js';
-import type { Database } from './db/database.js';
-import type { LlmLimiters } from './llm/llm-limiters.js';
-import type { RoutingObserver } from './llm/model-router.js';
-import type { RunObserver } from './runtime/run-manager.js';
-import type { EventStore } from './streaming/event-store.js';
-import type { SseListeners } from './streaming/sse-listeners.js';
+import type { LingeringAgents } from '../runtime/lingering-agents.js';
+import type { EventArchiver } from '../streaming/event-archiver.js';
+import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
+import type { Database } from '../db/database.js';
+import type { LlmLimiters } from '../llm/llm-limiters.js';
+import type { RoutingObserver } from '../llm/model-router.js';
+import type { RunObserver } from '../runtime/run-manager.js';
+import type { EventStore } from '../streaming/event-store.js';
+import type { SseListeners } from '../http/sse/sse-listeners.js';
 
 /** The Prometheus registry of one instance (no per-account labels), and the run observer feeding it. */
 export function createMetrics(deps: {

@@ -1,9 +1,7 @@
 import winston from 'winston';
 
-export type Logger = winston.Logger;
-
 /** Structured JSON logs to stdout. Never log API keys, Authorization headers or query strings. */
-export function createLogger(level: string, defaultMeta: Record<string, unknown> = {}): Logger {
+export function createLogger(level: string, defaultMeta: Record<string, unknown> = {}): winston.Logger {
   return winston.createLogger({
     level,
     defaultMeta,

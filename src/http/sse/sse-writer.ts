@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import type { RunEvent } from './run-event.js';
-import type { FollowSink } from './run-follower.js';
+import type { RunEvent } from '../../domain/index.js';
+import type { FollowSink } from '../../streaming/run-follower.js';
 import { sseFrame } from './sse-frame.js';
 
 /** Above this many unsent bytes the writer waits for the socket before taking more events. */

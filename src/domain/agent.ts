@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { Logger } from '../logger.js';
-import type { AgentEventType } from '../streaming/run-event.js';
+import type { Logger } from './logger.js';
+import type { AgentEventType } from './run-event.js';
 
 /** What an agent sees of its run. */
 export interface AgentContext<I = unknown> {

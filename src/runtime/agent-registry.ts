@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { InvalidRequestError, UnknownAgentError } from '../errors.js';
-import type { Agent } from '../runtime/agent.js';
+import { type Agent, InvalidRequestError, UnknownAgentError } from '../domain/index.js';
 
 export interface AgentDescription {
   readonly name: string;

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
-import { WORKER_ENV } from './config/config.js';
-import type { Logger } from './logger.js';
+import { WORKER_ENV } from '../config/config.js';
+import type { Logger } from '../domain/index.js';
 
 /** The first restart of a slot waits this long; each quick exit in a row doubles it. */
 const RESTART_BASE_DELAY_MS = 250;

@@ -1,7 +1,6 @@
-import { BackgroundLoop } from '../runtime/background-loop.js';
-import { compareEventIds, type EventId } from './event-id.js';
-import type { EventListener, EventStore, EventStoreStats } from './event-store.js';
-import type { RunEvent } from './run-event.js';
+import { BackgroundLoop } from '../../concurrency/background-loop.js';
+import { compareEventIds, type EventId, type RunEvent } from '../../domain/index.js';
+import type { EventListener, EventStore, EventStoreStats } from '../event-store.js';
 
 interface RunStream {
   readonly events: RunEvent[];

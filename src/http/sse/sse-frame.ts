@@ -1,5 +1,4 @@
-import { formatEventId } from './event-id.js';
-import type { RunEvent } from './run-event.js';
+import { formatEventId, type RunEvent } from '../../domain/index.js';
 
 /** Each event's frame is built once, however many listeners send it. */
 const frames = new WeakMap<RunEvent, string>();
