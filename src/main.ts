@@ -25,11 +25,11 @@ function loadConfigOrExit(): Config {
  */
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger(config.logLevel, { instanceId: config.instanceId });
+  const logger = createLogger(config.server.logLevel, { instanceId: config.instanceId });
   process.on('unhandledRejection', (error) => logger.error('unhandled rejection', { error }));
-  if (cluster.isPrimary && config.workers !== 1) {
-    const workers = config.workers === 'auto' ? (await detectMachine()).effective.cpus : config.workers;
-    if (workers > 1) process.exit(await runPrimary({ workers, shutdownGraceMs: config.shutdownGraceMs, logger }));
+  if (cluster.isPrimary && config.server.workers !== 1) {
+    const workers = config.server.workers === 'auto' ? (await detectMachine()).effective.cpus : config.server.workers;
+    if (workers > 1) process.exit(await runPrimary({ workers, shutdownGraceMs: config.server.shutdownGraceMs, logger }));
     logger.info('WORKERS=auto found one CPU; serving in this process');
   }
   // Handlers go in before start-up, so a signal that arrives while starting stops the server once it is up.

@@ -1,37 +1,32 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { createChatAgent } from '../agents/chat.js';
-import { AgentRegistry } from '../runtime/agent-registry.js';
-import { echoAgent } from '../agents/echo.js';
-import { simulateAgent } from '../agents/simulate.js';
-import { type DetectedMachine, detectMachine } from '../concurrency/detect.js';
+import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
-import { type Limit, sizeDbPool, sizeRunSlots } from '../concurrency/sizing.js';
+import { sizeRunSlots, type Limit } from '../concurrency/sizing.js';
 import type { Config } from '../config/config.js';
 import { AccountRepository } from '../db/account-repository.js';
 import { AdmissionBatcher } from '../db/admission-batcher.js';
 import type { Database } from '../db/database.js';
+import { EventArchiveRepository } from '../db/event-archive-repository.js';
 import { migrate } from '../db/migrations.js';
-import { createPgliteDatabase } from '../db/pglite-database.js';
-import { createPostgresDatabase, probeServerLimits } from '../db/postgres-database.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
+import type { Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
-import { LlmGateway } from '../llm/llm-gateway.js';
+import { SseListeners } from '../http/sse/sse-listeners.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
-import { modelPatternMatcher } from '../llm/model-patterns.js';
-import { ModelRouter, type RoutingObserver } from '../llm/model-router.js';
-import type { Agent, Logger } from '../domain/index.js';
-import { createMetrics } from '../observability/metrics.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
+import { createMetrics } from '../observability/metrics.js';
+import { AgentRegistry } from '../runtime/agent-registry.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
 import { RunManager } from '../runtime/run-manager.js';
-import { EventArchiveRepository } from '../db/event-archive-repository.js';
 import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
-import { SseListeners } from '../http/sse/sse-listeners.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
+import { builtInAgents } from './agents.js';
+import { Lifecycle } from './lifecycle.js';
+import { limitTable } from './limit-table.js';
+import { openDatabase } from './open-database.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -41,248 +36,191 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What start-up sizes before anything opens: run slots, their wait queue, LLM requests in flight, processes. */
+interface Sizing {
+  readonly processes: number;
+  readonly runSlots: Limit;
+  readonly queueMax: Limit;
+  readonly llmInflight: Limit;
+}
+
+function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
+  // A cluster worker sizes its share of the machine; explicit limits are per process.
+  const processes = config.worker?.count ?? 1;
+  const runSlots = sizeRunSlots(machine.effective, config.runs.memoryPerRunMb, config.runs.maxConcurrentAgentRuns, processes);
+  const orSlots = (value: number | undefined): Limit => (value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' });
+  return { processes, runSlots, queueMax: orSlots(config.runs.queueMax), llmInflight: orSlots(config.llm.globalMaxInflight) };
+}
+
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
-async function interruptLeftovers(instanceId: string, runs: RunRepository, events: EventLog, logger: Logger): Promise<void> {
+async function interruptLeftovers(instanceId: string, runs: RunRepository, eventLog: EventLog, logger: Logger): Promise<void> {
   const error = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
   const ended = await runs.interruptInstance(instanceId, error);
   for (const run of ended) {
-    await events.ensureEnd(run.id, { status: 'interrupted', error }, run.finishedAt?.getTime() ?? Date.now());
+    await eventLog.ensureEnd(run.id, { status: 'interrupted', error }, run.finishedAt?.getTime() ?? Date.now());
   }
   if (ended.length > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: ended.length });
 }
 
-const configured = (value: number | null, auto: () => Limit): Limit =>
-  value === null ? auto() : { value, source: 'env' };
-
-/** The embedded PGlite database, or real Postgres with a pool budgeted against the server. */
-async function openDatabase(config: Config, runSlots: number, processes: number): Promise<{ db: Database; pool: Limit }> {
-  if (config.databaseUrl === null) {
-    const db = await createPgliteDatabase({ dataDir: join(config.dataDir, 'pglite') });
-    return { db, pool: { value: 1, source: 'auto' } };
-  }
-  const url = config.databaseUrl;
-  let pool: Limit;
-  if (config.dbMaxConnections === null) {
-    const server = await probeServerLimits(url);
-    pool = sizeDbPool({
-      runSlots,
-      serverMaxConnections: server.maxConnections,
-      reservedConnections: server.reservedConnections,
-      instances: config.dbInstances,
-      processes,
-    });
-  } else {
-    pool = { value: config.dbMaxConnections, source: 'env' };
-  }
-  const db = createPostgresDatabase({
-    url,
-    max: pool.value,
-    acquireTimeoutMs: config.dbAcquireTimeoutMs,
-    applicationName: `agentd:${config.instanceId}`,
-    preparedStatements: config.dbPreparedStatements,
-  });
-  return { db, pool };
+/** The parts a running instance is made of, for the HTTP app and shutdown. */
+interface Runtime {
+  readonly manager: RunManager;
+  readonly app: ReturnType<typeof createApp>;
 }
 
-/** The `chat` agent over the configured providers; none when LLM_PROVIDERS is unset. */
-function llmAgents(config: Config, limiters: LlmLimiters, routing: RoutingObserver): Agent[] {
-  if (config.llmProviders.length === 0) return [];
-  const gateway = new LlmGateway({
-    providers: config.llmProviders,
-    limiters,
-    router: new ModelRouter({ providers: config.llmProviders, rules: config.llmRoutingRules, cacheTtlMs: config.routingCacheTtlMs, observer: routing }),
-    timeouts: {
-      baseMs: config.llmTimeoutMs,
-      webSearchMs: config.llmWebSearchTimeoutMs,
-      thinkingMs: config.llmThinkingTimeoutMs,
-      webThinkingMs: config.llmWebThinkingTimeoutMs,
-    },
-    idleTimeoutMs: config.llmIdleTimeoutMs,
-    maxRetries: config.llmMaxRetries,
-    isThinkingModel: modelPatternMatcher(config.llmThinkingModels),
+/**
+ * Wires the runs: repositories, the event log and its archiver, the group-commit batchers,
+ * the run slots, the LLM limiters and agents, the run manager, metrics, capacity and the
+ * HTTP app. Everything that needs closing is added to `lifecycle` once started.
+ */
+async function assemble(config: Config, deps: { db: Database; streams: StreamBackend; sizing: Sizing; machine: DetectedMachine; limits: LimitTable; lifecycle: Lifecycle; logger: Logger }): Promise<Runtime> {
+  const { db, streams, sizing, lifecycle, logger } = deps;
+  const runs = new RunRepository(db);
+  const archive = new EventArchiveRepository(db);
+  const archiver = new EventArchiver({
+    repository: archive,
+    intervalMs: config.events.archiveFlushMs,
+    onError: (error) => logger.error('archiving events failed; will retry', { error }),
+    onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
   });
-  return [createChatAgent(gateway)];
+  lifecycle.add('event archiver', archiver).start();
+  const eventLog = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
+  await interruptLeftovers(config.instanceId, runs, eventLog, logger);
+
+  const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
+    logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
+  const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
+  const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
+  const slots = new FairSemaphore({ capacity: sizing.runSlots.value, queueMax: sizing.queueMax.value, queueTimeoutMs: config.runs.queueTimeoutMs });
+  // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
+  const llm = new LlmLimiters({
+    globalLimit: sizing.llmInflight.value,
+    providers: new Map(config.llm.providers.map((p) => [p.name, p.maxInFlight])),
+    queueMax: sizing.runSlots.value,
+    queueTimeoutMs: config.llm.timeoutMs,
+  });
+  const listeners = new SseListeners();
+  const lingering = new LingeringAgents();
+  const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
+  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));
+  const manager = new RunManager({
+    runs,
+    admissions,
+    transitions,
+    slots,
+    agents,
+    eventLog,
+    cancelBus: streams.cancelBus,
+    logger,
+    observer: metrics.observer,
+    lingering,
+    options: { instanceId: config.instanceId, ...config.runs },
+  });
+  manager.start();
+  const capacity = new CapacityReport({ instanceId: config.instanceId, machine: deps.machine, limits: deps.limits, slots, db, runs, store: streams.store, archiver, listeners, lingering, llm, tierLimits: config.runs.tierLimits, sessionMaxInflight: config.runs.sessionMaxInflight });
+  const app = createApp({
+    logger,
+    db,
+    store: streams.store,
+    eventLog,
+    listeners,
+    accounts: new AccountRepository(db),
+    runs,
+    manager,
+    agents,
+    capacity,
+    registry: metrics.registry,
+    settings: { ...config.server, ...config.sse, maxRunTimeoutMs: config.runs.maxTimeoutMs, tierLimits: config.runs.tierLimits },
+  });
+  return { manager, app };
+}
+
+function listen(app: Runtime['app'], port: number, host: string): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const server = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
+  });
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 }
 
 /**
  * The composition root: sizes the instance, opens the database and the event store, wires
- * the run manager and the HTTP app, and listens. Nothing else connects or starts timers.
+ * the runs and the HTTP app, and listens. Nothing else connects or starts timers. On close,
+ * the runs drain first, then everything closes in reverse order of start-up.
  */
 export async function startServer(config: Config, logger: Logger, machineOverride?: DetectedMachine): Promise<RunningServer> {
   const machine = machineOverride ?? (await detectMachine());
-  // A cluster worker sizes its share of the machine; explicit limits are per process.
-  const processes = config.worker?.count ?? 1;
-  const runSlots = sizeRunSlots(machine.effective, config.memoryPerRunMb, config.maxConcurrentAgentRuns ?? undefined, processes);
-  const queueMax = configured(config.runQueueMax, () => ({ value: runSlots.value, source: 'auto' }));
-  const llmInflight = configured(config.globalMaxInflight, () => ({ value: runSlots.value, source: 'auto' }));
-
-  const { db, pool: dbPool } = await openDatabase(config, runSlots.value, processes);
-  // Filled in as each part is sized (the stream backend adds its own), then frozen in the capacity view.
-  const limits: Record<string, Limit> = {
-    MAX_CONCURRENT_AGENT_RUNS: runSlots,
-    RUN_QUEUE_MAX: queueMax,
-    RUN_QUEUE_TIMEOUT_MS: { value: config.runQueueTimeoutMs, source: config.sources.RUN_QUEUE_TIMEOUT_MS },
-    MEMORY_PER_RUN_MB: { value: config.memoryPerRunMb, source: config.sources.MEMORY_PER_RUN_MB },
-    DB_MAX_CONNECTIONS: dbPool,
-    DB_INSTANCES: { value: config.dbInstances, source: config.sources.DB_INSTANCES },
-    WORKERS: { value: processes, source: config.workers === 'auto' ? 'auto' : config.sources.WORKERS },
-    SESSION_MAX_INFLIGHT: { value: config.sessionMaxInflight, source: config.sources.SESSION_MAX_INFLIGHT },
-    RUN_TIMEOUT_MS: { value: config.runTimeoutMs, source: config.sources.RUN_TIMEOUT_MS },
-    MAX_EVENTS_PER_RUN: { value: config.maxEventsPerRun, source: config.sources.MAX_EVENTS_PER_RUN },
-    MAX_EVENT_BYTES: { value: config.maxEventBytes, source: config.sources.MAX_EVENT_BYTES },
-    GLOBAL_MAX_INFLIGHT: llmInflight,
-    LLM_TIMEOUT_MS: { value: config.llmTimeoutMs, source: config.sources.LLM_TIMEOUT_MS },
-    LLM_IDLE_TIMEOUT_MS: { value: config.llmIdleTimeoutMs, source: config.sources.LLM_IDLE_TIMEOUT_MS },
-    LLM_MAX_RETRIES: { value: config.llmMaxRetries, source: config.sources.LLM_MAX_RETRIES },
-  };
-
-  let streams: StreamBackend | undefined;
-  let archiver: EventArchiver | undefined;
-  let admissions: AdmissionBatcher | undefined;
-  let transitions: TransitionBatcher | undefined;
-  let server: Server | undefined;
-  let manager: RunManager | undefined;
-  let events: EventLog;
+  const sizing = sizeInstance(config, machine);
+  const lifecycle = new Lifecycle(logger);
   try {
-    streams = await openStreamBackend(config, runSlots.value, (error) => logger.error('event stream error', { error }));
-    Object.assign(limits, streams.limits);
-    logger.info('sizing', {
-      detected: machine,
-      limits,
-      database: db.kind,
-      eventStore: streams.kind,
-      tiers: Object.fromEntries(config.tierLimits),
+    const { db, pool } = await openDatabase(config.db, { instanceId: config.instanceId, runSlots: sizing.runSlots.value, processes: sizing.processes });
+    lifecycle.add('database', db);
+    const streams = await openStreamBackend({
+      redis: config.redis,
+      events: config.events,
+      instanceId: config.instanceId,
+      instances: config.db.instances,
+      runSlots: sizing.runSlots.value,
+      onError: (error) => logger.error('event stream error', { error }),
     });
+    lifecycle.add('event streams', streams);
+    const limits = limitTable(config, {
+      MAX_CONCURRENT_AGENT_RUNS: sizing.runSlots,
+      RUN_QUEUE_MAX: sizing.queueMax,
+      GLOBAL_MAX_INFLIGHT: sizing.llmInflight,
+      DB_MAX_CONNECTIONS: pool,
+      WORKERS: { value: sizing.processes, source: config.server.workers === 'auto' ? 'auto' : config.sources.WORKERS },
+      ...streams.limits,
+    });
+    logger.info('sizing', { detected: machine, limits, database: db.kind, eventStore: streams.kind, tiers: Object.fromEntries(config.runs.tierLimits) });
     await migrate(db);
-    const runs = new RunRepository(db);
-    const accounts = new AccountRepository(db);
-    const archive = new EventArchiveRepository(db);
-    archiver = new EventArchiver({
-      repository: archive,
-      intervalMs: config.archiveFlushMs,
-      onError: (error) => logger.error('archiving events failed; will retry', { error }),
-      onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
-    });
-    events = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
-    await interruptLeftovers(config.instanceId, runs, events, logger);
-
-    const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
-      logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
-    admissions = new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') });
-    transitions = new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') });
-    const slots = new FairSemaphore({ capacity: runSlots.value, queueMax: queueMax.value, queueTimeoutMs: config.runQueueTimeoutMs });
-    // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
-    const llm = new LlmLimiters({
-      globalLimit: llmInflight.value,
-      providers: new Map(config.llmProviders.map((p) => [p.name, p.maxInFlight])),
-      queueMax: runSlots.value,
-      queueTimeoutMs: config.llmTimeoutMs,
-    });
-    const listeners = new SseListeners();
-    const lingering = new LingeringAgents();
-    const metrics = createMetrics({ slots, db, events: streams.store, archiver, listeners, llm, lingering });
-    const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);
-    const runManager = new RunManager({
-      runs,
-      admissions,
-      transitions,
-      slots,
-      agents,
-      events,
-      cancelBus: streams.cancelBus,
-      logger,
-      observer: metrics.observer,
-      lingering,
-      options: {
-        instanceId: config.instanceId,
-        tierLimits: config.tierLimits,
-        sessionMaxInflight: config.sessionMaxInflight,
-        runTimeoutMs: config.runTimeoutMs,
-        maxEventsPerRun: config.maxEventsPerRun,
-        maxEventBytes: config.maxEventBytes,
+    const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
+    const http = lifecycle.add('http server', new HttpServer(await listen(app, config.server.port, config.server.host)));
+    // Added last, so closed first: runs drain while the rest still works.
+    lifecycle.add('runs', { close: () => manager.shutdown(config.server.shutdownGraceMs) });
+    const url = urlOf(http.server);
+    logger.info('listening', { url, instanceId: config.instanceId });
+    return {
+      url,
+      instanceId: config.instanceId,
+      limits,
+      close: () => {
+        if (http.server.listening) logger.info('shutting down', { activeRuns: manager.activeCount, graceMs: config.server.shutdownGraceMs });
+        void http.stopAccepting(); // awaited by its close, after the runs have drained
+        return lifecycle.closeAll().then(() => {
+          logger.info('stopped');
+        });
       },
-    });
-    manager = runManager;
-    const app = createApp({
-      logger,
-      db,
-      events: streams.store,
-      log: events,
-      listeners,
-      accounts,
-      runs,
-      manager: runManager,
-      agents,
-      capacity: new CapacityReport({
-        instanceId: config.instanceId,
-        machine,
-        limits,
-        slots,
-        db,
-        runs,
-        events: streams.store,
-        archiver,
-        listeners,
-        lingering,
-        llm,
-        tierLimits: config.tierLimits,
-        sessionMaxInflight: config.sessionMaxInflight,
-      }),
-      registry: metrics.registry,
-      settings: {
-        adminToken: config.adminToken,
-        metricsToken: config.metricsToken,
-        maxBodyBytes: config.maxBodyBytes,
-        maxRunTimeoutMs: config.maxRunTimeoutMs,
-        tierLimits: config.tierLimits,
-        sseHeartbeatMs: config.sseHeartbeatMs,
-        sseMaxBufferBytes: config.sseMaxBufferBytes,
-      },
-    });
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
-    });
+    };
   } catch (error) {
-    await transitions?.close();
-    await admissions?.close();
-    await archiver?.close();
-    await streams?.close();
-    await db.close();
+    await lifecycle.closeAll();
     throw error;
   }
+}
 
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
-  logger.info('listening', { url, instanceId: config.instanceId });
+/** The listening HTTP server as a lifecycle resource: stop accepting, then close what is left. */
+class HttpServer {
+  private stopped: Promise<void> | undefined;
 
-  const listening = server;
-  const runManager = manager;
-  const streamBackend = streams;
-  const eventArchiver = archiver;
-  const transitionBatcher = transitions;
-  const admissionBatcher = admissions;
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    instanceId: config.instanceId,
-    limits,
-    close() {
-      closing ??= (async () => {
-        logger.info('shutting down', { activeRuns: runManager.activeCount, graceMs: config.shutdownGraceMs });
-        const stopped = new Promise<void>((resolve) => listening.close(() => resolve()));
-        listening.closeIdleConnections();
-        await runManager.shutdown(config.shutdownGraceMs);
-        listening.closeAllConnections();
-        await stopped;
-        await transitionBatcher.close();
-        await admissionBatcher.close();
-        await eventArchiver.close();
-        await streamBackend.close();
-        await db.close();
-        logger.info('stopped');
-      })();
-      return closing;
-    },
-  };
+  constructor(readonly server: Server) {}
+
+  /** No new connections; idle keep-alive ones close now, busy ones when they finish. Idempotent. */
+  stopAccepting(): Promise<void> {
+    this.stopped ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+    return this.stopped;
+  }
+
+  /** Closes every connection still open and waits until the server has stopped. */
+  async close(): Promise<void> {
+    const stopped = this.stopAccepting();
+    this.server.closeAllConnections();
+    await stopped;
+  }
 }

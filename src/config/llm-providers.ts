@@ -99,23 +99,25 @@ export function parseLlmProviders(text: string, env: NodeJS.ProcessEnv): readonl
   );
 }
 
-/**
- * Parses LLM_ROUTING_RULES (a JSON array, see `.env.example`) against the providers: every
- * rule must name a configured provider and one of its models.
- */
-export function parseRoutingRules(text: string, providers: readonly LlmProviderConfig[]): readonly RoutingRule[] {
+/** Parses LLM_ROUTING_RULES (a JSON array, see `.env.example`); `checkRoutingRules` checks it against the providers. */
+export function parseRoutingRules(text: string): readonly RoutingRule[] {
   const result = z.array(ruleSchema).min(1, 'must hold at least one rule').safeParse(jsonArray(text), { error: messages });
   if (!result.success) throw new Error(firstIssue(result.error));
   return Object.freeze(
-    result.data.map((rule, index) => {
-      const provider = providers.find((p) => p.name === rule.provider);
-      if (provider === undefined) throw new Error(`[${index}].provider "${rule.provider}" is not in LLM_PROVIDERS`);
-      if (!provider.models.includes(rule.model)) {
-        throw new Error(`[${index}].model "${rule.model}" is not among the models of provider "${rule.provider}"`);
-      }
-      return Object.freeze({ match: Object.freeze({ ...rule.match }), provider: rule.provider, model: rule.model });
-    }),
+    result.data.map((rule) => Object.freeze({ match: Object.freeze({ ...rule.match }), provider: rule.provider, model: rule.model })),
   );
+}
+
+/** Throws Error naming the first rule whose provider is not configured or does not offer its model. */
+export function checkRoutingRules(rules: readonly RoutingRule[], providers: readonly LlmProviderConfig[]): void {
+  if (providers.length === 0) throw new Error('needs LLM_PROVIDERS');
+  rules.forEach((rule, index) => {
+    const provider = providers.find((p) => p.name === rule.provider);
+    if (provider === undefined) throw new Error(`[${index}].provider "${rule.provider}" is not in LLM_PROVIDERS`);
+    if (!provider.models.includes(rule.model)) {
+      throw new Error(`[${index}].model "${rule.model}" is not among the models of provider "${rule.provider}"`);
+    }
+  });
 }
 
 /** Parses LLM_THINKING_MODELS: comma-separated model-name patterns where `*` matches any run of characters. */

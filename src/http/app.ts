@@ -1,12 +1,12 @@
 import express, { Router, type Express, type RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
 import type { AgentRegistry } from '../runtime/agent-registry.js';
+import type { Config } from '../config/config.js';
 import type { TierLimits } from '../config/tier-limits.js';
 import type { AccountRepository } from '../db/account-repository.js';
 import type { Database } from '../db/database.js';
 import type { RunRepository } from '../db/run-repository.js';
 import type { Logger } from '../domain/index.js';
-import type { CapacityReport } from '../observability/capacity-report.js';
 import type { RunManager } from '../runtime/run-manager.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
@@ -20,27 +20,28 @@ import { eventsRouter } from './routes/events.js';
 import { opsRouter } from './routes/ops.js';
 import { runsRouter } from './routes/runs.js';
 
+/** The operator's view of this instance's sizing and live use (`GET /v1/admin/capacity`). */
+export interface CapacitySource {
+  snapshot(): Promise<Record<string, unknown>>;
+}
+
 export interface AppDeps {
   readonly logger: Logger;
   readonly db: Database;
-  readonly events: EventStore;
-  readonly log: EventLog;
+  readonly store: EventStore;
+  readonly eventLog: EventLog;
   readonly listeners: SseListeners;
   readonly accounts: AccountRepository;
   readonly runs: RunRepository;
   readonly manager: RunManager;
   readonly agents: AgentRegistry;
-  readonly capacity: CapacityReport;
+  readonly capacity: CapacitySource;
   readonly registry: Registry;
-  readonly settings: {
-    readonly adminToken: string | null;
-    readonly metricsToken: string | null;
-    readonly maxBodyBytes: number;
-    readonly maxRunTimeoutMs: number;
-    readonly tierLimits: TierLimits;
-    readonly sseHeartbeatMs: number;
-    readonly sseMaxBufferBytes: number;
-  };
+  readonly settings: Pick<Config['server'], 'adminToken' | 'metricsToken' | 'maxBodyBytes'> &
+    Config['sse'] & {
+      readonly maxRunTimeoutMs: number;
+      readonly tierLimits: TierLimits;
+    };
 }
 
 /** Postgres cannot store U+0000 in text or jsonb: refuse it up front with a 400, not a 500. */
@@ -63,16 +64,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     opsRouter({
       db: deps.db,
-      events: deps.events,
+      events: deps.store,
       isDraining: () => deps.manager.isDraining,
       registry: deps.registry,
-      metricsAuth: settings.metricsToken === null ? open : tokenAuth(settings.metricsToken, throttle),
+      metricsAuth: settings.metricsToken === undefined ? open : tokenAuth(settings.metricsToken, throttle),
     }),
   );
 
   const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
   const admin = Router();
-  admin.use(tokenAuth(settings.adminToken, throttle));
+  admin.use(tokenAuth(settings.adminToken ?? null, throttle));
   admin.get('/capacity', async (_req, res) => {
     res.json(await deps.capacity.snapshot());
   });
@@ -86,11 +87,11 @@ export function createApp(deps: AppDeps): Express {
     eventsRouter({
       manager: deps.manager,
       runs: deps.runs,
-      log: deps.log,
+      log: deps.eventLog,
       logger: deps.logger,
       listeners: deps.listeners,
-      heartbeatMs: settings.sseHeartbeatMs,
-      maxBufferBytes: settings.sseMaxBufferBytes,
+      heartbeatMs: settings.heartbeatMs,
+      maxBufferBytes: settings.maxBufferBytes,
       maxRunTimeoutMs: settings.maxRunTimeoutMs,
     }),
   );

@@ -71,7 +71,7 @@ export class LlmGateway implements ChatGateway {
     const provider = this.providers.get(target.provider);
     if (provider === undefined) throw new Error(`routed to unknown provider "${target.provider}"`);
     const timeout = selectTimeout(this.options.timeouts, { webSearch: request.webSearch, thinking: this.options.isThinkingModel(target.model) });
-    const lease = await this.options.limiters.acquire(request.runId, provider.name, request.signal);
+    const lease = await this.options.limiters.lease(request.runId, provider.name, request.signal);
     // The request's own deadline starts once it holds its permits and covers every attempt.
     const deadline = new AbortController();
     const timer = setTimeout(

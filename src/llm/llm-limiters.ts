@@ -53,7 +53,7 @@ export class LlmLimiters {
    * ProviderError (queue full), ProviderTimeoutError (waited too long) or the signal's reason;
    * nothing is held after a rejection.
    */
-  async acquire(runId: string, provider: string, signal: AbortSignal): Promise<LlmLease> {
+  async lease(runId: string, provider: string, signal: AbortSignal): Promise<LlmLease> {
     const providerLimiter = this.providers.get(provider);
     if (providerLimiter === undefined) throw new Error(`no limiter for provider "${provider}"`);
     const number = this.takeNumber(runId);

@@ -40,7 +40,7 @@ export class ModelRouter {
   constructor(options: {
     readonly providers: readonly LlmProviderConfig[];
     /** Null: every `auto` request goes to the first provider's first model. */
-    readonly rules: readonly RoutingRule[] | null;
+    readonly rules: readonly RoutingRule[] | undefined;
     readonly cacheTtlMs: number;
     readonly observer: RoutingObserver;
     readonly now?: () => number;

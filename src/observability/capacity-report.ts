@@ -31,7 +31,7 @@ export class CapacityReport {
       readonly slots: FairSemaphore;
       readonly db: Database;
       readonly runs: RunRepository;
-      readonly events: EventStore;
+      readonly store: EventStore;
       readonly listeners: SseListeners;
       readonly lingering: LingeringAgents;
       readonly archiver: Pick<EventArchiver, 'pendingCount'>;
@@ -69,7 +69,7 @@ export class CapacityReport {
   async snapshot(): Promise<Record<string, unknown>> {
     const { machine, slots, db } = this.deps;
     const pool = db.stats();
-    const stream = this.deps.events.stats();
+    const stream = this.deps.store.stats();
     const [leases, tenancy] = await Promise.all([this.deps.runs.countLeases(this.deps.instanceId), this.tenancy()]);
     return {
       instance_id: this.deps.instanceId,

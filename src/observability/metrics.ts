@@ -13,7 +13,7 @@ import type { SseListeners } from '../http/sse/sse-listeners.js';
 export function createMetrics(deps: {
   slots: FairSemaphore;
   db: Database;
-  events: EventStore;
+  store: EventStore;
   listeners: SseListeners;
   llm: LlmLimiters;
   lingering: LingeringAgents;
@@ -38,8 +38,8 @@ export function createMetrics(deps: {
   gauge('agentd_db_pool_waiting', 'Database statements waiting for a connection.', () => deps.db.stats().waiting);
   gauge('agentd_sse_listeners', 'SSE listeners served by this instance.', () => deps.listeners.count);
   gauge('agentd_lingering_agents', 'Agents still running after their run ended (they ignored its AbortSignal).', () => deps.lingering.count);
-  gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.events.stats().connections);
-  gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.events.stats().pendingEvents);
+  gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.store.stats().connections);
+  gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.store.stats().pendingEvents);
   gauge('agentd_archive_pending_events', 'Events accepted and not yet written to the Postgres archive.', () => deps.archiver.pendingCount);
   llmGauges(registry, deps.llm);
   const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });

@@ -11,7 +11,7 @@ export class LingeringAgents {
   }
 
   /** Counts an agent whose run has ended until its task settles. */
-  track(task: Promise<unknown>): void {
+  watch(task: Promise<unknown>): void {
     this.lingering += 1;
     const settled = () => {
       this.lingering -= 1;

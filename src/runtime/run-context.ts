@@ -7,7 +7,7 @@ export interface RunContextOptions<I> {
   readonly sessionId: string | null;
   readonly signal: AbortSignal;
   readonly logger: Logger;
-  readonly events: { append(runId: string, event: RunEvent): void };
+  readonly eventLog: { append(runId: string, event: RunEvent): void };
   readonly maxEvents: number;
   readonly maxEventBytes: number;
   /** Called once when the agent exceeds an event limit; the runtime aborts the run. */
@@ -79,7 +79,7 @@ export class RunContext<I = unknown> implements AgentContext<I> {
 
   private append(type: EventType, json: string): void {
     const id = this.ids.next();
-    this.options.events.append(this.runId, { id, prev: this.lastId, type, json });
+    this.options.eventLog.append(this.runId, { id, prev: this.lastId, type, json });
     this.lastId = id;
   }
 }

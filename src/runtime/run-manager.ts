@@ -5,7 +5,7 @@ import { abortPromise } from '../concurrency/abort-promise.js';
 import { awaitGrant, releaseAcquisition } from '../concurrency/acquire-permit.js';
 import { withDeadline } from '../concurrency/deadline.js';
 import { type Acquisition, FairSemaphore, type Permit, QueueFullError, QueueTimeoutError, type Waiter } from '../concurrency/fair-semaphore.js';
-import type { TierLimits } from '../config/tier-limits.js';
+import type { Config } from '../config/config.js';
 import { AccountConcurrencyLimitError, type ActiveStatus, type CancelBus, CapacityExhaustedError, DrainingError, endingOf, ENDINGS, isFinal, type Logger, NotFoundError, RunAbort, type RunEnding, RunFailure, type RunRecord, SessionConcurrencyLimitError } from '../domain/index.js';
 import type { RunRepository } from '../db/run-repository.js';
 import type { EventLog } from '../streaming/event-log.js';
@@ -25,14 +25,10 @@ export interface SubmitRequest {
   readonly idempotencyKey: string | null;
 }
 
-export interface RunManagerOptions {
+/** The `runs` section of the config this manager uses, and the instance it runs on. */
+export type RunManagerOptions = Pick<Config['runs'], 'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes'> & {
   readonly instanceId: string;
-  readonly tierLimits: TierLimits;
-  readonly sessionMaxInflight: number;
-  readonly runTimeoutMs: number;
-  readonly maxEventsPerRun: number;
-  readonly maxEventBytes: number;
-}
+};
 
 /** Observers of run endings (metrics); kept narrow so the manager knows nothing of prom-client. */
 export interface RunObserver {
@@ -80,7 +76,7 @@ export class RunManager {
       readonly transitions: Pick<RunRepository, 'transition'>;
       readonly slots: FairSemaphore;
       readonly agents: AgentRegistry;
-      readonly events: EventLog;
+      readonly eventLog: EventLog;
       readonly cancelBus: CancelBus;
       readonly logger: Logger;
       readonly observer: RunObserver;
@@ -89,7 +85,11 @@ export class RunManager {
     },
   ) {
     this.recorder = new RunRecorder(deps.transitions, deps.logger);
-    deps.cancelBus.onRequest(
+  }
+
+  /** Starts hearing cancel requests for this instance's runs (from any instance). */
+  start(): void {
+    this.deps.cancelBus.onRequest(
       (runId) => this.abortLocal(runId, ENDINGS.cancelled),
       () => this.active.keys(),
     );
@@ -111,7 +111,7 @@ export class RunManager {
   async submit(request: SubmitRequest): Promise<{ run: RunRecord; created: boolean }> {
     const agent = this.deps.agents.get(request.agent);
     const input = this.deps.agents.parseInput(agent, request.input);
-    const admission = this.admit(request, agent.name, input);
+    const admission = this.admitAndLaunch(request, agent.name, input);
     this.admitting.add(admission);
     try {
       return await admission;
@@ -120,7 +120,7 @@ export class RunManager {
     }
   }
 
-  private async admit(request: SubmitRequest, agent: string, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
+  private async admitAndLaunch(request: SubmitRequest, agent: string, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
     const { admissions, slots, options } = this.deps;
     if (this.draining) return this.firstRunOr(request, new DrainingError());
     const id = randomUUID();
@@ -144,7 +144,7 @@ export class RunManager {
           input: request.input === undefined ? null : request.input,
           model: request.model,
           metadata: request.metadata ?? null,
-          timeoutMs: request.timeoutMs ?? options.runTimeoutMs,
+          timeoutMs: request.timeoutMs ?? options.timeoutMs,
           idempotencyKey: request.idempotencyKey,
           instanceId: options.instanceId,
         },
@@ -158,7 +158,7 @@ export class RunManager {
     if (admitted.outcome !== 'created') releaseAcquisition(acquisition);
     switch (admitted.outcome) {
       case 'created':
-        this.start(admitted.run, input, acquisition);
+        this.launch(admitted.run, input, acquisition);
         return { run: admitted.run, created: true };
       case 'existing':
         return { run: admitted.run, created: false };
@@ -234,7 +234,8 @@ export class RunManager {
     return this.shutdownPromise;
   }
 
-  private start(record: RunRecord, input: unknown, acquisition: Acquisition): void {
+  /** Registers an admitted run and starts its lifecycle (waiting for a slot first if it is queued). */
+  private launch(record: RunRecord, input: unknown, acquisition: Acquisition): void {
     const controller = new AbortController();
     const logger = this.deps.logger.child({ runId: record.id, agent: record.agent });
     const context = new RunContext({
@@ -244,7 +245,7 @@ export class RunManager {
       sessionId: record.sessionId,
       signal: controller.signal,
       logger,
-      events: this.deps.events,
+      eventLog: this.deps.eventLog,
       maxEvents: this.deps.options.maxEventsPerRun,
       maxEventBytes: this.deps.options.maxEventBytes,
       onEventLimit: (message) => controller.abort(new RunAbort(ENDINGS.eventLimit(message))),
@@ -326,7 +327,7 @@ export class RunManager {
     // Whatever the agent still has in flight (a fetch, a timer) is told to stop. The reason is
     // shared: nobody reads it any more, so one instance serves every completed run.
     if (!controller.signal.aborted) controller.abort(this.runEnded);
-    if (!taskSettled) this.deps.lingering.track(task);
+    if (!taskSettled) this.deps.lingering.watch(task);
     await this.finish(run, 'running', ending);
     this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
   }
@@ -371,7 +372,7 @@ export class RunManager {
   /** The run's events are archived completely at its end (the loop retries on failure). */
   private async archive(context: RunContext): Promise<void> {
     try {
-      await this.deps.events.flushArchive();
+      await this.deps.eventLog.flushArchive();
     } catch (error) {
       context.logger.warn('archiving the run events failed; the archiver will retry', { error });
     }

@@ -43,6 +43,10 @@ export class EventArchiver {
   constructor(private readonly options: EventArchiverOptions) {
     this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
     this.loop = new BackgroundLoop(() => this.flush(), options.intervalMs, options.onError);
+  }
+
+  /** Starts writing every `intervalMs`. Idempotent. */
+  start(): void {
     this.loop.start();
   }
 

@@ -21,31 +21,43 @@ export interface StreamBackend {
   close(): Promise<void>;
 }
 
+/** What the stream backend is opened with: its config sections and this instance's place. */
+export interface StreamBackendSettings {
+  readonly redis: Config['redis'];
+  readonly events: Config['events'];
+  readonly instanceId: string;
+  /** Instances sharing the Redis server (DB_INSTANCES). */
+  readonly instances: number;
+  readonly runSlots: number;
+  readonly onError: (error: unknown) => void;
+}
+
 /** The in-process store without REDIS_URL; Redis streams and pub/sub with it. */
-export async function openStreamBackend(config: Config, runSlots: number, onError: (error: unknown) => void): Promise<StreamBackend> {
-  if (config.redisUrl === null) {
-    const store = new MemoryEventStore({ ttlSeconds: config.streamTtlSeconds, onError });
+export async function openStreamBackend(settings: StreamBackendSettings): Promise<StreamBackend> {
+  const { redis: redisSettings, events, instanceId, runSlots, onError } = settings;
+  if (redisSettings.url === undefined) {
+    const store = new MemoryEventStore({ ttlSeconds: events.streamTtlSeconds, onError });
     return { kind: 'memory', store, cancelBus: new LocalCancelBus(), limits: {}, close: () => store.close() };
   }
   const sized = sizeRedis({
     runSlots,
     serverMaxClients: null,
-    instances: config.dbInstances,
-    ...(config.redisCommandsQueueMax === null ? {} : { commandsQueueMaxOverride: config.redisCommandsQueueMax }),
+    instances: settings.instances,
+    ...(redisSettings.commandsQueueMax === undefined ? {} : { commandsQueueMaxOverride: redisSettings.commandsQueueMax }),
   });
   const redis = await openRedis({
-    url: config.redisUrl,
-    instanceId: config.instanceId,
+    url: redisSettings.url,
+    instanceId,
     commandsQueueMax: sized.commandsQueueMax.value,
     onError,
   });
-  const keys = new RedisKeys(config.redisKeyPrefix);
+  const keys = new RedisKeys(redisSettings.keyPrefix);
   const store = new RedisEventStore({
     redis,
     keys,
-    instanceId: config.instanceId,
-    maxLen: config.streamMaxLen,
-    ttlSeconds: config.streamTtlSeconds,
+    instanceId,
+    maxLen: events.streamMaxLen,
+    ttlSeconds: events.streamTtlSeconds,
     onError,
   });
   const cancelBus = new RedisCancelBus({ redis, keys, ttlSeconds: CANCEL_KEY_TTL_SECONDS });

@@ -43,7 +43,7 @@ describe('LLM gateway against the mock server', () => {
     options = {
       providers,
       limiters,
-      router: new ModelRouter({ providers, rules: null, cacheTtlMs: 1_000, observer: { cacheHit: () => undefined, cacheMiss: () => undefined } }),
+      router: new ModelRouter({ providers, rules: undefined, cacheTtlMs: 1_000, observer: { cacheHit: () => undefined, cacheMiss: () => undefined } }),
       timeouts: { baseMs: 500, webSearchMs: 500, thinkingMs: 10_000, webThinkingMs: 10_000 },
       idleTimeoutMs: 150,
       maxRetries: 2,

@@ -1,36 +1,36 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/config.js';
+import { configVariables, loadConfig } from '../../src/config/config.js';
 import { parseTierLimits } from '../../src/config/tier-limits.js';
 import { ConfigError } from '../../src/domain/index.js';
 
 describe('loadConfig', () => {
   it('takes documented defaults and says where each value came from', () => {
     const config = loadConfig({});
-    assert.equal(config.port, 3000);
-    assert.equal(config.databaseUrl, null);
-    assert.equal(config.redisUrl, null);
-    assert.equal(config.adminToken, null);
-    assert.equal(config.runQueueTimeoutMs, 30_000);
-    assert.equal(config.streamTtlSeconds, 600);
-    assert.equal(config.maxConcurrentAgentRuns, null);
-    assert.deepEqual([...config.tierLimits], [['free', 1], ['pro', 5], ['enterprise', 25]]);
+    assert.equal(config.server.port, 3000);
+    assert.equal(config.db.url, undefined);
+    assert.equal(config.redis.url, undefined);
+    assert.equal(config.server.adminToken, undefined);
+    assert.equal(config.runs.queueTimeoutMs, 30_000);
+    assert.equal(config.events.streamTtlSeconds, 600);
+    assert.equal(config.runs.maxConcurrentAgentRuns, undefined);
+    assert.deepEqual([...config.runs.tierLimits], [['free', 1], ['pro', 5], ['enterprise', 25]]);
     assert.equal(config.sources.PORT, 'default');
     assert.ok(Object.isFrozen(config));
   });
 
   it('reads set values and marks them env', () => {
     const config = loadConfig({ PORT: '8080', MAX_CONCURRENT_AGENT_RUNS: '7', TIER_LIMITS: 'free:2,bulk:1000', DATABASE_URL: 'postgres://u@h/db' });
-    assert.equal(config.port, 8080);
-    assert.equal(config.maxConcurrentAgentRuns, 7);
-    assert.equal(config.tierLimits.get('bulk'), 1000);
-    assert.equal(config.databaseUrl, 'postgres://u@h/db');
+    assert.equal(config.server.port, 8080);
+    assert.equal(config.runs.maxConcurrentAgentRuns, 7);
+    assert.equal(config.runs.tierLimits.get('bulk'), 1000);
+    assert.equal(config.db.url, 'postgres://u@h/db');
     assert.equal(config.sources.MAX_CONCURRENT_AGENT_RUNS, 'env');
   });
 
   it('treats empty strings as unset', () => {
-    assert.equal(loadConfig({ DATABASE_URL: '', PORT: ' ' }).databaseUrl, null);
+    assert.equal(loadConfig({ DATABASE_URL: '', PORT: ' ' }).db.url, undefined);
   });
 
   for (const [name, value] of [
@@ -61,8 +61,8 @@ describe('loadConfig', () => {
   }
 
   it('prepares statements unless DB_PREPARED_STATEMENTS=false', () => {
-    assert.equal(loadConfig({}).dbPreparedStatements, true);
-    assert.equal(loadConfig({ DB_PREPARED_STATEMENTS: 'false' }).dbPreparedStatements, false);
+    assert.equal(loadConfig({}).db.preparedStatements, true);
+    assert.equal(loadConfig({ DB_PREPARED_STATEMENTS: 'false' }).db.preparedStatements, false);
   });
 
   it('reports every bad variable at once', () => {
@@ -77,9 +77,9 @@ describe('loadConfig', () => {
     const shared = { DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379' };
 
     it('defaults to 1, and takes a number or auto', () => {
-      assert.equal(loadConfig({}).workers, 1);
-      assert.equal(loadConfig({ ...shared, WORKERS: '4' }).workers, 4);
-      assert.equal(loadConfig({ ...shared, WORKERS: ' Auto ' }).workers, 'auto');
+      assert.equal(loadConfig({}).server.workers, 1);
+      assert.equal(loadConfig({ ...shared, WORKERS: '4' }).server.workers, 4);
+      assert.equal(loadConfig({ ...shared, WORKERS: ' Auto ' }).server.workers, 'auto');
     });
 
     for (const missing of ['DATABASE_URL', 'REDIS_URL'] as const) {
@@ -108,11 +108,23 @@ describe('loadConfig', () => {
     }
   });
 
-  it('lists every variable in .env.example', () => {
+  describe('.env.example', () => {
     const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
-    const documented = new Set([...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
-    const missing = Object.keys(loadConfig({}).sources).filter((name) => !documented.has(name));
-    assert.deepEqual(missing, []);
+    const documented = [...example.matchAll(/^(#?)\s*([A-Z][A-Z0-9_]+)=(.*)$/gm)].map((m) => ({ commented: m[1] === '#', name: m[2] as string, value: m[3] as string }));
+    const variables = configVariables().map((entry) => entry.variable.env);
+
+    it('lists every variable, and only variables agentd reads', () => {
+      const names = new Set(documented.map((d) => d.name));
+      assert.deepEqual(variables.filter((name) => !names.has(name)), []);
+      assert.deepEqual([...names].filter((name) => !variables.includes(name)), []);
+    });
+
+    it('shows each default as the schema has it', () => {
+      const shown = Object.fromEntries(documented.filter((d) => !d.commented).map((d) => [d.name, d.value]));
+      const { sources: _fromExample, ...fromExample } = loadConfig(shown);
+      const { sources: _defaults, ...defaults } = loadConfig({});
+      assert.deepEqual(fromExample, defaults);
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
+import type { RoutingRule } from '../../src/config/llm-providers.js';
 import { ConfigError, RunFailure } from '../../src/domain/index.js';
 import { ModelRoutingError, ProviderError, ProviderTimeoutError } from '../../src/llm/errors.js';
 import { LlmLimiters } from '../../src/llm/llm-limiters.js';
@@ -35,7 +36,7 @@ describe('request timeout by type', () => {
 });
 
 describe('thinking-model patterns', () => {
-  const isThinking = modelPatternMatcher(loadConfig({}).llmThinkingModels);
+  const isThinking = modelPatternMatcher(loadConfig({}).llm.thinkingModels);
 
   it('matches the default patterns on the whole name, ignoring case', () => {
     for (const model of ['kimi-thinking-preview', 'Thinking', 'o1', 'o1-mini', 'O3-pro']) assert.ok(isThinking(model), model);
@@ -53,12 +54,12 @@ describe('thinking-model patterns', () => {
 
 describe('model routing', () => {
   const config = loadConfig({ LLM_PROVIDERS: PROVIDERS, MOCK_API_KEY: 'k', LLM_ROUTING_RULES: RULES });
-  const setup = (ttlMs = 1_000, rules = config.llmRoutingRules) => {
+  const setup = (ttlMs = 1_000, rules: readonly RoutingRule[] | 'none' = config.llm.routingRules ?? 'none') => {
     let now = 0;
     const counts = { hits: 0, misses: 0 };
     const router = new ModelRouter({
-      providers: config.llmProviders,
-      rules,
+      providers: config.llm.providers,
+      rules: rules === 'none' ? undefined : rules,
       cacheTtlMs: ttlMs,
       now: () => now,
       observer: { cacheHit: () => (counts.hits += 1), cacheMiss: () => (counts.misses += 1) },
@@ -113,7 +114,7 @@ describe('model routing', () => {
   it('fails when no rule matches, and defaults to the first provider without rules', () => {
     const picky = setup(1_000, [{ match: { web_search: true }, provider: 'mock', model: 'mock-think' }]);
     assert.throws(() => picky.router.resolve('auto', { webSearch: false, agent: 'chat' }), ModelRoutingError);
-    const bare = setup(1_000, null);
+    const bare = setup(1_000, 'none');
     assert.deepEqual(bare.router.resolve('auto', { webSearch: true, agent: 'chat' }), { provider: 'mock', model: 'mock-small' });
   });
 
@@ -171,22 +172,22 @@ describe('retry policy', () => {
 describe('LLM configuration', () => {
   it('defaults: no providers, the documented timeouts, GLOBAL_MAX_INFLIGHT left to sizing', () => {
     const config = loadConfig({});
-    assert.deepEqual(config.llmProviders, []);
-    assert.equal(config.globalMaxInflight, null);
-    assert.equal(config.llmTimeoutMs, 240_000);
-    assert.equal(config.llmWebSearchTimeoutMs, 300_000);
-    assert.equal(config.llmThinkingTimeoutMs, 360_000);
-    assert.equal(config.llmWebThinkingTimeoutMs, 420_000);
-    assert.equal(config.llmIdleTimeoutMs, 60_000);
-    assert.deepEqual(config.llmThinkingModels, ['*thinking*', 'o1*', 'o3*']);
-    assert.equal(config.llmMaxRetries, 3);
-    assert.equal(config.llmRoutingRules, null);
-    assert.equal(config.routingCacheTtlMs, 180_000);
+    assert.deepEqual(config.llm.providers, []);
+    assert.equal(config.llm.globalMaxInflight, undefined);
+    assert.equal(config.llm.timeoutMs, 240_000);
+    assert.equal(config.llm.webSearchTimeoutMs, 300_000);
+    assert.equal(config.llm.thinkingTimeoutMs, 360_000);
+    assert.equal(config.llm.webThinkingTimeoutMs, 420_000);
+    assert.equal(config.llm.idleTimeoutMs, 60_000);
+    assert.deepEqual(config.llm.thinkingModels, ['*thinking*', 'o1*', 'o3*']);
+    assert.equal(config.llm.maxRetries, 3);
+    assert.equal(config.llm.routingRules, undefined);
+    assert.equal(config.llm.routingCacheTtlMs, 180_000);
   });
 
   it('parses providers, resolving each key from the variable it names', () => {
     const config = loadConfig({ LLM_PROVIDERS: PROVIDERS, MOCK_API_KEY: 'sk-test', LLM_ROUTING_RULES: RULES, GLOBAL_MAX_INFLIGHT: '7' });
-    const [mock, other] = config.llmProviders;
+    const [mock, other] = config.llm.providers;
     assert.deepEqual(mock, {
       name: 'mock',
       baseUrl: 'http://127.0.0.1:4010/v1',
@@ -196,8 +197,8 @@ describe('LLM configuration', () => {
       maxInFlight: 2,
     });
     assert.equal(other?.apiKey, null);
-    assert.equal(config.globalMaxInflight, 7);
-    assert.equal(config.llmRoutingRules?.length, 2);
+    assert.equal(config.llm.globalMaxInflight, 7);
+    assert.equal(config.llm.routingRules?.length, 2);
     assert.equal(config.sources.LLM_PROVIDERS, 'env');
   });
 
@@ -254,8 +255,8 @@ describe('LLM limiters', () => {
 
   it('names permits by run, numbering concurrent requests of one run, and releases both idempotently', async () => {
     const llm = limiters(4, 2);
-    const first = await llm.acquire('run-a', 'p', never);
-    const second = await llm.acquire('run-a', 'p', never);
+    const first = await llm.lease('run-a', 'p', never);
+    const second = await llm.lease('run-a', 'p', never);
     assert.equal(first.holder, 'run-a');
     assert.equal(second.holder, 'run-a#1');
     const snapshot = llm.snapshot();
@@ -264,14 +265,14 @@ describe('LLM limiters', () => {
     first.release();
     first.release();
     assert.equal(llm.global.inUse, 1);
-    assert.equal((await llm.acquire('run-a', 'p', never)).holder, 'run-a', 'a freed number is reused');
+    assert.equal((await llm.lease('run-a', 'p', never)).holder, 'run-a', 'a freed number is reused');
   });
 
   it('holds the global permit while queued for the provider, and frees everything when the wait is aborted', async () => {
     const llm = limiters(4, 1);
-    const holding = await llm.acquire('run-a', 'p', never);
+    const holding = await llm.lease('run-a', 'p', never);
     const abort = new AbortController();
-    const waiting = llm.acquire('run-b', 'p', abort.signal);
+    const waiting = llm.lease('run-b', 'p', abort.signal);
     await waitFor(() => llm.providers.get('p')?.queued === 1, { what: 'run-b to queue for the provider' });
     assert.deepEqual(llm.snapshot().global.holders, ['run-a', 'run-b']);
     assert.deepEqual(llm.snapshot().providers.p?.waiting, ['run-b']);
@@ -286,9 +287,9 @@ describe('LLM limiters', () => {
 
   it('fails a wait that outlasts the queue timeout with provider_timeout, holding nothing', async () => {
     const llm = limiters(4, 1, 20);
-    const holding = await llm.acquire('run-a', 'p', never);
+    const holding = await llm.lease('run-a', 'p', never);
     await assert.rejects(
-      llm.acquire('run-b', 'p', never),
+      llm.lease('run-b', 'p', never),
       (error: unknown) => error instanceof ProviderTimeoutError && error.runErrorCode === 'provider_timeout' && /"p"/.test(error.message),
     );
     assert.equal(llm.global.inUse, 1);

@@ -14,7 +14,7 @@ function context(options: { maxEvents?: number; maxEventBytes?: number } = {}) {
     sessionId: null,
     signal: new AbortController().signal,
     logger: createLogger('error'),
-    events: { append: (_runId, event) => appended.push(event) },
+    eventLog: { append: (_runId, event) => appended.push(event) },
     maxEvents: options.maxEvents ?? 100,
     maxEventBytes: options.maxEventBytes ?? 1000,
     onEventLimit: (message) => limits.push(message),
