@@ -5,7 +5,7 @@ import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Database } from '../db/database.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { RoutingObserver } from '../llm/model-router.js';
-import type { RunObserver } from '../runtime/run-manager.js';
+import type { RunObserver } from '../runtime/run-execution.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { SseListeners } from '../http/sse/sse-listeners.js';
 

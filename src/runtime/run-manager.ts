@@ -1,16 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AgentRegistry } from './agent-registry.js';
-import { abortPromise } from '../concurrency/abort-promise.js';
-import { awaitGrant, releaseAcquisition } from '../concurrency/acquire-permit.js';
+import { releaseAcquisition } from '../concurrency/acquire-permit.js';
 import { withDeadline } from '../concurrency/deadline.js';
-import { type Acquisition, FairSemaphore, type Permit, QueueFullError, QueueTimeoutError, type Waiter } from '../concurrency/fair-semaphore.js';
+import { QueueFullError, type Acquisition, type FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Config } from '../config/config.js';
-import { AccountConcurrencyLimitError, type ActiveStatus, type CancelBus, CapacityExhaustedError, DrainingError, endingOf, ENDINGS, isFinal, type Logger, NotFoundError, RunAbort, type RunEnding, RunFailure, type RunRecord, SessionConcurrencyLimitError } from '../domain/index.js';
 import type { RunRepository } from '../db/run-repository.js';
+import {
+  AccountConcurrencyLimitError,
+  CapacityExhaustedError,
+  DrainingError,
+  ENDINGS,
+  NotFoundError,
+  SessionConcurrencyLimitError,
+  isFinal,
+  type ActiveStatus,
+  type Agent,
+  type CancelBus,
+  type Logger,
+  type RunEnding,
+  type RunRecord,
+} from '../domain/index.js';
 import type { EventLog } from '../streaming/event-log.js';
+import type { AgentRegistry } from './agent-registry.js';
 import type { LingeringAgents } from './lingering-agents.js';
-import { RunContext } from './run-context.js';
+import { RunExecution, type RunExecutionDeps, type RunObserver } from './run-execution.js';
 import { RunRecorder } from './run-recorder.js';
 
 export interface SubmitRequest {
@@ -30,23 +43,6 @@ export type RunManagerOptions = Pick<Config['runs'], 'tierLimits' | 'sessionMaxI
   readonly instanceId: string;
 };
 
-/** Observers of run endings (metrics); kept narrow so the manager knows nothing of prom-client. */
-export interface RunObserver {
-  runStarted(agent: string): void;
-  runEnded(agent: string, status: string, durationMs: number): void;
-}
-
-interface ActiveRun {
-  readonly record: RunRecord;
-  readonly controller: AbortController;
-  readonly context: RunContext;
-  /** Its status in the database, as this instance last wrote it. */
-  status: ActiveStatus;
-  /** Its `end` event was emitted. */
-  ended: boolean;
-  done: Promise<void>;
-}
-
 const RETRY_AFTER_S = 1;
 /** How long POST /cancel waits for the run to reach its final status before answering. */
 const CANCEL_WAIT_MS = 2_000;
@@ -54,17 +50,16 @@ const CANCEL_POLL_MIN_MS = 25;
 const CANCEL_POLL_MAX_MS = 200;
 
 /**
- * Admits runs, runs them as async tasks behind the run slots, and ends each exactly once:
- * completion, agent error, cancel, timeout, event limit, queue timeout or shutdown. The slot
- * permit is released in `finally` on every path; an agent that ignores its AbortSignal is
- * raced, so its run still ends and frees its slot.
+ * Admits runs and runs each as an async task behind the run slots (a RunExecution, which ends
+ * it exactly once: completion, agent error, cancel, timeout, event limit, queue timeout or
+ * shutdown); cancels them from any instance; drains them at shutdown.
  */
 export class RunManager {
-  private readonly active = new Map<string, ActiveRun>();
+  private readonly active = new Map<string, RunExecution>();
   /** Admissions in flight, so shutdown waits for a run that is about to start. */
   private readonly admitting = new Set<Promise<unknown>>();
   private readonly recorder: RunRecorder;
-  private readonly runEnded = new RunAbort(ENDINGS.completed);
+  private readonly executions: RunExecutionDeps;
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -85,6 +80,8 @@ export class RunManager {
     },
   ) {
     this.recorder = new RunRecorder(deps.transitions, deps.logger);
+    const { runs, eventLog, observer, lingering, options } = deps;
+    this.executions = { runs, recorder: this.recorder, eventLog, observer, lingering, maxEventsPerRun: options.maxEventsPerRun, maxEventBytes: options.maxEventBytes };
   }
 
   /** Starts hearing cancel requests for this instance's runs (from any instance). */
@@ -111,7 +108,7 @@ export class RunManager {
   async submit(request: SubmitRequest): Promise<{ run: RunRecord; created: boolean }> {
     const agent = this.deps.agents.get(request.agent);
     const input = this.deps.agents.parseInput(agent, request.input);
-    const admission = this.admitAndLaunch(request, agent.name, input);
+    const admission = this.admitAndLaunch(request, agent, input);
     this.admitting.add(admission);
     try {
       return await admission;
@@ -120,7 +117,7 @@ export class RunManager {
     }
   }
 
-  private async admitAndLaunch(request: SubmitRequest, agent: string, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
+  private async admitAndLaunch(request: SubmitRequest, agent: Agent, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
     const { admissions, slots, options } = this.deps;
     if (this.draining) return this.firstRunOr(request, new DrainingError());
     const id = randomUUID();
@@ -138,7 +135,7 @@ export class RunManager {
         {
           id,
           accountId: request.accountId,
-          agent,
+          agent: agent.name,
           status,
           sessionId: request.sessionId,
           input: request.input === undefined ? null : request.input,
@@ -158,7 +155,7 @@ export class RunManager {
     if (admitted.outcome !== 'created') releaseAcquisition(acquisition);
     switch (admitted.outcome) {
       case 'created':
-        this.launch(admitted.run, input, acquisition);
+        this.launch(admitted.run, agent, input, acquisition);
         return { run: admitted.run, created: true };
       case 'existing':
         return { run: admitted.run, created: false };
@@ -191,7 +188,7 @@ export class RunManager {
   async cancel(accountId: string, runId: string): Promise<RunRecord> {
     const local = this.active.get(runId);
     if (local !== undefined && local.record.accountId === accountId) {
-      local.controller.abort(new RunAbort(ENDINGS.cancelled)); // no-op if it is already ending
+      local.abort(ENDINGS.cancelled); // no-op if it is already ending
       // Not final within the wait (the database is slow): answer with what it says now.
       await withDeadline(local.done, CANCEL_WAIT_MS, 'cancel').catch(() => undefined);
       return (await this.deps.runs.get(accountId, runId)) ?? local.record;
@@ -210,8 +207,7 @@ export class RunManager {
 
   /** Aborts a run of this instance, if it is here and still going. */
   private abortLocal(runId: string, ending: RunEnding): void {
-    const active = this.active.get(runId);
-    if (active !== undefined && !active.controller.signal.aborted) active.controller.abort(new RunAbort(ending));
+    this.active.get(runId)?.abort(ending);
   }
 
   /**
@@ -225,7 +221,7 @@ export class RunManager {
       const all = () => Promise.all([...this.active.values()].map((run) => run.done));
       const settled = () => withDeadline(all(), graceMs, 'runs ending').then(() => true, () => false);
       if (await settled()) return;
-      for (const run of this.active.values()) run.controller.abort(new RunAbort(ENDINGS.shutdown));
+      for (const run of this.active.values()) run.abort(ENDINGS.shutdown);
       // Endings still waiting for the database get one more grace period, then give up: a
       // restart with the same INSTANCE_ID ends what is left `interrupted`.
       if (!(await settled())) this.recorder.stop();
@@ -234,152 +230,12 @@ export class RunManager {
     return this.shutdownPromise;
   }
 
-  /** Registers an admitted run and starts its lifecycle (waiting for a slot first if it is queued). */
-  private launch(record: RunRecord, input: unknown, acquisition: Acquisition): void {
-    const controller = new AbortController();
-    const logger = this.deps.logger.child({ runId: record.id, agent: record.agent });
-    const context = new RunContext({
-      runId: record.id,
-      input,
-      model: record.model,
-      sessionId: record.sessionId,
-      signal: controller.signal,
-      logger,
-      eventLog: this.deps.eventLog,
-      maxEvents: this.deps.options.maxEventsPerRun,
-      maxEventBytes: this.deps.options.maxEventBytes,
-      onEventLimit: (message) => controller.abort(new RunAbort(ENDINGS.eventLimit(message))),
-    });
-    const active: ActiveRun = { record, controller, context, status: record.status as ActiveStatus, ended: false, done: Promise.resolve() };
-    this.active.set(record.id, active);
+  /** Registers an admitted run and starts it (waiting for a slot first if it is queued). */
+  private launch(record: RunRecord, agent: Agent, input: unknown, acquisition: Acquisition): void {
+    const execution = new RunExecution(record, agent, input, this.executions, this.deps.logger);
+    this.active.set(record.id, execution);
     // A cancel requested on another instance before this run was registered here.
-    if (this.deps.cancelBus.heardBefore(record.id)) controller.abort(new RunAbort(ENDINGS.cancelled));
-    active.done = this.lifecycle(active, acquisition)
-      .catch(async (error: unknown) => {
-        logger.error('run lifecycle failed', { error });
-        await this.finish(active, active.status, ENDINGS.internal('The run failed inside agentd; it was logged.'));
-      })
-      .catch((error: unknown) => {
-        logger.error('could not end the run after a failure', { error });
-      })
-      .finally(() => this.active.delete(record.id));
+    if (this.deps.cancelBus.heardBefore(record.id)) execution.abort(ENDINGS.cancelled);
+    void execution.start(acquisition).finally(() => this.active.delete(record.id)); // start() never rejects
   }
-
-  private async lifecycle(run: ActiveRun, acquisition: Acquisition): Promise<void> {
-    let permit: Permit | undefined;
-    try {
-      if (acquisition.kind === 'acquired') {
-        permit = acquisition.permit;
-      } else {
-        run.context.emitSystem('status', { status: 'queued' });
-        permit = await this.waitForSlot(run, acquisition.waiter);
-        if (permit === undefined) return;
-        const moved = await this.recorder.transition(run.record.id, 'queued', 'running');
-        if (moved === null) return this.endElsewhere(run);
-        run.status = 'running';
-      }
-      await this.execute(run);
-    } finally {
-      permit?.release();
-    }
-  }
-
-  /** The permit, or undefined when the run ended while it waited (cancel, queue timeout, shutdown). */
-  private async waitForSlot(run: ActiveRun, waiter: Waiter): Promise<Permit | undefined> {
-    try {
-      return await awaitGrant(waiter, run.controller.signal);
-    } catch (error) {
-      const ending = error instanceof QueueTimeoutError ? ENDINGS.queueTimeout(error.waitedMs) : endingOf(run.controller.signal);
-      await this.finish(run, 'queued', ending);
-      return undefined;
-    }
-  }
-
-  private async execute(run: ActiveRun): Promise<void> {
-    const { record, controller, context } = run;
-    const agent = this.deps.agents.get(record.agent);
-    const startedAt = Date.now();
-    this.deps.observer.runStarted(record.agent);
-    context.emitSystem('status', { status: 'running' });
-    const timer = setTimeout(() => controller.abort(new RunAbort(ENDINGS.timedOut(record.timeoutMs))), record.timeoutMs);
-    const aborted = abortPromise(controller.signal);
-    let ending: RunEnding;
-    // Promise.resolve().then(...) turns a synchronous throw into a rejection; the race
-    // subscribes to the agent's promise, so a late rejection is never unhandled.
-    const task = Promise.resolve().then(() => agent.run(context));
-    let taskSettled = false;
-    const settled = () => {
-      taskSettled = true;
-    };
-    task.then(settled, settled);
-    try {
-      await Promise.race([task, aborted.promise]);
-      ending = controller.signal.aborted ? endingOf(controller.signal) : ENDINGS.completed;
-    } catch (error) {
-      if (controller.signal.aborted) ending = endingOf(controller.signal);
-      else if (error instanceof RunFailure) ending = ENDINGS.failure(error.runErrorCode, agentErrorMessage(error));
-      else ending = ENDINGS.agentError(agentErrorMessage(error));
-    } finally {
-      clearTimeout(timer);
-      aborted.dispose();
-      context.closeToAgent();
-    }
-    // Whatever the agent still has in flight (a fetch, a timer) is told to stop. The reason is
-    // shared: nobody reads it any more, so one instance serves every completed run.
-    if (!controller.signal.aborted) controller.abort(this.runEnded);
-    if (!taskSettled) this.deps.lingering.watch(task);
-    await this.finish(run, 'running', ending);
-    this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
-  }
-
-  /**
-   * Records the ending (waiting out a database outage), then emits `error` and `end`: the
-   * stream's `end` never says more than the database does.
-   */
-  private async finish(run: ActiveRun, from: ActiveStatus, ending: RunEnding): Promise<void> {
-    const { context, record } = run;
-    if (run.ended) return;
-    context.closeToAgent();
-    const error = 'error' in ending ? ending.error : undefined;
-    let updated: RunRecord | null;
-    try {
-      updated = await this.recorder.transition(record.id, from, ending.status, { error, output: context.output });
-    } catch (cause) {
-      context.logger.error('could not record the end of the run; a restart with this INSTANCE_ID ends it', {
-        status: ending.status,
-        error: cause,
-      });
-      return;
-    }
-    if (updated === null) return this.endElsewhere(run);
-    run.ended = true;
-    if (error !== undefined) context.emitSystem('error', error);
-    context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
-    await this.archive(context);
-    context.logger.info('run finished', { status: ending.status });
-  }
-
-  /** Another path already ended the run in the database: close its stream with that status. */
-  private async endElsewhere(run: ActiveRun): Promise<void> {
-    const current = await this.deps.runs.get(run.record.accountId, run.record.id);
-    const status = current?.status ?? 'interrupted';
-    run.ended = true;
-    run.context.closeToAgent();
-    run.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
-    await this.archive(run.context);
-  }
-
-  /** The run's events are archived completely at its end (the loop retries on failure). */
-  private async archive(context: RunContext): Promise<void> {
-    try {
-      await this.deps.eventLog.flushArchive();
-    } catch (error) {
-      context.logger.warn('archiving the run events failed; the archiver will retry', { error });
-    }
-  }
-}
-
-function agentErrorMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }

@@ -1,0 +1,205 @@
+import { abortPromise } from '../concurrency/abort-promise.js';
+import { awaitGrant } from '../concurrency/acquire-permit.js';
+import { QueueTimeoutError, type Acquisition, type Permit, type Waiter } from '../concurrency/fair-semaphore.js';
+import type { RunRepository } from '../db/run-repository.js';
+import { ENDINGS, RunAbort, RunFailure, endingOf, type ActiveStatus, type Agent, type Logger, type RunEnding, type RunRecord } from '../domain/index.js';
+import type { EventLog } from '../streaming/event-log.js';
+import type { LingeringAgents } from './lingering-agents.js';
+import { RunContext } from './run-context.js';
+import type { RunRecorder } from './run-recorder.js';
+
+/** Observers of run endings (metrics); kept narrow so the runtime knows nothing of prom-client. */
+export interface RunObserver {
+  runStarted(agent: string): void;
+  runEnded(agent: string, status: string, durationMs: number): void;
+}
+
+/** What every execution of this instance shares. */
+export interface RunExecutionDeps {
+  readonly runs: Pick<RunRepository, 'get'>;
+  readonly recorder: RunRecorder;
+  readonly eventLog: EventLog;
+  readonly observer: RunObserver;
+  readonly lingering: LingeringAgents;
+  readonly maxEventsPerRun: number;
+  readonly maxEventBytes: number;
+}
+
+/**
+ * The reason of every run that completed: nobody reads it any more, so one instance serves
+ * them all (the signal still fires, for whatever the agent left in flight).
+ */
+const RUN_ENDED = new RunAbort(ENDINGS.completed);
+
+/**
+ * One run on this instance, from its admission to its `end`: waits for a slot if it was
+ * queued, runs its agent raced against abort and its timeout, and records exactly one
+ * ending, then emits `error` and `end`. The slot permit is released in `finally` on every
+ * path; an agent that ignores its AbortSignal is raced, so its run still ends.
+ */
+export class RunExecution {
+  readonly controller = new AbortController();
+  readonly context: RunContext;
+  /** Settles once the run has ended (or could not be ended); never rejects. Set by start(). */
+  done: Promise<void> = Promise.resolve();
+  /** Its status in the database, as this instance last wrote it. */
+  private status: ActiveStatus;
+  /** Its `end` event was emitted. */
+  private ended = false;
+  private readonly logger: Logger;
+
+  constructor(
+    readonly record: RunRecord,
+    private readonly agent: Agent,
+    input: unknown,
+    private readonly deps: RunExecutionDeps,
+    logger: Logger,
+  ) {
+    this.status = record.status as ActiveStatus;
+    this.logger = logger.child({ runId: record.id, agent: record.agent });
+    const { controller } = this;
+    this.context = new RunContext({
+      runId: record.id,
+      input,
+      model: record.model,
+      sessionId: record.sessionId,
+      signal: controller.signal,
+      logger: this.logger,
+      eventLog: deps.eventLog,
+      maxEvents: deps.maxEventsPerRun,
+      maxEventBytes: deps.maxEventBytes,
+      onEventLimit: (message) => controller.abort(new RunAbort(ENDINGS.eventLimit(message))),
+    });
+  }
+
+  /** Starts the run with its slot, or its place in the slots' queue; returns `done`. Call once. */
+  start(acquisition: Acquisition): Promise<void> {
+    this.done = this.lifecycle(acquisition)
+      .catch(async (error: unknown) => {
+        this.logger.error('run lifecycle failed', { error });
+        await this.finish(this.status, ENDINGS.internal('The run failed inside agentd; it was logged.'));
+      })
+      .catch((error: unknown) => {
+        this.logger.error('could not end the run after a failure', { error });
+      });
+    return this.done;
+  }
+
+  /** Aborts the run with this ending, unless it is already ending. */
+  abort(ending: RunEnding): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new RunAbort(ending));
+  }
+
+  private async lifecycle(acquisition: Acquisition): Promise<void> {
+    let permit: Permit | undefined;
+    try {
+      if (acquisition.kind === 'acquired') {
+        permit = acquisition.permit;
+      } else {
+        this.context.emitSystem('status', { status: 'queued' });
+        permit = await this.waitForSlot(acquisition.waiter);
+        if (permit === undefined) return;
+        const moved = await this.deps.recorder.transition(this.record.id, 'queued', 'running');
+        if (moved === null) return this.endElsewhere();
+        this.status = 'running';
+      }
+      await this.execute();
+    } finally {
+      permit?.release();
+    }
+  }
+
+  /** The permit, or undefined when the run ended while it waited (cancel, queue timeout, shutdown). */
+  private async waitForSlot(waiter: Waiter): Promise<Permit | undefined> {
+    try {
+      return await awaitGrant(waiter, this.controller.signal);
+    } catch (error) {
+      const ending = error instanceof QueueTimeoutError ? ENDINGS.queueTimeout(error.waitedMs) : endingOf(this.controller.signal);
+      await this.finish('queued', ending);
+      return undefined;
+    }
+  }
+
+  private async execute(): Promise<void> {
+    const { record, controller, context } = this;
+    const startedAt = Date.now();
+    this.deps.observer.runStarted(record.agent);
+    context.emitSystem('status', { status: 'running' });
+    const timer = setTimeout(() => controller.abort(new RunAbort(ENDINGS.timedOut(record.timeoutMs))), record.timeoutMs);
+    const aborted = abortPromise(controller.signal);
+    let ending: RunEnding;
+    // Promise.resolve().then(...) turns a synchronous throw into a rejection; the race
+    // subscribes to the agent's promise, so a late rejection is never unhandled.
+    const task = Promise.resolve().then(() => this.agent.run(context));
+    let taskSettled = false;
+    const settled = () => {
+      taskSettled = true;
+    };
+    task.then(settled, settled);
+    try {
+      await Promise.race([task, aborted.promise]);
+      ending = controller.signal.aborted ? endingOf(controller.signal) : ENDINGS.completed;
+    } catch (error) {
+      if (controller.signal.aborted) ending = endingOf(controller.signal);
+      else if (error instanceof RunFailure) ending = ENDINGS.failure(error.runErrorCode, agentErrorMessage(error));
+      else ending = ENDINGS.agentError(agentErrorMessage(error));
+    } finally {
+      clearTimeout(timer);
+      aborted.dispose();
+      context.closeToAgent();
+    }
+    // Whatever the agent still has in flight (a fetch, a timer) is told to stop.
+    if (!controller.signal.aborted) controller.abort(RUN_ENDED);
+    if (!taskSettled) this.deps.lingering.watch(task);
+    await this.finish('running', ending);
+    this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
+  }
+
+  /**
+   * Records the ending (waiting out a database outage), then emits `error` and `end`: the
+   * stream's `end` never says more than the database does.
+   */
+  private async finish(from: ActiveStatus, ending: RunEnding): Promise<void> {
+    const { context, record } = this;
+    if (this.ended) return;
+    context.closeToAgent();
+    const error = 'error' in ending ? ending.error : undefined;
+    let updated: RunRecord | null;
+    try {
+      updated = await this.deps.recorder.transition(record.id, from, ending.status, { error, output: context.output });
+    } catch (cause) {
+      this.logger.error('could not record the end of the run; a restart with this INSTANCE_ID ends it', { status: ending.status, error: cause });
+      return;
+    }
+    if (updated === null) return this.endElsewhere();
+    this.ended = true;
+    if (error !== undefined) context.emitSystem('error', error);
+    context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
+    await this.archive();
+    this.logger.info('run finished', { status: ending.status });
+  }
+
+  /** Another path already ended the run in the database: close its stream with that status. */
+  private async endElsewhere(): Promise<void> {
+    const current = await this.deps.runs.get(this.record.accountId, this.record.id);
+    const status = current?.status ?? 'interrupted';
+    this.ended = true;
+    this.context.closeToAgent();
+    this.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
+    await this.archive();
+  }
+
+  /** The run's events are archived completely at its end (the loop retries on failure). */
+  private async archive(): Promise<void> {
+    try {
+      await this.deps.eventLog.flushArchive();
+    } catch (error) {
+      this.logger.warn('archiving the run events failed; the archiver will retry', { error });
+    }
+  }
+}
+
+function agentErrorMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
