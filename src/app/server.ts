@@ -145,6 +145,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   let events: EventLog;
   try {
     streams = await openStreamBackend(config, runSlots.value, (error) => logger.error('event stream error', { error }));
+    streams.start();
     Object.assign(limits, streams.limits);
     logger.info('sizing', {
       detected: machine,

@@ -17,15 +17,30 @@ export interface StreamBackend {
   readonly store: EventStore;
   readonly cancelBus: CancelBus;
   readonly limits: Readonly<Record<string, Limit>>;
+  /** Starts the store's background work; opening starts nothing. Idempotent. */
+  start(): void;
   /** Closes the store, then its connections. Idempotent. */
   close(): Promise<void>;
 }
 
-/** The in-process store without REDIS_URL; Redis streams and pub/sub with it. */
+/**
+ * The in-process store without REDIS_URL; Redis streams and pub/sub with it. Connects to Redis;
+ * the caller starts the store with `start()`.
+ */
 export async function openStreamBackend(config: Config, runSlots: number, onError: (error: unknown) => void): Promise<StreamBackend> {
   if (config.redisUrl === null) {
     const store = new MemoryEventStore({ ttlSeconds: config.streamTtlSeconds, onError });
-    return { kind: 'memory', store, cancelBus: new LocalCancelBus(), limits: {}, close: () => store.close() };
+    return {
+      kind: 'memory',
+      store,
+      cancelBus: new LocalCancelBus(),
+      limits: {},
+      start() {
+        // Nothing yet: MemoryEventStore still starts its sweeper in its constructor. Its
+        // `start()` is called here once it has one.
+      },
+      close: () => store.close(),
+    };
   }
   const sized = sizeRedis({
     runSlots,
@@ -55,6 +70,9 @@ export async function openStreamBackend(config: Config, runSlots: number, onErro
     store,
     cancelBus,
     limits: { REDIS_CONNECTIONS: sized.connections, REDIS_COMMANDS_QUEUE_MAX: sized.commandsQueueMax },
+    start() {
+      store.start();
+    },
     close() {
       closing ??= (async () => {
         await store.close();
