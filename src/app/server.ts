@@ -167,7 +167,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       runSlots: sizing.runSlots.value,
       onError: (error) => logger.error('event stream error', { error }),
     });
-    lifecycle.add('event streams', streams);
+    lifecycle.add('event streams', streams).start();
     const limits = limitTable(config, {
       MAX_CONCURRENT_AGENT_RUNS: sizing.runSlots,
       RUN_QUEUE_MAX: sizing.queueMax,

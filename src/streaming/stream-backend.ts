@@ -17,6 +17,8 @@ export interface StreamBackend {
   readonly store: EventStore;
   readonly cancelBus: CancelBus;
   readonly limits: Readonly<Record<string, Limit>>;
+  /** Starts the store's background work; opening starts nothing. Idempotent. */
+  start(): void;
   /** Closes the store, then its connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -32,12 +34,25 @@ export interface StreamBackendSettings {
   readonly onError: (error: unknown) => void;
 }
 
-/** The in-process store without REDIS_URL; Redis streams and pub/sub with it. */
+/**
+ * The in-process store without REDIS_URL; Redis streams and pub/sub with it. Connects to Redis;
+ * the caller starts the store with `start()`.
+ */
 export async function openStreamBackend(settings: StreamBackendSettings): Promise<StreamBackend> {
   const { redis: redisSettings, events, instanceId, runSlots, onError } = settings;
   if (redisSettings.url === undefined) {
     const store = new MemoryEventStore({ ttlSeconds: events.streamTtlSeconds, onError });
-    return { kind: 'memory', store, cancelBus: new LocalCancelBus(), limits: {}, close: () => store.close() };
+    return {
+      kind: 'memory',
+      store,
+      cancelBus: new LocalCancelBus(),
+      limits: {},
+      start() {
+        // Nothing yet: MemoryEventStore still starts its sweeper in its constructor. Its
+        // `start()` is called here once it has one.
+      },
+      close: () => store.close(),
+    };
   }
   const sized = sizeRedis({
     runSlots,
@@ -67,6 +82,9 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     store,
     cancelBus,
     limits: { REDIS_CONNECTIONS: sized.connections, REDIS_COMMANDS_QUEUE_MAX: sized.commandsQueueMax },
+    start() {
+      store.start();
+    },
     close() {
       closing ??= (async () => {
         await store.close();

@@ -93,7 +93,9 @@ async function openRedisPair({ maxLen = 10_000, ttlSeconds = 600 }: StoreOptions
   const open = async (role: string): Promise<RedisInstance> => {
     const instanceId = `test-${role}-${tag}`;
     const redis = await openRedis({ url: redisUrl(), instanceId, commandsQueueMax: 20_000, onError });
-    return { instanceId, redis, store: new RedisEventStore({ redis, keys, instanceId, maxLen, ttlSeconds, onError }) };
+    const store = new RedisEventStore({ redis, keys, instanceId, maxLen, ttlSeconds, onError });
+    store.start();
+    return { instanceId, redis, store };
   };
   const a = await open('a');
   const b = await open('b');

@@ -46,8 +46,8 @@ export class RedisCancelBus implements CancelBus {
     try {
       // The key first: a run starting after the message was published still finds it.
       const set = redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } });
-      await withDeadline(redis.track(set), COMMAND_DEADLINE_MS, 'Redis SET');
-      await withDeadline(redis.track(redis.commands.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
+      await withDeadline(redis.counted(set), COMMAND_DEADLINE_MS, 'Redis SET');
+      await withDeadline(redis.counted(redis.commands.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
       this.remember(runId);
     } catch (error) {
       throw new DependencyUnavailableError('event stream (Redis)', error);
@@ -92,7 +92,7 @@ export class RedisCancelBus implements CancelBus {
   /** Whether the request key of the run is set (after a reconnect, for requests the channel lost). */
   private async isRequested(runId: string): Promise<boolean> {
     const { redis, keys } = this.options;
-    return (await redis.track(redis.commands.exists(keys.cancelRequested(runId)))) > 0;
+    return (await redis.counted(redis.commands.exists(keys.cancelRequested(runId)))) > 0;
   }
 
   private remember(runId: string): void {

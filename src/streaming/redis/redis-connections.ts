@@ -15,10 +15,10 @@ export interface RedisConnections {
   /** The error handler the connections were opened with, for users that have none of their own. */
   readonly reportError: (error: unknown) => void;
   /** Counts `command` in `inFlight()` until it settles; returns it unchanged. */
-  track<T>(command: Promise<T>): Promise<T>;
+  counted<T>(command: Promise<T>): Promise<T>;
   /** Connected and ready clients, 0..2. */
   connectionCount(): number;
-  /** Commands sent through `track` and not answered yet. */
+  /** Commands sent through `counted` (or `ping`) and not answered yet. */
   inFlight(): number;
   /** PINGs over the command connection; rejects naming Redis when it does not answer. */
   ping(): Promise<void>;
@@ -70,7 +70,7 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
     subscriber,
     commandsQueueMax: options.commandsQueueMax,
     reportError: options.onError,
-    track<T>(command: Promise<T>): Promise<T> {
+    counted<T>(command: Promise<T>): Promise<T> {
       inFlight += 1;
       return command.finally(() => {
         inFlight -= 1;

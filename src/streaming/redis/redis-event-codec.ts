@@ -55,6 +55,18 @@ export function parseStreamEntry(entry: unknown): RunEvent | null {
   return { id, prev, type, json };
 }
 
+/** Stream entries (XRANGE/XREAD shape) of a run as events; malformed entries are reported and skipped. */
+export function parseStreamEntries(runId: string, reply: unknown, onError: (error: unknown) => void): RunEvent[] {
+  const events: RunEvent[] = [];
+  if (!Array.isArray(reply)) return events;
+  for (const entry of reply) {
+    const event = parseStreamEntry(entry);
+    if (event === null) onError(new Error(`malformed stream entry of run ${runId} skipped`));
+    else events.push(event);
+  }
+  return events;
+}
+
 /** XREAD's RESP2 reply (null, or `[[key, entries], ...]`) as key and raw entries. */
 export function parseXReadReply(reply: unknown): Array<[string, unknown[]]> {
   if (!Array.isArray(reply)) return [];

@@ -1,0 +1,237 @@
+import { compareEventIds, type EventId, formatEventId, type RunEvent } from '../../domain/index.js';
+import type { EventListener } from '../event-store.js';
+import type { RedisConnections } from './redis-connections.js';
+import { parseNotification, parseStreamEntries, parseXReadReply } from './redis-event-codec.js';
+import type { RedisKeys } from './redis-keys.js';
+import { settledWithin } from './settled-within.js';
+
+export interface RedisStreamReaderOptions {
+  readonly redis: RedisConnections;
+  readonly keys: RedisKeys;
+  /** This instance's id in notifications: its own are ignored. */
+  readonly instanceId: string;
+  /**
+   * Whether this instance writes the run (the writer knows): its listeners are fed in-process
+   * through `deliver`, never by reading the run back.
+   */
+  readonly isWriting: (runId: string) => boolean;
+  /** Failed reads and subscriptions, malformed notifications and entries, listener exceptions. */
+  readonly onError: (error: unknown) => void;
+}
+
+/** The listeners of one run on this instance. */
+interface Follow {
+  readonly listeners: Set<EventListener>;
+  /** Highest id handed to the listeners; nothing at or below it is delivered again. */
+  delivered: EventId | null;
+}
+
+/** XREAD COUNT: entries per run per read; a run that fills it is read again. */
+const READ_COUNT = 1_000;
+/** Streams named in one XREAD (Redis pays per key per call). */
+const READ_KEYS_MAX = 1_000;
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * The following half of the Redis event store: the listeners of each run on this instance.
+ * Listeners of runs this instance writes are fed in-process (`deliver`); listeners of other
+ * runs are fed by batched, non-blocking XREADs when another instance's notification names
+ * their run. Uses only the two connections it is given, whatever the number of runs and listeners.
+ */
+export class RedisStreamReader {
+  private readonly redis: RedisConnections;
+  private readonly keys: RedisKeys;
+  private readonly onError: (error: unknown) => void;
+
+  private readonly follows = new Map<string, Follow>();
+  /** Remote runs to read, because a notification or a (re)subscription named them. */
+  private readonly dirty = new Set<string>();
+  private reading: Promise<void> | undefined;
+  private subscribing: Promise<void> | undefined;
+  /** Whether notifications reach this reader (its SUBSCRIBE was confirmed). */
+  private subscribed = false;
+  private started = false;
+  /** Set by `stop`: notifications and reconnects start no more reads. */
+  private stopped = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: RedisStreamReaderOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.onError = options.onError;
+  }
+
+  /** Starts re-reading followed remote runs whenever a connection is ready again. Idempotent. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    // Either connection coming back may mean missed work: notifications (subscriber) or
+    // reads that failed with the connection (commands).
+    this.redis.subscriber.on('ready', this.onReconnected);
+    this.redis.commands.on('ready', this.onReconnected);
+  }
+
+  /** Feeds `listener` the run's events after `after`; returns the function that stops it (idempotent). */
+  follow(runId: string, after: EventId | null, listener: EventListener): () => void {
+    let follow = this.follows.get(runId);
+    const first = follow === undefined;
+    if (follow === undefined) {
+      follow = { listeners: new Set(), delivered: after };
+      this.follows.set(runId, follow);
+    }
+    // A distinct wrapper per call, so the same function may follow twice and stop once each.
+    const entry: EventListener = (event) => listener(event);
+    follow.listeners.add(entry);
+    if (first && !this.options.isWriting(runId) && !this.subscribed) this.catchUp(runId);
+    const current = follow;
+    return () => {
+      current.listeners.delete(entry);
+      if (current.listeners.size === 0 && this.follows.get(runId) === current) {
+        this.follows.delete(runId);
+        this.dirty.delete(runId);
+      }
+    };
+  }
+
+  /** Hands an event this instance appended to the run's listeners here, if any. */
+  deliver(runId: string, event: RunEvent): void {
+    const follow = this.follows.get(runId);
+    if (follow !== undefined) this.deliverTo(follow, event);
+  }
+
+  /** Ignores notifications and reconnects from now on: no new read starts. Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    this.redis.subscriber.off('ready', this.onReconnected);
+    this.redis.commands.off('ready', this.onReconnected);
+  }
+
+  /** Stops, waits for the read under way, then unsubscribes (waiting up to 5 s). Idempotent. */
+  close(): Promise<void> {
+    this.stop();
+    this.closed ??= (async () => {
+      await this.reading;
+      if (this.subscribing !== undefined) {
+        const unsubscribed = this.redis.subscriber
+          .unsubscribe(this.keys.eventsChannel, this.onNotification)
+          .catch((error: unknown) => this.onError(error));
+        await settledWithin(unsubscribed, CLOSE_TIMEOUT_MS);
+      }
+      this.follows.clear();
+      this.dirty.clear();
+    })();
+    return this.closed;
+  }
+
+  /**
+   * A run followed before notifications reach this reader: once they do, read what was written
+   * in between. Later follows need no read: like in-process, a listener gets what is written
+   * after it subscribed, and its reader reads the rest.
+   */
+  private catchUp(runId: string): void {
+    this.ensureSubscribed().then(
+      () => this.markDirty([runId]),
+      (error: unknown) => this.onError(error), // retried on the next subscription; 'ready' re-reads
+    );
+  }
+
+  private ensureSubscribed(): Promise<void> {
+    this.subscribing ??= this.redis.subscriber.subscribe(this.keys.eventsChannel, this.onNotification).then(
+      () => {
+        this.subscribed = true;
+      },
+      (error: unknown) => {
+        this.subscribing = undefined;
+        throw error;
+      },
+    );
+    return this.subscribing;
+  }
+
+  private readonly onNotification = (message: string): void => {
+    if (this.stopped) return;
+    const notification = parseNotification(message);
+    if (notification === null) {
+      this.onError(new Error('malformed events notification ignored'));
+      return;
+    }
+    if (notification.instanceId === this.options.instanceId) return;
+    const due: string[] = [];
+    for (const [runId, lastId] of notification.runs) {
+      const follow = this.follows.get(runId);
+      if (follow === undefined || this.options.isWriting(runId)) continue;
+      if (follow.delivered === null || compareEventIds(lastId, follow.delivered) > 0) due.push(runId);
+    }
+    this.markDirty(due);
+  };
+
+  /** Pub/sub delivers at most once: after a reconnect, re-read every remote run from where it is. */
+  private readonly onReconnected = (): void => {
+    this.markDirty([...this.follows.keys()].filter((runId) => !this.options.isWriting(runId)));
+  };
+
+  private markDirty(runIds: Iterable<string>): void {
+    for (const runId of runIds) this.dirty.add(runId);
+    if (this.reading !== undefined || this.dirty.size === 0 || this.stopped) return;
+    this.reading = this.readLoop().then((ok) => {
+      this.reading = undefined;
+      // Runs marked between the loop's last check and now; after a failure, wait for a
+      // notification or a reconnect instead of spinning on a connection that is down.
+      if (ok) this.markDirty([]);
+    });
+  }
+
+  /** One XREAD at a time; runs marked while it runs are read by the next one. False after a failed read. */
+  private async readLoop(): Promise<boolean> {
+    while (this.dirty.size > 0 && !this.stopped) {
+      const runIds: string[] = [];
+      for (const runId of this.dirty) {
+        this.dirty.delete(runId);
+        if (this.follows.has(runId) && !this.options.isWriting(runId)) runIds.push(runId);
+        if (runIds.length === READ_KEYS_MAX) break;
+      }
+      if (runIds.length === 0) continue;
+      try {
+        await this.readRuns(runIds);
+      } catch (error) {
+        // Read again on the next notification naming them, or when a connection is back.
+        for (const runId of runIds) this.dirty.add(runId);
+        this.onError(error);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private async readRuns(runIds: readonly string[]): Promise<void> {
+    const keys = runIds.map((runId) => this.keys.runStream(runId));
+    const ids = runIds.map((runId) => {
+      const delivered = this.follows.get(runId)?.delivered ?? null;
+      return delivered === null ? '0-0' : formatEventId(delivered);
+    });
+    const reply = await this.redis.counted(
+      this.redis.commands.sendCommand<unknown>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', ...keys, ...ids]),
+    );
+    const runByKey = new Map(keys.map((key, index) => [key, runIds[index] as string]));
+    for (const [key, entries] of parseXReadReply(reply)) {
+      const runId = runByKey.get(key);
+      const follow = runId === undefined ? undefined : this.follows.get(runId);
+      if (runId === undefined || follow === undefined) continue; // unsubscribed while reading
+      for (const event of parseStreamEntries(runId, entries, this.onError)) this.deliverTo(follow, event);
+      if (entries.length >= READ_COUNT) this.dirty.add(runId);
+    }
+  }
+
+  private deliverTo(follow: Follow, event: RunEvent): void {
+    if (follow.delivered !== null && compareEventIds(event.id, follow.delivered) <= 0) return;
+    follow.delivered = event.id;
+    // Live iteration: a listener removed by an earlier one gets nothing more.
+    for (const listener of follow.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+  }
+}
