@@ -3,7 +3,7 @@ import type { EventListener } from '../event-store.js';
 import type { RedisConnections } from './redis-connections.js';
 import { parseNotification, parseStreamEntries, parseXReadReply } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
-import { settledWithin } from './settled-within.js';
+import { settledWithin } from '../../concurrency/deadline.js';
 
 export interface RedisStreamReaderOptions {
   readonly redis: RedisConnections;

@@ -1,10 +1,9 @@
-import { withDeadline } from '../../concurrency/deadline.js';
+import { settledWithin, withDeadline } from '../../concurrency/deadline.js';
 import type { EventId, RunEvent } from '../../domain/index.js';
 import type { RedisConnections } from './redis-connections.js';
 import { appendBatch, type AppendEvent } from './redis-append-script.js';
 import { formatNotification, streamEntryOf } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
-import { settledWithin } from './settled-within.js';
 
 export interface RedisStreamWriterOptions {
   readonly redis: RedisConnections;
