@@ -25,6 +25,7 @@ export interface StreamBackend {
 export async function openStreamBackend(config: Config, runSlots: number, onError: (error: unknown) => void): Promise<StreamBackend> {
   if (config.redisUrl === null) {
     const store = new MemoryEventStore({ ttlSeconds: config.streamTtlSeconds, onError });
+    store.start();
     return { kind: 'memory', store, cancelBus: new LocalCancelBus(), limits: {}, close: () => store.close() };
   }
   const sized = sizeRedis({
