@@ -4,6 +4,7 @@ import { ConfigError } from '../domain/index.js';
 import { checkRoutingRules } from './llm-providers.js';
 import { MAX_WORKERS, configSchema } from './schema.js';
 import type { Variable } from './variable.js';
+import { issuePhrase } from '../lib/zod-issue.js';
 
 type Schema = ReturnType<typeof configSchema>;
 type SectionName = keyof Schema;
@@ -72,7 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sources[variable.env] = present ? 'env' : 'default';
       const result = variable.schema.safeParse(present ? raw : undefined);
       if (result.success) values[key] = result.data;
-      else problems.push(`${variable.env} ${result.error.issues[0]?.message ?? 'is invalid'} (got ${JSON.stringify(raw)})`);
+      else problems.push(`${variable.env} ${issuePhrase(result.error)} (got ${JSON.stringify(raw)})`);
     }
     sections[section] = Object.freeze(values);
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issuePhrase } from '../lib/zod-issue.js';
 
 /** One OpenAI-compatible provider from LLM_PROVIDERS, with its API key resolved from the env. */
 export interface LlmProviderConfig {
@@ -66,19 +67,13 @@ const messages: z.core.$ZodErrorMap = (issue) => {
   return `must be ${issue.expected === 'array' ? 'an array' : `a ${issue.expected}`}`;
 };
 
-function firstIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  const path = (issue?.path ?? []).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-  return `${path === '' ? '' : `${path.replace(/^\./, '')} `}${issue?.message ?? 'is invalid'}`;
-}
-
 /**
  * Parses LLM_PROVIDERS (a JSON array, see `.env.example`) and reads each provider's key from
  * `env[api_key_env]`. Throws Error with a human message naming the entry and field.
  */
 export function parseLlmProviders(text: string, env: NodeJS.ProcessEnv): readonly LlmProviderConfig[] {
   const result = z.array(providerSchema).safeParse(jsonArray(text), { error: messages });
-  if (!result.success) throw new Error(firstIssue(result.error));
+  if (!result.success) throw new Error(issuePhrase(result.error));
   const seen = new Set<string>();
   return Object.freeze(
     result.data.map((entry, index) => {
@@ -102,7 +97,7 @@ export function parseLlmProviders(text: string, env: NodeJS.ProcessEnv): readonl
 /** Parses LLM_ROUTING_RULES (a JSON array, see `.env.example`); `checkRoutingRules` checks it against the providers. */
 export function parseRoutingRules(text: string): readonly RoutingRule[] {
   const result = z.array(ruleSchema).min(1, 'must hold at least one rule').safeParse(jsonArray(text), { error: messages });
-  if (!result.success) throw new Error(firstIssue(result.error));
+  if (!result.success) throw new Error(issuePhrase(result.error));
   return Object.freeze(
     result.data.map((rule) => Object.freeze({ match: Object.freeze({ ...rule.match }), provider: rule.provider, model: rule.model })),
   );

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Request, RequestHandler } from 'express';
 import { type Account, type AccountRepository, hashApiKey } from '../db/account-repository.js';
 import { NotFoundError, UnauthorizedError } from '../domain/index.js';
+import { BoundedCache } from '../lib/bounded-cache.js';
 import type { AuthThrottle } from './auth-throttle.js';
 
 /** A revoked key keeps working on other instances for at most this long (the contract allows 5 s). */
@@ -31,7 +32,7 @@ export function accountOf(req: Request): Account {
 
 /** API keys: looked up by SHA-256 hash, cached briefly, with repeated failures slowed per address. */
 export class ApiKeyAuth {
-  private readonly cache = new Map<string, { account: Account; expiresAtMs: number }>();
+  private readonly cache = new BoundedCache<string, Account>({ maxEntries: KEY_CACHE_MAX, ttlMs: KEY_CACHE_MS });
 
   constructor(
     private readonly accounts: AccountRepository,
@@ -51,19 +52,14 @@ export class ApiKeyAuth {
 
   /** Drops cached keys of an account now (tier changes, revocations on this instance). */
   forgetAccount(accountId: string): void {
-    for (const [hash, entry] of this.cache) if (entry.account.id === accountId) this.cache.delete(hash);
+    for (const [hash, account] of this.cache.entries()) if (account.id === accountId) this.cache.delete(hash);
   }
 
   private async lookup(keyHash: string): Promise<Account | null> {
-    const now = Date.now();
     const cached = this.cache.get(keyHash);
-    if (cached !== undefined && cached.expiresAtMs > now) return cached.account;
-    this.cache.delete(keyHash);
+    if (cached !== undefined) return cached;
     const account = await this.accounts.findByKeyHash(keyHash);
-    if (account !== null) {
-      if (this.cache.size >= KEY_CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
-      this.cache.set(keyHash, { account, expiresAtMs: now + KEY_CACHE_MS });
-    }
+    if (account !== null) this.cache.set(keyHash, account);
     return account;
   }
 }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { InvalidRequestError, NotFoundError } from '../domain/index.js';
+import { dottedPath, firstIssue } from '../lib/zod-issue.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -7,10 +8,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const path = (issue?.path ?? []).map(String).join('.');
-  const field = path === '' ? what : path;
-  throw new InvalidRequestError(`${field}: ${issue?.message ?? 'is invalid'}`, field);
+  const { path, message } = firstIssue(result.error);
+  const field = dottedPath(path) || what;
+  throw new InvalidRequestError(`${field}: ${message}`, field);
 }
 
 /** A path id; a malformed one is simply not found, as the contract says. */

@@ -1,6 +1,6 @@
 import type { LlmProviderConfig, RoutingRule } from '../config/llm-providers.js';
+import { BoundedCache } from '../lib/bounded-cache.js';
 import { ModelRoutingError } from './errors.js';
-import { TtlCache } from './ttl-cache.js';
 
 /** Where a request goes: a configured provider and one of its models. */
 export interface RouteTarget {
@@ -22,6 +22,9 @@ export interface RoutingObserver {
 
 export const AUTO_MODEL = 'auto';
 
+/** Cached routing decisions at most: keys combine web_search and agent names, so there are few; this only bounds a surprise. */
+const ROUTE_CACHE_MAX = 1_000;
+
 /**
  * Resolves a run's model to a provider and model. An explicit model is looked up among the
  * providers' models (first provider listing it wins; `<provider>/<model>` picks one); `auto`
@@ -32,7 +35,7 @@ export class ModelRouter {
   private readonly byModel = new Map<string, RouteTarget>();
   private readonly providerModels = new Map<string, ReadonlySet<string>>();
   private readonly rules: readonly RoutingRule[];
-  private readonly cache: TtlCache<RouteTarget>;
+  private readonly cache: BoundedCache<string, RouteTarget>;
   private readonly observer: RoutingObserver;
   /** The match keys some rule uses: only these make up the cache key. */
   private readonly relevant: { readonly webSearch: boolean; readonly agent: boolean };
@@ -57,7 +60,7 @@ export class ModelRouter {
       webSearch: this.rules.some((rule) => rule.match.web_search !== undefined),
       agent: this.rules.some((rule) => rule.match.agent !== undefined),
     };
-    this.cache = new TtlCache(options.cacheTtlMs, options.now);
+    this.cache = new BoundedCache({ maxEntries: ROUTE_CACHE_MAX, ttlMs: options.cacheTtlMs, now: options.now });
     this.observer = options.observer;
   }
 

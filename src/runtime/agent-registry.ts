@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Agent, InvalidRequestError, UnknownAgentError } from '../domain/index.js';
+import { dottedPath, firstIssue } from '../lib/zod-issue.js';
 
 export interface AgentDescription {
   readonly name: string;
@@ -29,9 +30,9 @@ export class AgentRegistry {
   parseInput(agent: Agent, input: unknown): unknown {
     const result = agent.inputSchema.safeParse(input);
     if (result.success) return result.data;
-    const issue = result.error.issues[0];
-    const field = ['input', ...(issue?.path ?? []).map(String)].join('.');
-    throw new InvalidRequestError(`${field}: ${issue?.message ?? 'is invalid'}`, field);
+    const { path, message } = firstIssue(result.error);
+    const field = dottedPath(['input', ...path]);
+    throw new InvalidRequestError(`${field}: ${message}`, field);
   }
 
   describe(): AgentDescription[] {

@@ -47,10 +47,7 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
       store,
       cancelBus: new LocalCancelBus(),
       limits: {},
-      start() {
-        // Nothing yet: MemoryEventStore still starts its sweeper in its constructor. Its
-        // `start()` is called here once it has one.
-      },
+      start: () => store.start(),
       close: () => store.close(),
     };
   }

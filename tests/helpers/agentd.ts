@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type RunningServer, startServer } from '../../src/app/server.js';
 import { type JsonResponse, request, type RequestOptions } from './http.js';
+import { randomTag } from './ids.js';
 import { createTestDatabase } from './test-database.js';
 import { waitFor } from './wait-for.js';
 
@@ -45,7 +46,7 @@ export async function startAgentd(storage: Storage, env: Record<string, string> 
     HOST: '127.0.0.1',
     ADMIN_TOKEN,
     LOG_LEVEL: 'error',
-    INSTANCE_ID: `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    INSTANCE_ID: `test-${process.pid}-${randomTag(3)}`,
     SHUTDOWN_GRACE_MS: '2000',
     ...store.env,
     ...env,

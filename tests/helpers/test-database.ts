@@ -3,8 +3,8 @@
  * Admin URL: TEST_DATABASE_URL, else DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres.
  * Tests never skip: if Postgres is unreachable this throws with instructions to start it.
  */
-import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
+import { randomTag } from './ids.js';
 
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -28,7 +28,7 @@ function adminConnection(url: string): postgres.Sql {
 
 export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = adminDatabaseUrl();
-  const name = `agentd_test_${randomBytes(6).toString('hex')}`;
+  const name = `agentd_test_${randomTag(6)}`;
 
   const admin = adminConnection(adminUrl);
   try {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../helpers/http.js';
 import { ADMIN_TOKEN, startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
+import { unique } from '../helpers/ids.js';
 
 for (const storage of STORAGES) {
   describe(`HTTP API on ${storage}`, () => {
@@ -159,7 +160,7 @@ for (const storage of STORAGES) {
       });
 
       it('returns the first run for a repeated Idempotency-Key', async () => {
-        const headers = { 'idempotency-key': `key-${Math.random()}` };
+        const headers = { 'idempotency-key': unique('key') };
         const first = await agentd.as(acme.apiKey, 'POST', '/v1/runs', { body: { agent: 'echo', input: 'a' }, headers });
         const again = await agentd.as(acme.apiKey, 'POST', '/v1/runs', { body: { agent: 'echo', input: 'b' }, headers });
         assert.equal(first.status, 202);

@@ -4,20 +4,18 @@
  * order, each caller gets its own result, and a failure reaches only the callers it concerns.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { TierLimits } from '../../src/config/tier-limits.js';
 import { AccountRepository } from '../../src/db/account-repository.js';
 import { AdmissionBatcher } from '../../src/db/admission-batcher.js';
 import type { Database } from '../../src/db/database.js';
-import { migrate } from '../../src/db/migrations.js';
-import { createPgliteDatabase } from '../../src/db/pglite-database.js';
-import { createPostgresDatabase } from '../../src/db/postgres-database.js';
 import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
 import { DependencyUnavailableError, type NewRun, type RunRecord } from '../../src/domain/index.js';
 import { TransitionBatcher } from '../../src/db/transition-batcher.js';
+import { type DatabaseFixture, pgliteFixture, postgresFixture } from '../helpers/databases.js';
+import { unique } from '../helpers/ids.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { createTestDatabase } from '../helpers/test-database.js';
 
 const LIMITS: TierLimits = new Map([
   ['free', 1],
@@ -27,15 +25,9 @@ const LIMITS: TierLimits = new Map([
 const SESSION_MAX = 2;
 const UNIQUE_VIOLATION = '23505';
 
-const unique = (label: string): string => `${label}-${randomBytes(4).toString('hex')}`;
-
-interface Fixture {
-  readonly db: Database;
-  /** Another pool on the same database (a second instance), where the adapter can have one. */
-  readonly openAnother?: () => Database;
+interface Fixture extends DatabaseFixture {
   /** A pool through a TCP proxy that can cut it off, where the adapter can have one. */
   readonly openProxied?: () => Promise<{ db: Database; cut(): void; restore(): void; close(): Promise<void> }>;
-  teardown(): Promise<void>;
 }
 
 /** The repository's batch and single paths, counted; `failNextBatch` makes the next batch statement fail. */
@@ -92,7 +84,6 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
     before(async () => {
       fx = await factory();
       db = fx.db;
-      await migrate(db);
       accounts = new AccountRepository(db);
       runs = new RunRepository(db);
     });
@@ -464,19 +455,15 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
 }
 
 async function postgresFactory(): Promise<Fixture> {
-  const testDb = await createTestDatabase();
-  const open = (url = testDb.url): Database =>
-    createPostgresDatabase({ url, max: 4, acquireTimeoutMs: 2_000, applicationName: 'agentd-batch-test' });
-  const db = open();
+  const fx = await postgresFixture({ max: 4, acquireTimeoutMs: 2_000, applicationName: 'agentd-batch-test', migrate: true });
   return {
-    db,
-    openAnother: () => open(),
+    ...fx,
     async openProxied() {
-      const direct = new URL(testDb.url);
+      const direct = new URL(fx.url);
       const proxy = await startTcpProxy(Number(direct.port || 5432), direct.hostname);
-      const viaProxy = new URL(testDb.url);
+      const viaProxy = new URL(fx.url);
       viaProxy.host = proxy.address;
-      const proxiedDb = open(viaProxy.toString());
+      const proxiedDb = fx.open(viaProxy.toString());
       return {
         db: proxiedDb,
         cut: () => proxy.cut(),
@@ -487,21 +474,10 @@ async function postgresFactory(): Promise<Fixture> {
         },
       };
     },
-    async teardown() {
-      await db.close();
-      await testDb.drop();
-    },
   };
 }
 
 describe('batched writes', () => {
   batchContract('postgres', postgresFactory, { server: true });
-  batchContract(
-    'pglite (in-memory)',
-    async () => {
-      const db = await createPgliteDatabase({});
-      return { db, teardown: () => db.close() };
-    },
-    { server: false },
-  );
+  batchContract('pglite (in-memory)', () => pgliteFixture({ migrate: true }), { server: false });
 });

@@ -7,19 +7,15 @@ import { DependencyUnavailableError } from '../../src/domain/index.js';
 import type { Database } from '../../src/db/database.js';
 import { createPgliteDatabase } from '../../src/db/pglite-database.js';
 import { createPostgresDatabase, probeServerLimits } from '../../src/db/postgres-database.js';
+import { type DatabaseFixture, pgliteFixture, postgresFixture } from '../helpers/databases.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-interface Fixture {
-  db: Database;
-  teardown(): Promise<void>;
-}
-
 /** The contract every `Database` adapter must satisfy. */
-function databaseContract(name: string, factory: () => Promise<Fixture>): void {
+function databaseContract(name: string, factory: () => Promise<DatabaseFixture>): void {
   describe(`Database contract: ${name}`, () => {
-    let fx: Fixture;
+    let fx: DatabaseFixture;
     let db: Database;
 
     before(async () => {
@@ -221,22 +217,8 @@ function databaseContract(name: string, factory: () => Promise<Fixture>): void {
 }
 
 describe('database adapters', () => {
-  databaseContract('postgres', async () => {
-    const testDb = await createTestDatabase();
-    const db = createPostgresDatabase({ url: testDb.url, max: 4, acquireTimeoutMs: 5_000, applicationName: 'agentd-test' });
-    return {
-      db,
-      async teardown() {
-        await db.close();
-        await testDb.drop();
-      },
-    };
-  });
-
-  databaseContract('pglite (in-memory)', async () => {
-    const db = await createPgliteDatabase({});
-    return { db, teardown: () => db.close() };
-  });
+  databaseContract('postgres', () => postgresFixture({ max: 4, acquireTimeoutMs: 5_000 }));
+  databaseContract('pglite (in-memory)', () => pgliteFixture());
 
   describe('pglite only', () => {
     it('persists to a dataDir it creates (recursively)', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { type EventId, type EventType, formatEventId, type RunEvent } from '../../src/domain/index.js';
+import { formatEventId, type RunEvent } from '../../src/domain/index.js';
 import type { EventStore } from '../../src/streaming/event-store.js';
 import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
 import { RedisCancelBus } from '../../src/streaming/redis/redis-cancel-bus.js';
@@ -11,20 +11,14 @@ import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js'
 import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
 import { cleanupPrefix, clientsNamed, commandCalls, openTestClient, redisUrl, type TestRedisClient, uniquePrefix } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { eventChain, FIRST_EVENT_MS } from '../helpers/events.js';
 
 // --- fixtures ---
 
 /** `count` chained events of one run starting at `firstMs`: several share a millisecond, the last is `end` when asked. */
-function makeEvents(count: number, { end = true, firstMs = 1_700_000_000_000 } = {}): RunEvent[] {
-  const events: RunEvent[] = [];
-  let prev: EventId | null = null;
-  for (let i = 0; i < count; i++) {
-    const id: EventId = { ms: firstMs + Math.floor(i / 3), seq: i % 3 };
-    const type: EventType = i === 0 ? 'status' : end && i === count - 1 ? 'end' : 'token';
-    events.push({ id, prev, type, json: JSON.stringify({ i, text: `token ${i} é 🚀 "quoted" \\ \n ${'x'.repeat(i % 7)}` }) });
-    prev = id;
-  }
-  return events;
+function makeEvents(count: number, { end = true, firstMs = FIRST_EVENT_MS } = {}): RunEvent[] {
+  const data = Array.from({ length: count }, (_, i) => ({ i, text: `token ${i} é 🚀 "quoted" \\ \n ${'x'.repeat(i % 7)}` }));
+  return eventChain(data, { firstMs, perMs: 3, type: (i) => (i === 0 ? 'status' : end && i === count - 1 ? 'end' : 'token') });
 }
 
 const ids = (events: readonly RunEvent[]): string[] => events.map((event) => formatEventId(event.id));

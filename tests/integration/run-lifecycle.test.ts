@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startAgentd, STORAGES, type TestAgentd } from '../helpers/agentd.js';
+import { unique } from '../helpers/ids.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** A simulate run that would take minutes unless something ends it. */
@@ -210,7 +211,7 @@ for (const storage of STORAGES) {
       });
 
       it('answers a retried request (same Idempotency-Key) with its first run even when full', async () => {
-        const headers = { 'idempotency-key': `full-${Math.random()}` };
+        const headers = { 'idempotency-key': unique('full') };
         const first = await agentd.as(key, 'POST', '/v1/runs', { body: LONG, headers });
         const filler = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'echo' } });
         assert.equal(filler.body.status, 'queued', 'slot and queue are now full');

@@ -5,23 +5,23 @@
  * database make and tear down their own.
  */
 import assert from 'node:assert/strict';
-import crypto, { randomBytes, randomUUID } from 'node:crypto';
+import crypto, { randomUUID } from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import type { TierLimits } from '../../src/config/tier-limits.js';
 import { AccountRepository, hashApiKey, KEY_PREFIX_LENGTH } from '../../src/db/account-repository.js';
 import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
-import { createPgliteDatabase } from '../../src/db/pglite-database.js';
-import { createPostgresDatabase } from '../../src/db/postgres-database.js';
 import { type ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
 import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
-import { DependencyUnavailableError, eventJson, type EventType, isFinal, type NewRun, RUN_STATUSES, type RunEvent, type RunRecord, type RunStatus, transitionPairs } from '../../src/domain/index.js';
+import { DependencyUnavailableError, isFinal, type NewRun, RUN_STATUSES, type RunEvent, type RunRecord, type RunStatus, transitionPairs } from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import { EventLog } from '../../src/streaming/event-log.js';
 import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
 import { sseFrame } from '../../src/http/sse/sse-frame.js';
-import { createTestDatabase } from '../helpers/test-database.js';
+import { type DatabaseFixture, type FixtureOptions, pgliteFixture, postgresFixture } from '../helpers/databases.js';
+import { eventChain } from '../helpers/events.js';
+import { unique } from '../helpers/ids.js';
 
 const CHECK_VIOLATION = '23514';
 const FINAL_STATUSES = RUN_STATUSES.filter(isFinal);
@@ -32,16 +32,8 @@ const LIMITS: TierLimits = new Map([
 ]);
 const SESSION_MAX = 2;
 
-interface Fixture {
-  readonly db: Database;
-  /** Another pool on the same database (a second instance), where the adapter can have one. */
-  readonly openAnother?: () => Database;
-  teardown(): Promise<void>;
-}
-
-type Factory = () => Promise<Fixture>;
-
-const unique = (label: string): string => `${label}-${randomBytes(4).toString('hex')}`;
+/** A fresh database on the adapter; unmigrated unless asked. */
+type Factory = (options?: FixtureOptions) => Promise<DatabaseFixture>;
 
 function sqlState(err: unknown): unknown {
   return (err as { code?: unknown }).code;
@@ -55,15 +47,14 @@ function assertCreated(result: AdmitResult): RunRecord {
 
 function storageContract(name: string, factory: Factory): void {
   describe(`storage contract: ${name}`, () => {
-    let fx: Fixture;
+    let fx: DatabaseFixture;
     let db: Database;
     let accounts: AccountRepository;
     let runs: RunRepository;
 
     before(async () => {
-      fx = await factory();
+      fx = await factory({ migrate: true });
       db = fx.db;
-      await migrate(db);
       accounts = new AccountRepository(db);
       runs = new RunRepository(db);
     });
@@ -839,16 +830,6 @@ function storageContract(name: string, factory: Factory): void {
     });
 
     describe('EventArchiveRepository', () => {
-      /** `values.length` chained events of a run, the i-th carrying `values[i]`. */
-      function chain(values: readonly unknown[], type: EventType = 'token'): RunEvent[] {
-        return values.map((value, i) => ({
-          id: { ms: 1_700_000_000_000 + i, seq: i % 2 },
-          prev: i === 0 ? null : { ms: 1_700_000_000_000 + i - 1, seq: (i - 1) % 2 },
-          type,
-          json: eventJson(value),
-        }));
-      }
-
       /** What a reader of the archive sees: jsonb may space and order the text its own way, not change the value. */
       const asRead = (events: readonly RunEvent[]) => events.map(({ id, prev, type, json }) => ({ id, prev, type, data: JSON.parse(json) as unknown }));
 
@@ -856,7 +837,7 @@ function storageContract(name: string, factory: Factory): void {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
         const values = [{ status: 'running' }, ['a', 1, null, true, { n: -2.5, b: 'z', a: 'y' }], 'plain é 🚀 "quoted" \\', null, 12345678901234, {}];
-        const events = chain(values);
+        const events = eventChain(values);
         await archive.insert(events.map((event) => ({ runId: run.id, event })));
         assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events));
         assert.deepEqual(asRead(await archive.read(run.id, events[1]!.id, 2)), asRead(events.slice(2, 4)));
@@ -868,7 +849,7 @@ function storageContract(name: string, factory: Factory): void {
       it('skips events already archived, so a retried batch is safe', async () => {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
-        const events = chain(['first', 'second', 'third']);
+        const events = eventChain(['first', 'second', 'third']);
         await archive.insert(events.slice(0, 2).map((event) => ({ runId: run.id, event })));
         const retried = events.map((event, i) => ({ runId: run.id, event: i === 0 ? { ...event, json: '"changed"' } : event }));
         await archive.insert(retried);
@@ -879,7 +860,7 @@ function storageContract(name: string, factory: Factory): void {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
         const value = { text: 'one\ntwo\r\nthree', nested: ['\n'] };
-        await archive.insert(chain([value]).map((event) => ({ runId: run.id, event })));
+        await archive.insert(eventChain([value]).map((event) => ({ runId: run.id, event })));
         const [read] = await archive.read(run.id, null, 10);
         assert.ok(read);
         assert.doesNotMatch(read.json, /[\r\n]/);
@@ -891,7 +872,7 @@ function storageContract(name: string, factory: Factory): void {
       it('refuses, as content rather than unavailability, an event jsonb cannot hold; the archiver skips only that one', async () => {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
-        const events = chain(['before', 'lone surrogate \ud800', 'after']);
+        const events = eventChain(['before', 'lone surrogate \ud800', 'after']);
         const batch: ArchivedEvent[] = events.map((event) => ({ runId: run.id, event }));
         await assert.rejects(archive.insert(batch), (err: unknown) => !(err instanceof DependencyUnavailableError));
         assert.deepEqual(await archive.read(run.id, null, 10), [], 'one statement: nothing of the batch');
@@ -914,7 +895,7 @@ function storageContract(name: string, factory: Factory): void {
       it("ensureEnd writes a run's missing end once, after its last archived event", async () => {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
-        const events = chain(['a', 'b']);
+        const events = eventChain(['a', 'b']);
         await archive.insert(events.map((event) => ({ runId: run.id, event })));
         const store = new MemoryEventStore({ ttlSeconds: 60, onError: (e) => assert.fail(String(e)) });
         const archiver = new EventArchiver({ repository: archive, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
@@ -981,24 +962,10 @@ function storageContract(name: string, factory: Factory): void {
 describe('storage', () => {
   // Prepared statements (the default) and the two-round-trip path DB_PREPARED_STATEMENTS=false keeps for poolers.
   for (const preparedStatements of [true, false]) {
-    storageContract(preparedStatements ? 'postgres' : 'postgres without prepared statements', async () => {
-      const testDb = await createTestDatabase();
-      const open = (): Database =>
-        createPostgresDatabase({ url: testDb.url, max: 10, acquireTimeoutMs: 30_000, applicationName: 'agentd-storage-test', preparedStatements });
-      const db = open();
-      return {
-        db,
-        openAnother: open,
-        async teardown() {
-          await db.close();
-          await testDb.drop();
-        },
-      };
-    });
+    storageContract(preparedStatements ? 'postgres' : 'postgres without prepared statements', (options) =>
+      postgresFixture({ max: 10, acquireTimeoutMs: 30_000, applicationName: 'agentd-storage-test', preparedStatements, ...options }),
+    );
   }
 
-  storageContract('pglite (in-memory)', async () => {
-    const db = await createPgliteDatabase({});
-    return { db, teardown: () => db.close() };
-  });
+  storageContract('pglite (in-memory)', pgliteFixture);
 });

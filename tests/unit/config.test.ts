@@ -121,8 +121,8 @@ describe('loadConfig', () => {
 
     it('shows each default as the schema has it', () => {
       const shown = Object.fromEntries(documented.filter((d) => !d.commented).map((d) => [d.name, d.value]));
-      const { sources: _fromExample, ...fromExample } = loadConfig(shown);
-      const { sources: _defaults, ...defaults } = loadConfig({});
+      const { sources: fromExampleSources, ...fromExample } = loadConfig(shown);
+      const { sources: defaultSources, ...defaults } = loadConfig({});
       assert.deepEqual(fromExample, defaults);
     });
   });

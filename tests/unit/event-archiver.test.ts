@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
-import { DependencyUnavailableError, type RunEvent } from '../../src/domain/index.js';
+import { DependencyUnavailableError } from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
+import { runEvent } from '../helpers/events.js';
 
-const event = (ms: number, data: unknown = {}): RunEvent => ({ id: { ms, seq: 0 }, prev: null, type: 'token', json: JSON.stringify(data) });
+const event = (ms: number, data: unknown = {}) => runEvent(ms, { data });
 
 /** A repository that stores what it is given, refusing what `refuse` says. */
 function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | null) {

@@ -1,16 +1,25 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
+import { MemoryEventStore, type MemoryEventStoreOptions } from '../../src/streaming/memory/memory-event-store.js';
 import type { RunEvent } from '../../src/domain/index.js';
+import { runEvent } from '../helpers/events.js';
+import { waitFor } from '../helpers/wait-for.js';
 
-const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => ({ id: { ms, seq: 0 }, prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type, json: '{}' });
+const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => runEvent(ms, { prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type });
 
 describe('MemoryEventStore retention', () => {
   let store: MemoryEventStore;
   afterEach(() => store.close());
 
+  /** A started store that fails the test on any error it reports. */
+  const open = (options: Omit<MemoryEventStoreOptions, 'onError'>): MemoryEventStore => {
+    store = new MemoryEventStore({ ...options, onError: (e) => assert.fail(String(e)) });
+    store.start();
+    return store;
+  };
+
   it('keeps a run until the TTL after its end, then forgets it', async () => {
-    store = new MemoryEventStore({ ttlSeconds: 10, onError: (e) => assert.fail(String(e)) });
+    open({ ttlSeconds: 10 });
     store.append('run', event(1));
     store.append('run', event(2, 'end'));
     const endedAt = Date.now();
@@ -22,14 +31,14 @@ describe('MemoryEventStore retention', () => {
   });
 
   it('never expires a run that has not ended', async () => {
-    store = new MemoryEventStore({ ttlSeconds: 1, onError: (e) => assert.fail(String(e)) });
+    open({ ttlSeconds: 1 });
     store.append('run', event(1));
     store.expire(Date.now() + 3_600_000);
     assert.equal((await store.read('run', null, 10)).length, 1);
   });
 
   it('holds at most maxEndedRuns ended runs, dropping the oldest first', async () => {
-    store = new MemoryEventStore({ ttlSeconds: 600, maxEndedRuns: 3, onError: (e) => assert.fail(String(e)) });
+    open({ ttlSeconds: 600, maxEndedRuns: 3 });
     for (const run of ['a', 'b', 'c', 'd']) store.append(run, event(1, 'end'));
     assert.equal((await store.read('a', null, 10)).length, 0);
     for (const run of ['b', 'c', 'd']) assert.equal((await store.read(run, null, 10)).length, 1);
@@ -37,10 +46,17 @@ describe('MemoryEventStore retention', () => {
   });
 
   it('leaves nothing behind when a listener of an unknown run goes', () => {
-    store = new MemoryEventStore({ ttlSeconds: 600, onError: (e) => assert.fail(String(e)) });
+    open({ ttlSeconds: 600 });
     const stop = store.subscribe('old-run', null, () => undefined);
     assert.equal(store.size, 1);
     stop();
     assert.equal(store.size, 0);
+  });
+
+  it('once started (start is idempotent), sweeps expired runs by itself', async () => {
+    open({ ttlSeconds: 1 });
+    store.start();
+    store.append('run', event(1, 'end'));
+    await waitFor(() => store.size === 0, { what: 'the sweeper to drop the ended run' });
   });
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventJson, type RunEvent } from '../../src/domain/index.js';
 import { sseFrame } from '../../src/http/sse/sse-frame.js';
+import { runEvent } from '../helpers/events.js';
 
-const withData = (data: unknown): RunEvent => ({ id: { ms: 1_700_000_000_000, seq: 3 }, prev: null, type: 'token', json: eventJson(data) });
+const withData = (data: unknown) => runEvent(1_700_000_000_000, { seq: 3, data });
 
 describe('sseFrame', () => {
   it('sends the event as id, event and one data line of its JSON text', () => {

@@ -1,11 +1,11 @@
 import { BackgroundLoop } from '../../concurrency/background-loop.js';
 import { compareEventIds, type EventId, type RunEvent } from '../../domain/index.js';
+import { BoundedCache } from '../../lib/bounded-cache.js';
 import type { EventListener, EventStore, EventStoreStats } from '../event-store.js';
 
 interface RunStream {
   readonly events: RunEvent[];
   readonly listeners: Set<EventListener>;
-  endedAtMs: number | null;
 }
 
 export interface MemoryEventStoreOptions {
@@ -22,36 +22,42 @@ const DEFAULT_MAX_ENDED_RUNS = 10_000;
  * The in-process event store for a single instance without Redis: same ids and semantics
  * as the Redis store. A run's events are dropped `ttlSeconds` after its end, or earlier when
  * more than `maxEndedRuns` ended runs are held (memory stays bounded under a burst of short
- * runs); readers then get them from the archive.
+ * runs); readers then get them from the archive. `start()` starts the sweeper that drops
+ * expired runs.
  */
 export class MemoryEventStore implements EventStore {
   private readonly streams = new Map<string, RunStream>();
-  /** Ended runs in the order they ended, with when. */
-  private readonly ended = new Map<string, number>();
+  /** Ended runs in the order they ended (with when); evicting one drops its events. */
+  private readonly ended: BoundedCache<string, number>;
   private readonly sweeper: BackgroundLoop;
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: MemoryEventStoreOptions) {
+    this.ended = new BoundedCache({
+      maxEntries: options.maxEndedRuns ?? DEFAULT_MAX_ENDED_RUNS,
+      ttlMs: options.ttlSeconds * 1000,
+      onEvict: (runId) => this.drop(runId),
+    });
     this.sweeper = new BackgroundLoop(
       () => this.expire(Date.now()),
       Math.min(60_000, Math.max(1_000, (options.ttlSeconds * 1000) / 4)),
       options.onError,
     );
+  }
+
+  /** Starts the sweeper. Idempotent; a closed store stays stopped. */
+  start(): void {
     this.sweeper.start();
   }
 
   append(runId: string, event: RunEvent): void {
     let stream = this.streams.get(runId);
     if (stream === undefined) {
-      stream = { events: [], listeners: new Set(), endedAtMs: null };
+      stream = { events: [], listeners: new Set() };
       this.streams.set(runId, stream);
     }
     stream.events.push(event);
-    if (event.type === 'end') {
-      stream.endedAtMs = Date.now();
-      this.ended.set(runId, stream.endedAtMs);
-      if (this.ended.size > (this.options.maxEndedRuns ?? DEFAULT_MAX_ENDED_RUNS)) this.dropOldestEnded();
-    }
+    if (event.type === 'end') this.ended.set(runId, Date.now());
     for (const listener of stream.listeners) {
       try {
         listener(event);
@@ -70,7 +76,7 @@ export class MemoryEventStore implements EventStore {
   subscribe(runId: string, _after: EventId | null, listener: EventListener): () => void {
     let stream = this.streams.get(runId);
     if (stream === undefined) {
-      stream = { events: [], listeners: new Set(), endedAtMs: null };
+      stream = { events: [], listeners: new Set() };
       this.streams.set(runId, stream);
     }
     const followed = stream;
@@ -96,21 +102,11 @@ export class MemoryEventStore implements EventStore {
 
   /** Drops streams that ended more than the TTL ago. */
   expire(nowMs: number): void {
-    const cutoff = nowMs - this.options.ttlSeconds * 1000;
-    for (const [runId, endedAtMs] of this.ended) {
-      if (endedAtMs > cutoff) break; // in end order: the rest ended later
-      this.drop(runId);
-    }
-  }
-
-  private dropOldestEnded(): void {
-    const oldest = this.ended.keys().next();
-    if (!oldest.done) this.drop(oldest.value);
+    this.ended.evictExpired(nowMs);
   }
 
   /** Forgets an ended run's events; its listeners (if any) stay and read the archive. */
   private drop(runId: string): void {
-    this.ended.delete(runId);
     const stream = this.streams.get(runId);
     if (stream === undefined) return;
     if (stream.listeners.size === 0) this.streams.delete(runId);

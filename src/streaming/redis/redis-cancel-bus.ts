@@ -1,3 +1,4 @@
+import { BoundedCache } from '../../lib/bounded-cache.js';
 import { withDeadline } from '../../concurrency/deadline.js';
 import { type CancelBus, DependencyUnavailableError } from '../../domain/index.js';
 import type { RedisConnections } from './redis-connections.js';
@@ -31,8 +32,8 @@ export class RedisCancelBus implements CancelBus {
   private handler: (runId: string) => void = () => undefined;
   private localRuns: () => Iterable<string> = () => [];
   private subscribed = false;
-  /** Runs a request was heard for (here or on the channel), with when: see HEARD_TTL_MS. */
-  private readonly heard = new Map<string, number>();
+  /** Runs a request was heard for (here or on the channel): see HEARD_TTL_MS. */
+  private readonly heard = new BoundedCache<string, true>({ maxEntries: HEARD_MAX, ttlMs: HEARD_TTL_MS });
   private readonly ttlSeconds: number;
   private readonly onError: (error: unknown) => void;
 
@@ -85,7 +86,6 @@ export class RedisCancelBus implements CancelBus {
   };
 
   heardBefore(runId: string): boolean {
-    this.forgetOld();
     return this.heard.has(runId);
   }
 
@@ -96,17 +96,7 @@ export class RedisCancelBus implements CancelBus {
   }
 
   private remember(runId: string): void {
-    this.heard.delete(runId); // re-inserted last: the map stays in the order heard
-    this.heard.set(runId, Date.now());
-    this.forgetOld();
-  }
-
-  private forgetOld(): void {
-    const oldestKeptMs = Date.now() - HEARD_TTL_MS;
-    for (const [runId, heardAtMs] of this.heard) {
-      if (heardAtMs >= oldestKeptMs && this.heard.size <= HEARD_MAX) break;
-      this.heard.delete(runId);
-    }
+    this.heard.set(runId, true);
   }
 
   private readonly onMessage = (runId: string): void => {
