@@ -26,11 +26,12 @@ import type { Agent, Logger } from '../domain/index.js';
 import { createMetrics } from '../observability/metrics.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
+import { RunEndRecovery } from '../runtime/run-end-recovery.js';
 import { RunManager } from '../runtime/run-manager.js';
 import { EventArchiveRepository } from '../db/event-archive-repository.js';
 import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
-import { SseListeners } from '../http/sse/sse-listeners.js';
+import { Followers } from '../streaming/followers.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
 
 export interface RunningServer {
@@ -43,12 +44,8 @@ export interface RunningServer {
 
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
 async function interruptLeftovers(instanceId: string, runs: RunRepository, events: EventLog, logger: Logger): Promise<void> {
-  const error = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
-  const ended = await runs.interruptInstance(instanceId, error);
-  for (const run of ended) {
-    await events.ensureEnd(run.id, { status: 'interrupted', error }, run.finishedAt?.getTime() ?? Date.now());
-  }
-  if (ended.length > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: ended.length });
+  const count = await new RunEndRecovery({ runs, log: events, logger }).interruptInstance(instanceId);
+  if (count > 0) logger.warn('ended leftover runs of this instance as interrupted', { count });
 }
 
 const configured = (value: number | null, auto: () => Limit): Limit =>
@@ -178,7 +175,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       queueMax: runSlots.value,
       queueTimeoutMs: config.llmTimeoutMs,
     });
-    const listeners = new SseListeners();
+    const listeners = new Followers();
     const lingering = new LingeringAgents();
     const metrics = createMetrics({ slots, db, events: streams.store, archiver, listeners, llm, lingering });
     const agents = new AgentRegistry([echoAgent, simulateAgent, ...llmAgents(config, llm, metrics.routing)]);

@@ -10,7 +10,7 @@ import type { CapacityReport } from '../observability/capacity-report.js';
 import type { RunManager } from '../runtime/run-manager.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
-import type { SseListeners } from './sse/sse-listeners.js';
+import type { Followers } from '../streaming/followers.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
 import { errorHandler, notFound, NulCharacterError } from './error-handler.js';
@@ -25,7 +25,7 @@ export interface AppDeps {
   readonly db: Database;
   readonly events: EventStore;
   readonly log: EventLog;
-  readonly listeners: SseListeners;
+  readonly listeners: Followers;
   readonly accounts: AccountRepository;
   readonly runs: RunRepository;
   readonly manager: RunManager;
