@@ -13,15 +13,16 @@ import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
 import type { Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
-import { SseListeners } from '../http/sse/sse-listeners.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
 import { createMetrics } from '../observability/metrics.js';
 import { AgentRegistry } from '../runtime/agent-registry.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
+import { RunEndRecovery } from '../runtime/run-end-recovery.js';
 import { RunManager } from '../runtime/run-manager.js';
 import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
+import { Followers } from '../streaming/followers.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
 import { builtInAgents } from './agents.js';
 import { Lifecycle } from './lifecycle.js';
@@ -54,12 +55,8 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
 
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
 async function interruptLeftovers(instanceId: string, runs: RunRepository, eventLog: EventLog, logger: Logger): Promise<void> {
-  const error = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
-  const ended = await runs.interruptInstance(instanceId, error);
-  for (const run of ended) {
-    await eventLog.ensureEnd(run.id, { status: 'interrupted', error }, run.finishedAt?.getTime() ?? Date.now());
-  }
-  if (ended.length > 0) logger.warn('ended leftover runs of this instance as interrupted', { count: ended.length });
+  const count = await new RunEndRecovery({ runs, eventLog, logger }).interruptInstance(instanceId);
+  if (count > 0) logger.warn('ended leftover runs of this instance as interrupted', { count });
 }
 
 /** The parts a running instance is made of, for the HTTP app and shutdown. */
@@ -99,7 +96,7 @@ async function assemble(config: Config, deps: { db: Database; streams: StreamBac
     queueMax: sizing.runSlots.value,
     queueTimeoutMs: config.llm.timeoutMs,
   });
-  const listeners = new SseListeners();
+  const listeners = new Followers();
   const lingering = new LingeringAgents();
   const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
   const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));

@@ -10,7 +10,7 @@ import type { Logger } from '../domain/index.js';
 import type { RunManager } from '../runtime/run-manager.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
-import type { SseListeners } from './sse/sse-listeners.js';
+import type { Followers } from '../streaming/followers.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
 import { errorHandler, notFound, NulCharacterError } from './error-handler.js';
@@ -30,7 +30,7 @@ export interface AppDeps {
   readonly db: Database;
   readonly store: EventStore;
   readonly eventLog: EventLog;
-  readonly listeners: SseListeners;
+  readonly listeners: Followers;
   readonly accounts: AccountRepository;
   readonly runs: RunRepository;
   readonly manager: RunManager;
@@ -87,7 +87,7 @@ export function createApp(deps: AppDeps): Express {
     eventsRouter({
       manager: deps.manager,
       runs: deps.runs,
-      log: deps.eventLog,
+      eventLog: deps.eventLog,
       logger: deps.logger,
       listeners: deps.listeners,
       heartbeatMs: settings.heartbeatMs,

@@ -6,7 +6,7 @@ import type { RunRepository } from '../db/run-repository.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { TierLimits } from '../config/tier-limits.js';
 import type { EventStore } from '../streaming/event-store.js';
-import type { SseListeners } from '../http/sse/sse-listeners.js';
+import type { Followers } from '../streaming/followers.js';
 import type { LingeringAgents } from '../runtime/lingering-agents.js';
 import type { EventArchiver } from '../streaming/event-archiver.js';
 
@@ -32,7 +32,7 @@ export class CapacityReport {
       readonly db: Database;
       readonly runs: RunRepository;
       readonly store: EventStore;
-      readonly listeners: SseListeners;
+      readonly listeners: Followers;
       readonly lingering: LingeringAgents;
       readonly archiver: Pick<EventArchiver, 'pendingCount'>;
       readonly llm: LlmLimiters;

@@ -7,14 +7,14 @@ import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { RoutingObserver } from '../llm/model-router.js';
 import type { RunObserver } from '../runtime/run-execution.js';
 import type { EventStore } from '../streaming/event-store.js';
-import type { SseListeners } from '../http/sse/sse-listeners.js';
+import type { Followers } from '../streaming/followers.js';
 
 /** The Prometheus registry of one instance (no per-account labels), and the run observer feeding it. */
 export function createMetrics(deps: {
   slots: FairSemaphore;
   db: Database;
   store: EventStore;
-  listeners: SseListeners;
+  listeners: Followers;
   llm: LlmLimiters;
   lingering: LingeringAgents;
   archiver: Pick<EventArchiver, 'pendingCount'>;

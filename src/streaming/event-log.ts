@@ -1,6 +1,6 @@
 import type { EventArchiveRepository } from '../db/event-archive-repository.js';
 import type { EventArchiver } from './event-archiver.js';
-import { eventJson, takeChain, type EventId, type RunEvent } from '../domain/index.js';
+import { compareEventIds, eventJson, takeChain, type EventId, type RunEvent } from '../domain/index.js';
 import type { EventListener, EventStore } from './event-store.js';
 
 /**
@@ -55,9 +55,31 @@ export class EventLog {
     return this.deps.store.subscribe(runId, after, listener);
   }
 
-  /** The id of the run's archived `end` event, or null. */
-  endId(runId: string): Promise<EventId | null> {
-    return this.deps.archive.endId(runId);
+  /**
+   * Whether `after` is at or past the run's `end` event, for a resume of a finished run. The
+   * `end` is looked up in the archive, else awaited live for up to `timeoutMs` (it may not be
+   * appended yet), else looked up in the archive once more (it was on its way there).
+   */
+  async isPastEnd(runId: string, after: EventId, timeoutMs: number): Promise<boolean> {
+    let known: (id: EventId | null) => void = () => undefined;
+    const live = new Promise<EventId | null>((resolve) => (known = resolve));
+    // Subscribe before looking, so an `end` appended meanwhile is not missed.
+    const unsubscribe = this.subscribe(runId, null, (event) => {
+      if (event.type === 'end') known(event.id);
+    });
+    let deadline: NodeJS.Timeout | undefined;
+    try {
+      let endId = await this.deps.archive.endId(runId);
+      if (endId !== null) return compareEventIds(after, endId) >= 0;
+      // The `end` is a run's last event: one after `after` means `after` comes before it.
+      if (await this.fastStreamHasAfter(runId, after)) return false;
+      deadline = setTimeout(() => known(null), timeoutMs);
+      endId = (await live) ?? (await this.deps.archive.endId(runId));
+      return endId !== null && compareEventIds(after, endId) >= 0;
+    } finally {
+      clearTimeout(deadline);
+      unsubscribe();
+    }
   }
 
   /**
@@ -69,5 +91,15 @@ export class EventLog {
     const last = await this.deps.archive.lastId(runId);
     const id: EventId = last === null || finishedAtMs > last.ms ? { ms: finishedAtMs, seq: 0 } : { ms: last.ms, seq: last.seq + 1 };
     await this.deps.archive.insert([{ runId, event: { id, prev: last, type: 'end', json: eventJson(data) } }]);
+  }
+
+  /** Whether the fast stream holds an event of the run after `after`; false when it is down. */
+  private async fastStreamHasAfter(runId: string, after: EventId): Promise<boolean> {
+    try {
+      return (await this.deps.store.read(runId, after, 1)).length > 0;
+    } catch (error) {
+      this.deps.onError(error); // the wait for the `end` answers instead
+      return false;
+    }
   }
 }

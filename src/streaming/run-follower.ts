@@ -1,10 +1,9 @@
 import { compareEventIds, continuesFrom, type EventId, type RunEvent } from '../domain/index.js';
 import type { EventLog } from './event-log.js';
-import { sseFrame } from '../http/sse/sse-frame.js';
 
 const READ_BATCH = 500;
-/** Catch-up and queued events go to the socket in writes of about this many characters. */
-const SEND_CHUNK_CHARS = 64 * 1024;
+/** Catch-up and queued events go to the sink in writes of about this many bytes. */
+const SEND_CHUNK_BYTES = 64 * 1024;
 const GAP_RETRY_MIN_MS = 10;
 const GAP_RETRY_MAX_MS = 1_000;
 /** A gap no read fills in this time means lost events: stop, and let the client resume. */
@@ -25,10 +24,15 @@ export interface FollowSink {
   readonly hasRoom: boolean;
   /** Resolves once the sink has room again, or is gone. */
   drained(): Promise<void>;
+  /** What the event costs once written, in bytes (near enough): paces writes and bounds the queue. */
+  bytesOf(event: RunEvent): number;
 }
 
+/** What a follower needs of the log: the EventLog, or a fake in tests. */
+export type FollowLog = Pick<EventLog, 'read' | 'subscribe'>;
+
 export interface FollowOptions {
-  readonly log: EventLog;
+  readonly eventLog: FollowLog;
   readonly runId: string;
   /** Deliver strictly after this id (null: from the first event). */
   readonly after: EventId | null;
@@ -48,6 +52,19 @@ export interface FollowOptions {
 }
 
 /**
+ * Where the follower is:
+ * - `catching-up`: reads the log page by page (when it must), then sends the queued live
+ *   events that continue the chain;
+ * - `live`: caught up and parked; a live event that continues the chain goes out straight from
+ *   the store's callback, anything else is queued and wakes the loop;
+ * - `filling-gap`: the queued live events do not continue from the last one sent, so the
+ *   missing ones are read again after a growing pause;
+ * - `finished`: `end` sent or the sink refused (and, once the loop is over, for any reason).
+ * The abort (client gone) stops the loop whatever the state.
+ */
+type FollowState = 'catching-up' | 'live' | 'filling-gap' | 'finished';
+
+/**
  * Sends a run's events to one reader: catch-up from the log, then live, exactly once and in
  * order, until `end` (resolves), the abort or the sink's refusal (resolves), or a gap nothing
  * fills (rejects with UnfillableGapError).
@@ -57,129 +74,180 @@ export interface FollowOptions {
  * and whose sink has room gets each live event straight from the store's callback, with no
  * queue, promise or timer per event: with thousands of listeners this is the hot path.
  */
-export async function followRun(options: FollowOptions): Promise<void> {
-  const { log, runId, signal, sink } = options;
-  let last = options.after;
-  let finished = false; // `end` sent, or the sink is gone
-  const live: RunEvent[] = [];
-  let liveBytes = 0;
-  let overflowed = false;
-  /** The loop waits with nothing to do: a live event that continues the chain is sent at once. */
-  let parked = false;
-  let lastActivityMs = Date.now();
-  let wake: (() => void) | undefined;
-  const notify = () => {
-    wake?.();
-    wake = undefined;
-  };
-  const send = (events: readonly RunEvent[]): void => {
-    const tail = events.at(-1);
-    if (tail === undefined) return;
-    if (!sink.send(events)) {
-      finished = true;
-      return;
+export class RunFollower {
+  private state: FollowState = 'catching-up';
+  /** The id of the last event sent, or the resume point. */
+  private last: EventId | null;
+  /** Whether catching up starts with a read of the log (else it sends queued events only). */
+  private mustRead = true;
+  /** Live events that arrived while the follower was not parked (or while they left a gap). */
+  private readonly queued: RunEvent[] = [];
+  private queuedBytes = 0;
+  private overflowed = false;
+  /** When an event was last sent or the idle callback last ran. */
+  private lastActivityMs = Date.now();
+  /** Resumes the loop's current wait (parked or pausing in a gap). */
+  private wake: (() => void) | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private gapDelayMs = 0;
+  private gapSinceMs = 0;
+  private following: Promise<void> | undefined;
+
+  constructor(private readonly options: FollowOptions) {
+    this.last = options.after;
+  }
+
+  /** Follows the run until it ends, the abort, the sink's refusal or an unfillable gap; idempotent. */
+  follow(): Promise<void> {
+    this.following ??= this.run();
+    return this.following;
+  }
+
+  private async run(): Promise<void> {
+    const { eventLog, runId, signal } = this.options;
+    // Subscribe before catching up, so nothing slips between the read and the subscription.
+    const unsubscribe = eventLog.subscribe(runId, this.last, this.onLiveEvent);
+    signal.addEventListener('abort', this.notify);
+    try {
+      while (!this.done) await this.step();
+    } finally {
+      this.state = 'finished';
+      clearTimeout(this.idleTimer);
+      signal.removeEventListener('abort', this.notify);
+      unsubscribe();
     }
-    last = tail.id;
-    lastActivityMs = Date.now();
-    if (tail.type === 'end') finished = true;
-  };
-  // Subscribe before catching up, so nothing slips between the read and the subscription.
-  const unsubscribe = log.subscribe(runId, last, (event) => {
-    if (overflowed || finished) return;
-    if (parked && live.length === 0 && sink.hasRoom) {
-      if (last !== null && compareEventIds(event.id, last) <= 0) return; // already sent
-      if (continuesFrom(event, last)) {
-        send([event]);
-        if (finished) notify();
+  }
+
+  private get done(): boolean {
+    return this.state === 'finished' || this.options.signal.aborted;
+  }
+
+  private step(): Promise<void> {
+    switch (this.state) {
+      case 'catching-up':
+        return this.catchUp();
+      case 'live':
+        return this.park();
+      case 'filling-gap':
+        return this.fillGap();
+      case 'finished':
+        return Promise.resolve();
+      default: {
+        const unknown: never = this.state;
+        throw new Error(`unknown follow state ${String(unknown)}`);
+      }
+    }
+  }
+
+  /** One page of the log (a full page means more to read), else the queued live chain. */
+  private async catchUp(): Promise<void> {
+    if (this.mustRead) {
+      const page = await this.options.eventLog.read(this.options.runId, this.last, READ_BATCH);
+      if (this.done) return;
+      if (page.length > 0) {
+        await this.sendPaced(page);
+        this.mustRead = page.length === READ_BATCH;
         return;
       }
+      this.mustRead = false;
     }
-    live.push(event);
-    liveBytes += sseFrame(event).length;
-    if (liveBytes > options.maxQueuedBytes) {
-      overflowed = true;
-      options.onOverflow();
-    }
-    notify();
-  });
-  signal.addEventListener('abort', notify);
-  let idleTimer: NodeJS.Timeout | undefined;
-  try {
-    let mustRead = true;
-    let gapDelayMs = 0;
-    let gapSinceMs = 0;
-    while (!signal.aborted && !finished) {
-      if (mustRead) {
-        const batch = await log.read(runId, last, READ_BATCH);
-        if (signal.aborted || finished) break;
-        if (batch.length > 0) {
-          await sendPaced(batch);
-          gapDelayMs = 0;
-          mustRead = batch.length === READ_BATCH;
-          continue;
-        }
-        mustRead = false;
-      }
-      const next = takeLiveChain();
-      if (next.length > 0) {
-        await sendPaced(next);
-        gapDelayMs = 0;
-        continue;
-      }
-      if (live.length > 0) {
-        // A gap: what is missing is in the store or on its way to the archive. Read now, and
-        // if that is not enough, again after a growing pause (a batch in flight).
-        mustRead = true;
-        if (gapDelayMs === 0) gapSinceMs = Date.now();
-        else if (Date.now() - gapSinceMs > GAP_GIVE_UP_MS) throw new UnfillableGapError(runId, last);
-        if (gapDelayMs > 0) await pause(gapDelayMs);
-        gapDelayMs = Math.min(GAP_RETRY_MAX_MS, Math.max(GAP_RETRY_MIN_MS, gapDelayMs * 2));
-        continue;
-      }
-      parked = true;
-      const woken = await waitIdle();
-      parked = false;
-      if (!woken && !signal.aborted && !finished) {
-        lastActivityMs = Date.now(); // the next idle call is idleMs after this one
-        mustRead = await options.onIdle();
-      }
-    }
-  } finally {
-    clearTimeout(idleTimer);
-    signal.removeEventListener('abort', notify);
-    unsubscribe();
+    const chain = this.takeQueuedChain();
+    if (chain.length > 0) return this.sendPaced(chain);
+    this.state = this.queued.length > 0 ? 'filling-gap' : 'live';
+  }
+
+  /** Waits for a queued live event, the end or the abort; on idle, calls `onIdle`. */
+  private async park(): Promise<void> {
+    const woken = await this.waitIdle();
+    if (this.done) return;
+    this.state = 'catching-up';
+    if (woken) return;
+    this.lastActivityMs = Date.now(); // the next idle call is idleMs after this one
+    this.mustRead = await this.options.onIdle();
   }
 
   /**
-   * Sends events in writes of about SEND_CHUNK_CHARS, waiting for the sink to drain between
+   * What is missing is in the store or on its way to the archive: read now, and if that is not
+   * enough, again after a growing pause (a batch in flight), for at most GAP_GIVE_UP_MS.
+   */
+  private async fillGap(): Promise<void> {
+    if (this.gapDelayMs === 0) this.gapSinceMs = Date.now();
+    else if (Date.now() - this.gapSinceMs > GAP_GIVE_UP_MS) throw new UnfillableGapError(this.options.runId, this.last);
+    if (this.gapDelayMs > 0) await this.pause(this.gapDelayMs);
+    this.gapDelayMs = Math.min(GAP_RETRY_MAX_MS, Math.max(GAP_RETRY_MIN_MS, this.gapDelayMs * 2));
+    this.mustRead = true;
+    this.state = 'catching-up';
+  }
+
+  /** The store's callback: the hot path when parked, else the queue (bounded by maxQueuedBytes). */
+  private readonly onLiveEvent = (event: RunEvent): void => {
+    if (this.overflowed || this.state === 'finished') return;
+    if (this.state === 'live' && this.queued.length === 0 && this.options.sink.hasRoom) {
+      if (this.last !== null && compareEventIds(event.id, this.last) <= 0) return; // already sent
+      if (continuesFrom(event, this.last)) {
+        this.send([event]);
+        if (this.done) this.notify(); // the `end`, or the sink refused: the loop stops
+        return;
+      }
+    }
+    this.queued.push(event);
+    this.queuedBytes += this.options.sink.bytesOf(event);
+    if (this.queuedBytes > this.options.maxQueuedBytes) {
+      this.overflowed = true;
+      this.options.onOverflow();
+    }
+    this.notify();
+  };
+
+  private readonly notify = (): void => {
+    this.wake?.();
+    this.wake = undefined;
+  };
+
+  private send(events: readonly RunEvent[]): void {
+    const tail = events.at(-1);
+    if (tail === undefined) return;
+    if (!this.options.sink.send(events)) {
+      this.state = 'finished';
+      return;
+    }
+    this.last = tail.id;
+    this.lastActivityMs = Date.now();
+    if (tail.type === 'end') this.state = 'finished';
+  }
+
+  /**
+   * Sends events in writes of about SEND_CHUNK_BYTES, waiting for the sink to drain between
    * them: a catch-up of large events never becomes one huge string or socket buffer.
    */
-  async function sendPaced(events: readonly RunEvent[]): Promise<void> {
+  private async sendPaced(events: readonly RunEvent[]): Promise<void> {
+    const { sink } = this.options;
     let start = 0;
-    let chars = 0;
+    let bytes = 0;
     for (let i = 0; i < events.length; i++) {
-      chars += sseFrame(events[i] as RunEvent).length;
-      if (chars < SEND_CHUNK_CHARS && i < events.length - 1) continue;
-      send(events.slice(start, i + 1));
-      if (finished || signal.aborted) return;
+      bytes += sink.bytesOf(events[i] as RunEvent);
+      if (bytes < SEND_CHUNK_BYTES && i < events.length - 1) continue;
+      this.send(events.slice(start, i + 1));
+      if (this.done) break;
       start = i + 1;
-      chars = 0;
+      bytes = 0;
       if (!sink.hasRoom) await sink.drained();
     }
+    this.gapDelayMs = 0; // something was sent: a gap found later is a new one
   }
 
   /** The queued live events that continue the chain from `last` (duplicates dropped). */
-  function takeLiveChain(): RunEvent[] {
+  private takeQueuedChain(): RunEvent[] {
     const chain: RunEvent[] = [];
-    let tail = last;
-    while (live.length > 0) {
-      const event = live[0] as RunEvent;
+    let tail = this.last;
+    while (this.queued.length > 0) {
+      const event = this.queued[0] as RunEvent;
       if (tail !== null && compareEventIds(event.id, tail) <= 0) {
-        takeLive(); // already sent
+        this.dequeue(); // already sent
         continue;
       }
       if (!continuesFrom(event, tail)) break;
-      takeLive();
+      this.dequeue();
       chain.push(event);
       tail = event.id;
       if (event.type === 'end') break;
@@ -187,42 +255,44 @@ export async function followRun(options: FollowOptions): Promise<void> {
     return chain;
   }
 
-  function takeLive(): void {
-    liveBytes -= sseFrame(live.shift() as RunEvent).length;
+  private dequeue(): void {
+    this.queuedBytes -= this.options.sink.bytesOf(this.queued.shift() as RunEvent);
   }
 
   /**
    * Resolves true when woken (a queued live event, the end, the abort), false once `idleMs`
-   * passed since the last event sent (by the loop or the store's callback) or idle call.
+   * passed since the last event sent (by the loop or the store's callback) or idle call. One
+   * timer per wait, re-armed when an event went out meanwhile.
    */
-  function waitIdle(): Promise<boolean> {
-    if (live.length > 0 || signal.aborted || finished) return Promise.resolve(true);
+  private waitIdle(): Promise<boolean> {
+    if (this.queued.length > 0 || this.done) return Promise.resolve(true);
+    const { idleMs } = this.options;
     return new Promise((resolve) => {
       const arm = (ms: number) => {
-        idleTimer = setTimeout(() => {
-          const sinceMs = Date.now() - lastActivityMs;
-          if (sinceMs < options.idleMs) return arm(options.idleMs - sinceMs);
-          wake = undefined;
+        this.idleTimer = setTimeout(() => {
+          const sinceMs = Date.now() - this.lastActivityMs;
+          if (sinceMs < idleMs) return arm(idleMs - sinceMs);
+          this.wake = undefined;
           resolve(false);
         }, ms);
       };
-      arm(Math.max(0, options.idleMs - (Date.now() - lastActivityMs)));
-      wake = () => {
-        clearTimeout(idleTimer);
+      arm(Math.max(0, idleMs - (Date.now() - this.lastActivityMs)));
+      this.wake = () => {
+        clearTimeout(this.idleTimer);
         resolve(true);
       };
     });
   }
 
   /** Resolves after `ms` (a gap being filled), or at once when woken. */
-  function pause(ms: number): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
+  private pause(ms: number): Promise<void> {
+    if (this.options.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        wake = undefined;
+        this.wake = undefined;
         resolve();
       }, ms);
-      wake = () => {
+      this.wake = () => {
         clearTimeout(timer);
         resolve();
       };

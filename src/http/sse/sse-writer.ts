@@ -56,6 +56,11 @@ export class SseWriter implements FollowSink {
     return true;
   }
 
+  /** The event's frame length in characters, which stand for bytes near enough (the frame is cached). */
+  bytesOf(event: RunEvent): number {
+    return sseFrame(event).length;
+  }
+
   /** Whether the socket takes more now (its unsent bytes are under the high-water mark). */
   get hasRoom(): boolean {
     return this.res.writableLength <= HIGH_WATER_BYTES;

@@ -1,0 +1,65 @@
+import type { RunRepository } from '../db/run-repository.js';
+import { isFinal, type Logger, type RunError } from '../domain/index.js';
+import type { EventLog } from '../streaming/event-log.js';
+
+/** A final run still without an `end` this long after it finished had its instance die (ms). */
+const DEFAULT_GRACE_MS = 10_000;
+
+/** The error of the runs a lost instance left unfinished. */
+const INSTANCE_LOST: RunError = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
+
+export interface RunEndRecoveryDeps {
+  readonly runs: Pick<RunRepository, 'get' | 'interruptInstance'>;
+  readonly eventLog: Pick<EventLog, 'ensureEnd'>;
+  readonly logger: Logger;
+  /** How long after a run finished its missing `end` counts as lost (ms); default 10000. */
+  readonly graceMs?: number;
+}
+
+/**
+ * Writes the `end` event a run's instance died before writing, straight to the archive: the one
+ * place that does, for a restarted instance's leftovers and for readers of such a run.
+ * Idempotent, as the archive keeps one `end` per run.
+ */
+export class RunEndRecovery {
+  private readonly graceMs: number;
+
+  constructor(private readonly deps: RunEndRecoveryDeps) {
+    this.graceMs = deps.graceMs ?? DEFAULT_GRACE_MS;
+  }
+
+  /**
+   * Ends every queued or running run recorded for `instanceId` `interrupted` (instance_lost),
+   * each with its `end`; resolves with how many it ended. A database failure rejects: the
+   * caller decides (at boot it stops start-up).
+   */
+  async interruptInstance(instanceId: string): Promise<number> {
+    const ended = await this.deps.runs.interruptInstance(instanceId, INSTANCE_LOST);
+    for (const run of ended) {
+      await this.deps.eventLog.ensureEnd(run.id, { status: 'interrupted', error: INSTANCE_LOST }, run.finishedAt?.getTime() ?? Date.now());
+    }
+    return ended.length;
+  }
+
+  /**
+   * Writes the `end` of a final run that finished more than `graceMs` ago without one; true
+   * once the archive holds its `end` (a reader should read again). A database failure is
+   * logged and answers false: the caller checks again later.
+   */
+  async endIfMissing(run: { readonly id: string; readonly accountId: string }): Promise<boolean> {
+    try {
+      const current = await this.deps.runs.get(run.accountId, run.id);
+      if (current === null || !isFinal(current.status) || current.finishedAt === null) return false;
+      if (Date.now() - current.finishedAt.getTime() < this.graceMs) return false;
+      await this.deps.eventLog.ensureEnd(
+        run.id,
+        current.error === null ? { status: current.status } : { status: current.status, error: current.error },
+        current.finishedAt.getTime(),
+      );
+      return true;
+    } catch (error) {
+      this.deps.logger.warn('could not write the missing end of a run; a later check retries', { runId: run.id, error });
+      return false;
+    }
+  }
+}
