@@ -11,7 +11,10 @@ interface Snapshot {
   readonly strings: string[];
 }
 
-export function summarizeHeap(file: string, top = 25): { totalBytes: number; rows: Array<{ name: string; type: string; count: number; bytes: number }> } {
+export function summarizeHeap(
+  file: string,
+  top = 25,
+): { totalBytes: number; rows: Array<{ name: string; type: string; count: number; bytes: number }> } {
   const snap = JSON.parse(readFileSync(file, 'utf8')) as Snapshot;
   const fields = snap.snapshot.meta.node_fields;
   const types = snap.snapshot.meta.node_types[0];
@@ -40,5 +43,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const file = process.argv[2] as string;
   const { totalBytes, rows } = summarizeHeap(file, Number(process.argv[3] ?? 25));
   console.log(`${file}: ${(totalBytes / 1024 / 1024).toFixed(1)} MB of live objects`);
-  for (const r of rows) console.log(`  ${(r.bytes / 1024 / 1024).toFixed(1).padStart(7)} MB ${String(r.count).padStart(9)}  ${r.type}: ${r.name}`);
+  for (const r of rows)
+    console.log(`  ${(r.bytes / 1024 / 1024).toFixed(1).padStart(7)} MB ${String(r.count).padStart(9)}  ${r.type}: ${r.name}`);
 }

@@ -52,7 +52,8 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     total += us;
     const a = area(url, functionName);
     areas.set(a, (areas.get(a) ?? 0) + us);
-    const name = `${functionName || '(anonymous)'} ${url === '' ? '' : `${url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}`}`.trim();
+    const name =
+      `${functionName || '(anonymous)'} ${url === '' ? '' : `${url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}`}`.trim();
     fns.set(name, (fns.get(name) ?? 0) + us);
   }
   const rank = (m: Map<string, number>) =>
@@ -72,7 +73,8 @@ export function formatSummary(summary: ProfileSummary): string {
   const lines = [`${summary.file}: ${summary.totalMs} ms sampled`, '  by area (self time):'];
   for (const a of summary.byArea.slice(0, 15)) lines.push(`    ${String(a.share).padStart(5)}%  ${String(a.ms).padStart(7)} ms  ${a.area}`);
   lines.push('  hottest functions (self time):');
-  for (const f of summary.topFunctions.slice(0, 20)) lines.push(`    ${String(f.share).padStart(5)}%  ${String(f.ms).padStart(7)} ms  ${f.fn}`);
+  for (const f of summary.topFunctions.slice(0, 20))
+    lines.push(`    ${String(f.share).padStart(5)}%  ${String(f.ms).padStart(7)} ms  ${f.fn}`);
   return lines.join('\n');
 }
 

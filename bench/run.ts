@@ -41,7 +41,9 @@ const profile = flag('profile');
 const skipPeers = flag('skip-peers');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 /** Extra node flags for the agentd processes, for experiments (e.g. --agentd-node-args=--max-semi-space-size=64). */
-const agentdNodeArgs = (args.find((a) => a.startsWith('--agentd-node-args='))?.slice('--agentd-node-args='.length) ?? '').split(' ').filter((a) => a !== '');
+const agentdNodeArgs = (args.find((a) => a.startsWith('--agentd-node-args='))?.slice('--agentd-node-args='.length) ?? '')
+  .split(' ')
+  .filter((a) => a !== '');
 /** Extra environment for the agentd processes, for experiments (e.g. --agentd-env=DB_MAX_CONNECTIONS=48,LOG_LEVEL=warn). */
 const agentdExtraEnv = Object.fromEntries(
   (args.find((a) => a.startsWith('--agentd-env='))?.slice('--agentd-env='.length) ?? '')
@@ -128,7 +130,9 @@ async function attempt<T>(what: string, record: (value: T | { error: string }) =
     record(await step());
     const load = cpuBetween(before, snapshot());
     results.load[what] = load;
-    log(`${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s (CPU: bench ${load.ours} cores, other processes ${load.others} cores${load.others >= 0.2 ? `, busiest: ${load.busiestOther}` : ''})`);
+    log(
+      `${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s (CPU: bench ${load.ours} cores, other processes ${load.others} cores${load.others >= 0.2 ? `, busiest: ${load.busiestOther}` : ''})`,
+    );
   } catch (error) {
     log(`${what} FAILED: ${errorText(error)}`);
     record({ error: errorText(error) });
@@ -178,7 +182,9 @@ async function main(): Promise<void> {
   const idleBefore = snapshot();
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   results.load['before start (2 s)'] = cpuBetween(idleBefore, snapshot());
-  log(`mode ${quick ? 'quick' : 'full'}; other processes use ${results.load['before start (2 s)']?.others} cores before start; scenarios ${[...only].join(', ')}${embedded ? ' + embedded' : ''}${profile ? '; profiling agentd' : ''}`);
+  log(
+    `mode ${quick ? 'quick' : 'full'}; other processes use ${results.load['before start (2 s)']?.others} cores before start; scenarios ${[...only].join(', ')}${embedded ? ' + embedded' : ''}${profile ? '; profiling agentd' : ''}`,
+  );
 
   // --- infrastructure: our own database on the shared Postgres, our own redis-server ---
   const redis = await startPrivateRedis();
@@ -209,7 +215,11 @@ async function main(): Promise<void> {
     ...agentdExtraEnv,
   });
   const spawnAgentd = async (instance: string, env = agentdEnv(instance)): Promise<AgentdProcess> => {
-    const proc = await startAgentd(`agentd-${instance}`, env, { nodeArgs: agentdNodeArgs, logDir: LOG_DIR, ...(profile ? { profileDir: PROFILES } : {}) });
+    const proc = await startAgentd(`agentd-${instance}`, env, {
+      nodeArgs: agentdNodeArgs,
+      logDir: LOG_DIR,
+      ...(profile ? { profileDir: PROFILES } : {}),
+    });
     onCleanup(`agentd-${instance}`, () => proc.stop());
     return proc;
   };
@@ -219,31 +229,56 @@ async function main(): Promise<void> {
     const main = await spawnAgentd('main');
     const system = agentdSystem('agentd', main, ADMIN_TOKEN);
     if (only.has('dispatch')) {
-      await attempt('dispatch: agentd', (r) => (results.dispatch.agentd = r), () => runDispatch(system, { ...PLAN.dispatch, tier: 'pro' }));
+      await attempt(
+        'dispatch: agentd',
+        (r) => (results.dispatch.agentd = r),
+        () => runDispatch(system, { ...PLAN.dispatch, tier: 'pro' }),
+      );
     }
     if (only.has('admission')) {
       const probe = keepAliveAgent(1);
-      await attempt('admission: agentd', (r) => (results.admission.agentd = r), () =>
-        repeatAdmission(PLAN.admissionPasses, () =>
-          runAdmission(system, { ...PLAN.admission, tier: 'pro', countStatuses: status.count, settleTimeoutMs: 60_000, sample: () => capacitySample(probe, main.url) }),
-        ),
+      await attempt(
+        'admission: agentd',
+        (r) => (results.admission.agentd = r),
+        () =>
+          repeatAdmission(PLAN.admissionPasses, () =>
+            runAdmission(system, {
+              ...PLAN.admission,
+              tier: 'pro',
+              countStatuses: status.count,
+              settleTimeoutMs: 60_000,
+              sample: () => capacitySample(probe, main.url),
+            }),
+          ),
       );
       probe.destroy();
     }
     if (only.has('soak')) {
-      await attempt('soak: agentd', (r) => (results.soak = r), async () => {
-        const agent = keepAliveAgent(16);
-        const tokens: string[] = [];
-        for (let i = 0; i < 200; i += 1) tokens.push(await system.createAccount(agent, 'pro'));
-        agent.destroy();
-        const onIdle = async (when: string) => {
-          // A heap snapshot of the idle instance, to tell retained objects from heap headroom.
-          log(`soak: heap snapshot ${when}`);
-          main.child.kill('SIGUSR2');
-          await new Promise((resolve) => setTimeout(resolve, 8_000));
-        };
-        return runSoak({ url: main.url, adminToken: ADMIN_TOKEN, tokens, ...PLAN.soak, rss: system.rss, countStatuses: status.count, ...(profile ? { onIdle } : {}) });
-      });
+      await attempt(
+        'soak: agentd',
+        (r) => (results.soak = r),
+        async () => {
+          const agent = keepAliveAgent(16);
+          const tokens: string[] = [];
+          for (let i = 0; i < 200; i += 1) tokens.push(await system.createAccount(agent, 'pro'));
+          agent.destroy();
+          const onIdle = async (when: string) => {
+            // A heap snapshot of the idle instance, to tell retained objects from heap headroom.
+            log(`soak: heap snapshot ${when}`);
+            main.child.kill('SIGUSR2');
+            await new Promise((resolve) => setTimeout(resolve, 8_000));
+          };
+          return runSoak({
+            url: main.url,
+            adminToken: ADMIN_TOKEN,
+            tokens,
+            ...PLAN.soak,
+            rss: system.rss,
+            countStatuses: status.count,
+            ...(profile ? { onIdle } : {}),
+          });
+        },
+      );
     }
     await main.stop();
   }
@@ -259,12 +294,24 @@ async function main(): Promise<void> {
     const proc = await spawnAgentd('embedded', env);
     const system = agentdSystem('agentd-embedded', proc, ADMIN_TOKEN);
     if (only.has('dispatch')) {
-      await attempt('dispatch: agentd embedded', (r) => (results.dispatch['agentd-embedded'] = r), () => runDispatch(system, { ...PLAN.dispatch, tier: 'pro' }));
+      await attempt(
+        'dispatch: agentd embedded',
+        (r) => (results.dispatch['agentd-embedded'] = r),
+        () => runDispatch(system, { ...PLAN.dispatch, tier: 'pro' }),
+      );
     }
     if (only.has('admission')) {
       const agent = keepAliveAgent(32);
-      await attempt('admission: agentd embedded', (r) => (results.admission['agentd-embedded'] = r), () =>
-        runAdmission(system, { ...PLAN.admission, tier: 'pro', countStatuses: statusesOverHttp(agent, proc.url), settleTimeoutMs: 120_000 }),
+      await attempt(
+        'admission: agentd embedded',
+        (r) => (results.admission['agentd-embedded'] = r),
+        () =>
+          runAdmission(system, {
+            ...PLAN.admission,
+            tier: 'pro',
+            countStatuses: statusesOverHttp(agent, proc.url),
+            settleTimeoutMs: 120_000,
+          }),
       );
       agent.destroy();
     }
@@ -297,13 +344,20 @@ async function main(): Promise<void> {
       const peerStatus = sqlStatusCounter(peerDb.url);
       onCleanup('queue-hop status counter', () => peerStatus.close());
       if (only.has('dispatch')) {
-        await attempt('dispatch: queue-hop', (r) => (results.dispatch['queue-hop'] = r), () => runDispatch(started.system, { ...PLAN.dispatch, tier: 'pro' }));
+        await attempt(
+          'dispatch: queue-hop',
+          (r) => (results.dispatch['queue-hop'] = r),
+          () => runDispatch(started.system, { ...PLAN.dispatch, tier: 'pro' }),
+        );
       }
       if (only.has('admission')) {
-        await attempt('admission: queue-hop', (r) => (results.admission['queue-hop'] = r), () =>
-          repeatAdmission(PLAN.admissionPasses, () =>
-            runAdmission(started.system, { ...PLAN.admission, tier: 'pro', countStatuses: peerStatus.count, settleTimeoutMs: 60_000 }),
-          ),
+        await attempt(
+          'admission: queue-hop',
+          (r) => (results.admission['queue-hop'] = r),
+          () =>
+            repeatAdmission(PLAN.admissionPasses, () =>
+              runAdmission(started.system, { ...PLAN.admission, tier: 'pro', countStatuses: peerStatus.count, settleTimeoutMs: 60_000 }),
+            ),
         );
       }
     } catch (error) {
@@ -318,16 +372,24 @@ async function main(): Promise<void> {
 
   // --- peers: LangGraph dev server for dispatch ---
   if (peersReady && only.has('dispatch')) {
-    await attempt('dispatch: langgraph', (r) => (results.dispatch.langgraph = r), async () => {
-      const peer = await startLangGraph(await freePort(), 10);
-      onCleanup('langgraph', () => peer.stop());
-      results.meta.langgraphApiVersion = peer.version;
-      try {
-        return await runDispatch(peer.system, { warmup: PLAN.dispatch.langgraphWarmup, count: PLAN.dispatch.langgraphCount, tier: 'pro' });
-      } finally {
-        await peer.stop();
-      }
-    });
+    await attempt(
+      'dispatch: langgraph',
+      (r) => (results.dispatch.langgraph = r),
+      async () => {
+        const peer = await startLangGraph(await freePort(), 10);
+        onCleanup('langgraph', () => peer.stop());
+        results.meta.langgraphApiVersion = peer.version;
+        try {
+          return await runDispatch(peer.system, {
+            warmup: PLAN.dispatch.langgraphWarmup,
+            count: PLAN.dispatch.langgraphCount,
+            tier: 'pro',
+          });
+        } finally {
+          await peer.stop();
+        }
+      },
+    );
   }
 
   // --- fan-out: runs on instance A, listeners on instance B ---
@@ -357,47 +419,71 @@ async function main(): Promise<void> {
       return { writer, reader, target, snapshot, warm: () => warmUp(writer, reader, token) };
     };
     for (const n of PLAN.fanout.sizes) {
-      await attempt(`fan-out: agentd N=${n}`, (r) => (results.fanout[`agentd-${n}`] = r), async () => {
-        const pair = await fanoutPair(`fanout${n}`, n === (PLAN.fanout.sizes.includes(1_000) ? 1_000 : Math.max(...PLAN.fanout.sizes)));
-        try {
-          await pair.warm();
-          return await runFanout(pair.target, { runs: n, listenersPerRun: 1, ratePerRun: RATE_PER_RUN, durationS: PLAN.fanout.durationS, ...(pair.snapshot ? { onHeapSnapshot: pair.snapshot } : {}) });
-        } finally {
-          await Promise.all([pair.writer.stop(), pair.reader.stop()]);
-        }
-      });
+      await attempt(
+        `fan-out: agentd N=${n}`,
+        (r) => (results.fanout[`agentd-${n}`] = r),
+        async () => {
+          const pair = await fanoutPair(`fanout${n}`, n === (PLAN.fanout.sizes.includes(1_000) ? 1_000 : Math.max(...PLAN.fanout.sizes)));
+          try {
+            await pair.warm();
+            return await runFanout(pair.target, {
+              runs: n,
+              listenersPerRun: 1,
+              ratePerRun: RATE_PER_RUN,
+              durationS: PLAN.fanout.durationS,
+              ...(pair.snapshot ? { onHeapSnapshot: pair.snapshot } : {}),
+            });
+          } finally {
+            await Promise.all([pair.writer.stop(), pair.reader.stop()]);
+          }
+        },
+      );
     }
     const listeners = PLAN.fanout.single.listeners;
-    if (!flag('no-single')) await attempt(`fan-out: agentd 1 run × ${listeners} listeners`, (r) => (results.fanout[`agentd-1x${listeners}`] = r), async () => {
-      const pair = await fanoutPair('single', false);
-      try {
-        await pair.warm();
-        return await runFanout(pair.target, { runs: 1, listenersPerRun: listeners, ratePerRun: RATE_PER_RUN, durationS: PLAN.fanout.durationS });
-      } finally {
-        await Promise.all([pair.writer.stop(), pair.reader.stop()]);
-      }
-    });
+    if (!flag('no-single'))
+      await attempt(
+        `fan-out: agentd 1 run × ${listeners} listeners`,
+        (r) => (results.fanout[`agentd-1x${listeners}`] = r),
+        async () => {
+          const pair = await fanoutPair('single', false);
+          try {
+            await pair.warm();
+            return await runFanout(pair.target, {
+              runs: 1,
+              listenersPerRun: listeners,
+              ratePerRun: RATE_PER_RUN,
+              durationS: PLAN.fanout.durationS,
+            });
+          } finally {
+            await Promise.all([pair.writer.stop(), pair.reader.stop()]);
+          }
+        },
+      );
     if (peersReady) {
       for (const n of PLAN.fanout.langgraphSizes) {
-        await attempt(`fan-out: langgraph N=${n}`, (r) => (results.fanout[`langgraph-${n}`] = r), async () => {
-          const peer: LangGraphPeer = await startLangGraph(await freePort(), n);
-          onCleanup('langgraph', () => peer.stop());
-          results.meta.langgraphApiVersion = peer.version;
-          try {
-            const pids = peer.pids();
-            const target: FanoutTarget = {
-              system: 'langgraph',
-              pids: { writer: pids, reader: pids },
-              rss: { writer: () => peer.system.rss(), reader: () => 0 },
-              closeIsEnd: true,
-              extraEventsPerRun: 0,
-              createRun: (_http, _index, events, intervalMs) => Promise.resolve(langGraphSimulate(peer.system.url, events, intervalMs)),
-            };
-            return await runFanout(target, { runs: n, listenersPerRun: 1, ratePerRun: RATE_PER_RUN, durationS: PLAN.fanout.durationS });
-          } finally {
-            await peer.stop();
-          }
-        });
+        await attempt(
+          `fan-out: langgraph N=${n}`,
+          (r) => (results.fanout[`langgraph-${n}`] = r),
+          async () => {
+            const peer: LangGraphPeer = await startLangGraph(await freePort(), n);
+            onCleanup('langgraph', () => peer.stop());
+            results.meta.langgraphApiVersion = peer.version;
+            try {
+              const pids = peer.pids();
+              const target: FanoutTarget = {
+                system: 'langgraph',
+                pids: { writer: pids, reader: pids },
+                rss: { writer: () => peer.system.rss(), reader: () => 0 },
+                closeIsEnd: true,
+                extraEventsPerRun: 0,
+                createRun: (_http, _index, events, intervalMs) => Promise.resolve(langGraphSimulate(peer.system.url, events, intervalMs)),
+              };
+              return await runFanout(target, { runs: n, listenersPerRun: 1, ratePerRun: RATE_PER_RUN, durationS: PLAN.fanout.durationS });
+            } finally {
+              await peer.stop();
+            }
+          },
+        );
       }
     }
   }
@@ -407,13 +493,11 @@ async function main(): Promise<void> {
 
 /** The live use of agentd's limiters, for the admission's maxima. */
 async function capacitySample(agent: ReturnType<typeof keepAliveAgent>, url: string): Promise<Record<string, number>> {
-  const c = await requestJson<{ runs: { in_use: number; queued: number }; db_pool: { in_use: number; waiting: number; max: number }; redis: { in_flight_ops: number } }>(
-    agent,
-    'GET',
-    `${url}/v1/admin/capacity`,
-    200,
-    { token: ADMIN_TOKEN },
-  );
+  const c = await requestJson<{
+    runs: { in_use: number; queued: number };
+    db_pool: { in_use: number; waiting: number; max: number };
+    redis: { in_flight_ops: number };
+  }>(agent, 'GET', `${url}/v1/admin/capacity`, 200, { token: ADMIN_TOKEN });
   return {
     'db_pool.max': c.db_pool.max,
     'db_pool.in_use': c.db_pool.in_use,
@@ -429,13 +513,15 @@ async function warmUp(writer: AgentdProcess, reader: AgentdProcess, token: strin
   const agent = keepAliveAgent(20);
   try {
     const ids = await Promise.all(
-      Array.from({ length: 20 }, async () =>
-        (
-          await requestJson<{ id: string }>(agent, 'POST', `${writer.url}/v1/runs`, 202, {
-            token,
-            body: { agent: 'simulate', input: { events: 20, interval_ms: 50 } },
-          })
-        ).id,
+      Array.from(
+        { length: 20 },
+        async () =>
+          (
+            await requestJson<{ id: string }>(agent, 'POST', `${writer.url}/v1/runs`, 202, {
+              token,
+              body: { agent: 'simulate', input: { events: 20, interval_ms: 50 } },
+            })
+          ).id,
       ),
     );
     await Promise.all(ids.map((id) => request(agent, 'GET', `${reader.url}/v1/runs/${id}/events`, { token, timeoutMs: 30_000 })));
@@ -447,7 +533,9 @@ async function warmUp(writer: AgentdProcess, reader: AgentdProcess, token: strin
 async function serverVersions(redis: RedisClient): Promise<{ postgres: string; redis: string; synchronousCommit: string }> {
   const sql = postgres(ADMIN_DB_URL, { max: 1, onnotice: () => undefined });
   try {
-    const [row] = await sql<Array<{ version: string; sc: string }>>`SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sc`;
+    const [row] = await sql<
+      Array<{ version: string; sc: string }>
+    >`SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sc`;
     const info = await redis.sendCommand<string>(['INFO', 'server']);
     return { postgres: row?.version ?? '?', redis: /redis_version:(\S+)/.exec(info)?.[1] ?? '?', synchronousCommit: row?.sc ?? '?' };
   } finally {
@@ -467,7 +555,15 @@ function packageVersions(): Record<string, string> {
   };
   for (const name of ['express', 'postgres', 'redis', 'zod', 'winston']) read(ROOT, name);
   const peers = join(ROOT, 'bench', 'peers');
-  for (const name of ['bullmq', 'ioredis', '@langchain/langgraph-cli', '@langchain/langgraph-api', '@langchain/langgraph', '@langchain/core']) read(peers, name);
+  for (const name of [
+    'bullmq',
+    'ioredis',
+    '@langchain/langgraph-cli',
+    '@langchain/langgraph-api',
+    '@langchain/langgraph',
+    '@langchain/core',
+  ])
+    read(peers, name);
   return versions;
 }
 
@@ -518,8 +614,22 @@ function buildRows(): Row[] {
     line('first output event p99', (x) => x.firstOutputMs.p99);
     const e = d['agentd-embedded'];
     if (e !== undefined) {
-      rows.push({ scenario: 'dispatch (embedded)', figure: 'first event p50', unit: 'ms', better: 'lower', target: { op: '<=', value: 2 }, agentd: ok(e) ? num(ok(e)!.firstEventMs.p50) : errOf(e) });
-      rows.push({ scenario: 'dispatch (embedded)', figure: 'first event p99', unit: 'ms', better: 'lower', target: { op: '<=', value: 10 }, agentd: ok(e) ? num(ok(e)!.firstEventMs.p99) : errOf(e) });
+      rows.push({
+        scenario: 'dispatch (embedded)',
+        figure: 'first event p50',
+        unit: 'ms',
+        better: 'lower',
+        target: { op: '<=', value: 2 },
+        agentd: ok(e) ? num(ok(e)!.firstEventMs.p50) : errOf(e),
+      });
+      rows.push({
+        scenario: 'dispatch (embedded)',
+        figure: 'first event p99',
+        unit: 'ms',
+        better: 'lower',
+        target: { op: '<=', value: 10 },
+        agentd: ok(e) ? num(ok(e)!.firstEventMs.p99) : errOf(e),
+      });
     }
   }
   if (only.has('admission')) {
@@ -529,7 +639,16 @@ function buildRows(): Row[] {
       const good = ok(r);
       return good === undefined ? errOf(r) : f(good);
     };
-    const line = (scenario: string, key: string, figure: string, unit: string, f: (x: AdmissionResult) => number | string, better?: 'lower' | 'higher', target?: Row['target'], withPeer = true) =>
+    const line = (
+      scenario: string,
+      key: string,
+      figure: string,
+      unit: string,
+      f: (x: AdmissionResult) => number | string,
+      better?: 'lower' | 'higher',
+      target?: Row['target'],
+      withPeer = true,
+    ) =>
       rows.push({
         scenario,
         figure,
@@ -540,18 +659,49 @@ function buildRows(): Row[] {
         ...(withPeer ? { peers: { queueHop: pick(ad['queue-hop'], f) ?? null } } : {}),
       });
     line('admission', 'agentd', '202s per second (median pass)', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 });
-    line('admission', 'agentd', '202s per second, every pass', '', (x) => (x.passes ?? [x.runsPerSecond]).map((v) => v.toLocaleString('en-US')).join(' / '));
+    line('admission', 'agentd', '202s per second, every pass', '', (x) =>
+      (x.passes ?? [x.runsPerSecond]).map((v) => v.toLocaleString('en-US')).join(' / '),
+    );
     line('admission', 'agentd', 'POST latency p99', 'ms', (x) => x.latencyMs.p99, 'lower');
-    line('admission', 'agentd', 'all runs completed', '', (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)} ${JSON.stringify(x.rejected)}`));
-    line('admission', 'agentd', 'CPU cores: server / postgres / bench client', '', (x) => `${x.cpu.server} / ${x.cpu.postgres} / ${x.cpu.client}`);
+    line('admission', 'agentd', 'all runs completed', '', (x) =>
+      x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)} ${JSON.stringify(x.rejected)}`,
+    );
+    line(
+      'admission',
+      'agentd',
+      'CPU cores: server / postgres / bench client',
+      '',
+      (x) => `${x.cpu.server} / ${x.cpu.postgres} / ${x.cpu.client}`,
+    );
     if (ad['agentd-embedded'] !== undefined) {
-      line('admission (embedded)', 'agentd-embedded', '202s per second', 'runs/s', (x) => x.runsPerSecond, 'higher', { op: '>=', value: 3000 }, false);
-      line('admission (embedded)', 'agentd-embedded', 'all runs completed', '', (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)}`), undefined, undefined, false);
+      line(
+        'admission (embedded)',
+        'agentd-embedded',
+        '202s per second',
+        'runs/s',
+        (x) => x.runsPerSecond,
+        'higher',
+        { op: '>=', value: 3000 },
+        false,
+      );
+      line(
+        'admission (embedded)',
+        'agentd-embedded',
+        'all runs completed',
+        '',
+        (x) => (x.allCompleted ? 'yes' : `no: ${JSON.stringify(x.statuses)}`),
+        undefined,
+        undefined,
+        false,
+      );
     }
   }
   if (only.has('fanout')) {
     const f = results.fanout;
-    const keys = [...PLAN.fanout.sizes.map((n) => [`N=${n}`, `agentd-${n}`, `langgraph-${n}`] as const), [`1 run × ${PLAN.fanout.single.listeners}`, `agentd-1x${PLAN.fanout.single.listeners}`, ''] as const];
+    const keys = [
+      ...PLAN.fanout.sizes.map((n) => [`N=${n}`, `agentd-${n}`, `langgraph-${n}`] as const),
+      [`1 run × ${PLAN.fanout.single.listeners}`, `agentd-1x${PLAN.fanout.single.listeners}`, ''] as const,
+    ];
     const largest = Math.max(...PLAN.fanout.sizes);
     for (const [label, key, lgKey] of keys) {
       const r = f[key];
@@ -562,7 +712,14 @@ function buildRows(): Row[] {
       const isTargetSize = key === `agentd-${largest}`;
       const val = (x: FanoutResult | undefined, pick: (x: FanoutResult) => number | string | undefined, raw: object | undefined) =>
         x === undefined ? errOf(raw) : (pick(x) ?? null);
-      const line = (figure: string, unit: string, pick: (x: FanoutResult) => number | string | undefined, better?: 'lower' | 'higher', target?: Row['target'], peerToo = true) =>
+      const line = (
+        figure: string,
+        unit: string,
+        pick: (x: FanoutResult) => number | string | undefined,
+        better?: 'lower' | 'higher',
+        target?: Row['target'],
+        peerToo = true,
+      ) =>
         rows.push({
           scenario,
           figure,
@@ -573,31 +730,86 @@ function buildRows(): Row[] {
           ...(peerToo && lg !== undefined ? { peers: { langgraph: val(lgOk, pick, lg) } } : {}),
         });
       if (r === undefined) continue;
-      line('events delivered/s (offered)', 'ev/s', (x) => `${Math.round(x.deliveredPerSecond).toLocaleString('en-US')} (${x.offeredPerSecond.toLocaleString('en-US')})`);
+      line(
+        'events delivered/s (offered)',
+        'ev/s',
+        (x) => `${Math.round(x.deliveredPerSecond).toLocaleString('en-US')} (${x.offeredPerSecond.toLocaleString('en-US')})`,
+      );
       line('delivery latency p50', 'ms', (x) => x.listeners.latencySteady.p50, 'lower');
       line('delivery latency p99', 'ms', (x) => x.listeners.latencySteady.p99, 'lower', isTargetSize ? { op: '<=', value: 50 } : undefined);
       line('lost events', '', (x) => x.listeners.lost, undefined, { op: '==', value: 0 });
       line('duplicated events', '', (x) => x.listeners.duplicates, undefined, { op: '==', value: 0 });
-      line('Redis connections per instance (A / B)', '', (x) => (x.redisConnections === undefined ? undefined : `${x.redisConnections.writer} / ${x.redisConnections.reader}`), undefined, undefined, false);
+      line(
+        'Redis connections per instance (A / B)',
+        '',
+        (x) => (x.redisConnections === undefined ? undefined : `${x.redisConnections.writer} / ${x.redisConnections.reader}`),
+        undefined,
+        undefined,
+        false,
+      );
       if (a?.redisConnections !== undefined) {
-        rows.push({ scenario, figure: 'Redis connections, max per instance', unit: '', target: { op: '<=', value: 4 }, agentd: Math.max(a.redisConnections.writer, a.redisConnections.reader) });
+        rows.push({
+          scenario,
+          figure: 'Redis connections, max per instance',
+          unit: '',
+          target: { op: '<=', value: 4 },
+          agentd: Math.max(a.redisConnections.writer, a.redisConnections.reader),
+        });
       }
       line('Redis commands per event', '', (x) => x.redisCommands?.perEvent, undefined, { op: '<=', value: 1.2 }, false);
       line('peak RSS (all server processes)', 'MB', (x) => mb(x.rss.peakBytes), 'lower');
       if (key.includes('1x')) line('RSS per listener', 'KB', (x) => round(x.rss.perListenerBytes / 1024, 1), 'lower');
       else line('RSS per concurrent run incl. listener', 'KB', (x) => round(x.rss.perRunBytes / 1024, 1), 'lower', { op: '<=', value: 40 });
-      line('CPU cores: server A / B / redis / postgres; listener process', '', (x) => `${x.cpu.writer} / ${x.cpu.reader} / ${x.cpu.redis ?? '—'} / ${x.cpu.postgres}; ${x.cpu.listenerProcess}`, undefined, undefined, true);
+      line(
+        'CPU cores: server A / B / redis / postgres; listener process',
+        '',
+        (x) => `${x.cpu.writer} / ${x.cpu.reader} / ${x.cpu.redis ?? '—'} / ${x.cpu.postgres}; ${x.cpu.listenerProcess}`,
+        undefined,
+        undefined,
+        true,
+      );
     }
   }
   const s = results.soak;
   if (s !== undefined) {
     const good = ok(s);
-    rows.push({ scenario: 'soak', figure: `${PLAN.soak.runs.toLocaleString('en-US')} mixed runs: statuses as expected`, unit: '', agentd: good ? (good.statusesMatch ? 'yes' : `no: ${JSON.stringify(good.statuses)}`) : errOf(s) });
-    rows.push({ scenario: 'soak', figure: 'runs per second (mixed, 64 clients)', unit: 'runs/s', agentd: good ? good.runsPerSecond : errOf(s) });
-    rows.push({ scenario: 'soak', figure: 'every limiter at 0 afterwards', unit: '', agentd: good ? (good.limitersAtZero ? 'yes' : `no: ${JSON.stringify(good.limitersDetail)}`) : errOf(s) });
-    rows.push({ scenario: 'soak', figure: 'RSS after vs after warm-up (30 s idle)', unit: '%', target: { op: '<=', value: 10 }, agentd: good ? round(good.rssGrowth * 100, 1) : errOf(s) });
-    rows.push({ scenario: 'soak', figure: 'RSS after warm-up → after soak (30 s idle)', unit: '', agentd: good ? `${mb(good.rssAfterWarmupBytes)} → ${mb(good.rssAfterBytes)} MB (peak ${mb(good.rssPeakBytes)})` : errOf(s) });
-    rows.push({ scenario: 'soak', figure: 'RSS after warm-up → after soak (2 s idle)', unit: '', agentd: good ? `${mb(good.rssAfterWarmupSoonBytes)} → ${mb(good.rssAfterSoonBytes)} MB` : errOf(s) });
+    rows.push({
+      scenario: 'soak',
+      figure: `${PLAN.soak.runs.toLocaleString('en-US')} mixed runs: statuses as expected`,
+      unit: '',
+      agentd: good ? (good.statusesMatch ? 'yes' : `no: ${JSON.stringify(good.statuses)}`) : errOf(s),
+    });
+    rows.push({
+      scenario: 'soak',
+      figure: 'runs per second (mixed, 64 clients)',
+      unit: 'runs/s',
+      agentd: good ? good.runsPerSecond : errOf(s),
+    });
+    rows.push({
+      scenario: 'soak',
+      figure: 'every limiter at 0 afterwards',
+      unit: '',
+      agentd: good ? (good.limitersAtZero ? 'yes' : `no: ${JSON.stringify(good.limitersDetail)}`) : errOf(s),
+    });
+    rows.push({
+      scenario: 'soak',
+      figure: 'RSS after vs after warm-up (30 s idle)',
+      unit: '%',
+      target: { op: '<=', value: 10 },
+      agentd: good ? round(good.rssGrowth * 100, 1) : errOf(s),
+    });
+    rows.push({
+      scenario: 'soak',
+      figure: 'RSS after warm-up → after soak (30 s idle)',
+      unit: '',
+      agentd: good ? `${mb(good.rssAfterWarmupBytes)} → ${mb(good.rssAfterBytes)} MB (peak ${mb(good.rssPeakBytes)})` : errOf(s),
+    });
+    rows.push({
+      scenario: 'soak',
+      figure: 'RSS after warm-up → after soak (2 s idle)',
+      unit: '',
+      agentd: good ? `${mb(good.rssAfterWarmupSoonBytes)} → ${mb(good.rssAfterSoonBytes)} MB` : errOf(s),
+    });
   }
   return rows;
 }
@@ -629,7 +841,9 @@ async function finish(): Promise<void> {
   console.log(`\n${textTable(results.rows)}\n`);
   appendFileSync(LOG_FILE, `\n${textTable(results.rows)}\n`);
   const missed = results.rows.filter((r) => targetMet(r) === false);
-  console.log(`targets: ${results.rows.filter((r) => targetMet(r) === true).length} met, ${missed.length} missed${missed.length ? `: ${missed.map((r) => `${r.scenario} ${r.figure}`).join('; ')}` : ''}`);
+  console.log(
+    `targets: ${results.rows.filter((r) => targetMet(r) === true).length} met, ${missed.length} missed${missed.length ? `: ${missed.map((r) => `${r.scenario} ${r.figure}`).join('; ')}` : ''}`,
+  );
   console.log(`ratios in parentheses: how many times better agentd is than the peer (>1 = agentd ahead)`);
   console.log(`wrote bench/results/latest.json and latest.md (${results.meta.elapsedS ?? '?'} s)`);
 }

@@ -217,7 +217,9 @@ process.on('message', (message: WorkerCommand) => {
       process.send?.({ t: 'marked', markMs });
       break;
     case 'report':
-      void waitUntil(() => listeners.every((l) => l.closed), message.timeoutMs).then(() => process.send?.({ t: 'report', report: report() }));
+      void waitUntil(() => listeners.every((l) => l.closed), message.timeoutMs).then(() =>
+        process.send?.({ t: 'report', report: report() }),
+      );
       break;
     case 'exit':
       process.exit(0);

@@ -43,11 +43,16 @@ export async function createDatabase(adminUrl: string, label: string): Promise<B
 /** A redis-server of this bench run alone (so INFO commandstats counts only our traffic). */
 export async function startPrivateRedis(): Promise<{ url: string; proc: ManagedProcess }> {
   const port = await freePort();
-  const { proc } = await startProcess('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '10000'], {
-    env: { PATH: process.env.PATH ?? '' },
-    timeoutMs: 10_000,
-    ready: (line) => (line.includes('Ready to accept connections') ? true : undefined),
-  });
+  const { proc } = await startProcess(
+    'redis-server',
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '10000'],
+    {
+      env: { PATH: process.env.PATH ?? '' },
+      timeoutMs: 10_000,
+      ready: (line) => (line.includes('Ready to accept connections') ? true : undefined),
+    },
+  );
   return { url: `redis://127.0.0.1:${port}`, proc };
 }
 
@@ -67,7 +72,10 @@ export async function commandCalls(client: RedisClient): Promise<Map<string, num
 }
 
 /** Commands executed between two INFO commandstats readings, without the bench's own probes. */
-export function commandDelta(before: Map<string, number>, after: Map<string, number>): { total: number; byCommand: Record<string, number> } {
+export function commandDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+): { total: number; byCommand: Record<string, number> } {
   const byCommand: Record<string, number> = {};
   let total = 0;
   for (const [name, calls] of after) {

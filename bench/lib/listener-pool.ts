@@ -11,7 +11,10 @@ export class ListenerPool {
   private constructor(private readonly child: ChildProcess) {}
 
   static async start(): Promise<ListenerPool> {
-    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(WORKER, [], {
+      execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const pool = new ListenerPool(child);
     await pool.next('ready', 30_000);
     return pool;

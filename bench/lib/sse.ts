@@ -118,7 +118,12 @@ export interface StreamTiming {
 }
 
 /** Sends one streaming request and times its first event, its first output event and its end. */
-export function timeStream(agent: http.Agent, request: SseRequest, isOutput: (event: SseEvent) => boolean, timeoutMs = 30_000): Promise<StreamTiming> {
+export function timeStream(
+  agent: http.Agent,
+  request: SseRequest,
+  isOutput: (event: SseEvent) => boolean,
+  timeoutMs = 30_000,
+): Promise<StreamTiming> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - start) / 1e6;

@@ -66,7 +66,12 @@ export interface QueueHopPeer {
 }
 
 /** The queue-hop peer: Express front and BullMQ Worker, each its own process. */
-export async function startQueueHop(options: { databaseUrl: string; redisUrl: string; bullPrefix: string; tierLimits: Record<string, number> }): Promise<QueueHopPeer> {
+export async function startQueueHop(options: {
+  databaseUrl: string;
+  redisUrl: string;
+  bullPrefix: string;
+  tierLimits: Record<string, number>;
+}): Promise<QueueHopPeer> {
   const env = {
     PATH: process.env.PATH ?? '',
     DATABASE_URL: options.databaseUrl,
@@ -105,7 +110,9 @@ export async function startQueueHop(options: { databaseUrl: string; redisUrl: st
     rss: () => rssBytes(front.pid) + rssBytes(worker.pid),
     pids: () => [front.pid, worker.pid],
     async createAccount(agent, tier) {
-      const account = await requestJson<{ api_key: string }>(agent, 'POST', `${url}/admin/accounts`, 201, { body: { name: `bench-${tier}`, tier } });
+      const account = await requestJson<{ api_key: string }>(agent, 'POST', `${url}/admin/accounts`, 201, {
+        body: { name: `bench-${tier}`, tier },
+      });
       return account.api_key;
     },
     echoStream: (token, input) => ({ url: `${url}/v1/runs/stream`, method: 'POST', token, body: { agent: 'echo', input } }),
@@ -168,10 +175,29 @@ export interface LangGraphPeer {
 /** `langgraphjs dev --no-browser --no-reload` on a loopback port, in its own process group. */
 export async function startLangGraph(port: number, jobsPerWorker: number): Promise<LangGraphPeer> {
   const cli = join(PEERS_DIR, 'node_modules', '@langchain', 'langgraph-cli', 'dist', 'cli', 'cli.mjs');
-  const args = [cli, 'dev', '--no-browser', '--no-reload', '--port', String(port), '--host', '127.0.0.1', '--n-jobs-per-worker', String(jobsPerWorker), '--config', 'langgraph.json'];
+  const args = [
+    cli,
+    'dev',
+    '--no-browser',
+    '--no-reload',
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--n-jobs-per-worker',
+    String(jobsPerWorker),
+    '--config',
+    'langgraph.json',
+  ];
   const child = spawn(process.execPath, args, {
     cwd: join(PEERS_DIR, 'langgraph'),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANGGRAPH_CLI_NO_ANALYTICS: '1', LANGSMITH_TRACING: 'false', NO_COLOR: '1' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      LANGGRAPH_CLI_NO_ANALYTICS: '1',
+      LANGSMITH_TRACING: 'false',
+      NO_COLOR: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -223,7 +249,9 @@ export async function startLangGraph(port: number, jobsPerWorker: number): Promi
     throw error;
   }
   const url = `http://127.0.0.1:${port}`;
-  const version = (JSON.parse(readFileSync(join(PEERS_DIR, 'node_modules', '@langchain', 'langgraph-api', 'package.json'), 'utf8')) as { version: string }).version;
+  const version = (
+    JSON.parse(readFileSync(join(PEERS_DIR, 'node_modules', '@langchain', 'langgraph-api', 'package.json'), 'utf8')) as { version: string }
+  ).version;
   const system: System = {
     name: 'langgraph',
     url,
@@ -245,7 +273,11 @@ export function langGraphSimulate(url: string, events: number, intervalMs: numbe
   return {
     url: `${url}/runs/stream`,
     method: 'POST',
-    body: { assistant_id: 'bench', input: { input: { mode: 'simulate', events, interval_ms: intervalMs, payload_bytes: 16 } }, stream_mode: ['custom'] },
+    body: {
+      assistant_id: 'bench',
+      input: { input: { mode: 'simulate', events, interval_ms: intervalMs, payload_bytes: 16 } },
+      stream_mode: ['custom'],
+    },
   };
 }
 

@@ -36,7 +36,10 @@ export function ratio(row: Row, peer: number | string | null | undefined): strin
 
 function cells(row: Row): string[] {
   const met = targetMet(row);
-  const target = row.target === undefined ? '' : `${row.target.op === '<=' ? '≤' : row.target.op === '>=' ? '≥' : '='} ${format(row.target.value, row.unit)}`;
+  const target =
+    row.target === undefined
+      ? ''
+      : `${row.target.op === '<=' ? '≤' : row.target.op === '>=' ? '≥' : '='} ${format(row.target.value, row.unit)}`;
   const agentd = `${format(row.agentd, row.unit)}${met === null ? '' : met ? ' ✓' : ' ✗'}`;
   const qh = row.peers?.queueHop;
   const lg = row.peers?.langgraph;

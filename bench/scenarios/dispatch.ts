@@ -33,7 +33,8 @@ export async function runDispatch(system: System, options: { warmup: number; cou
     for (let i = 0; i < options.warmup + options.count; i += 1) {
       try {
         const timing = await timeStream(agent, system.echoStream(token, `hello ${i}`), system.isOutput);
-        if (timing.status !== 200 || Number.isNaN(timing.firstOutputMs)) throw new Error(`status ${timing.status}, ${timing.events.length} events`);
+        if (timing.status !== 200 || Number.isNaN(timing.firstOutputMs))
+          throw new Error(`status ${timing.status}, ${timing.events.length} events`);
         if (i >= options.warmup) {
           headers.push(timing.headersMs);
           first.push(timing.firstEventMs);

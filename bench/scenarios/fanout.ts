@@ -36,9 +36,22 @@ export interface FanoutResult {
   readonly offeredPerSecond: number;
   readonly redisConnections?: { readonly writer: number; readonly reader: number; readonly names: string[] };
   readonly redisCommands?: { readonly total: number; readonly perEvent: number; readonly byCommand: Record<string, number> };
-  readonly rss: { readonly baselineBytes: number; readonly peakBytes: number; readonly perRunBytes: number; readonly perListenerBytes: number; readonly writerPeakBytes: number; readonly readerPeakBytes: number };
+  readonly rss: {
+    readonly baselineBytes: number;
+    readonly peakBytes: number;
+    readonly perRunBytes: number;
+    readonly perListenerBytes: number;
+    readonly writerPeakBytes: number;
+    readonly readerPeakBytes: number;
+  };
   /** CPU of the servers over the steady window (1.0 = one core), and of the listener process. */
-  readonly cpu: { readonly writer: number; readonly reader: number; readonly redis: number | null; readonly postgres: number; readonly listenerProcess: number };
+  readonly cpu: {
+    readonly writer: number;
+    readonly reader: number;
+    readonly redis: number | null;
+    readonly postgres: number;
+    readonly listenerProcess: number;
+  };
 }
 
 const sumCpu = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
@@ -71,13 +84,21 @@ export async function runFanout(
     const connected = await pool.connected(total, 120_000);
     const connectMs = Date.now() - createStart;
     if (!connected.ok || connected.failed > 0) {
-      throw new Error(`only ${connected.connected} of ${total} listeners connected (${connected.failed} failed: ${connected.failures.join('; ')})`);
+      throw new Error(
+        `only ${connected.connected} of ${total} listeners connected (${connected.failed} failed: ${connected.failures.join('; ')})`,
+      );
     }
     const markMs = await pool.mark();
     const redisPids = target.redis === undefined ? [] : [target.redis.serverPid];
     // Postgres (archive inserts, status writes) runs on the same 2 cores; its backends live for the window.
     const postgresCpu = cpuMeter(postgresPids);
-    const cpuStart = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), postgres: 0, at: Date.now() };
+    const cpuStart = {
+      writer: sumCpu(target.pids.writer),
+      reader: sumCpu(target.pids.reader),
+      redis: sumCpu(redisPids),
+      postgres: 0,
+      at: Date.now(),
+    };
     let cpuEnd = cpuStart;
 
     let peakWriter = baselineWriter;
@@ -92,7 +113,13 @@ export async function runFanout(
         peakWriter = Math.max(peakWriter, target.rss.writer());
         if (target.pids.reader !== target.pids.writer) peakReader = Math.max(peakReader, target.rss.reader());
         if (Date.now() - markMs < options.durationS * 1000) {
-          cpuEnd = { writer: sumCpu(target.pids.writer), reader: sumCpu(target.pids.reader), redis: sumCpu(redisPids), postgres: postgresCpu(), at: Date.now() };
+          cpuEnd = {
+            writer: sumCpu(target.pids.writer),
+            reader: sumCpu(target.pids.reader),
+            redis: sumCpu(redisPids),
+            postgres: postgresCpu(),
+            at: Date.now(),
+          };
         }
         if (target.redis !== undefined) {
           const w = await connectionsNamed(target.redis.client, `agentd:${target.redis.writerId}:`);
@@ -129,7 +156,9 @@ export async function runFanout(
       deliveredPerSecond: report.steadyEventsPerSecond,
       offeredPerSecond: options.runs * options.listenersPerRun * options.ratePerRun,
       ...(target.redis === undefined ? {} : { redisConnections: { writer: connWriter, reader: connReader, names: [...names].sort() } }),
-      ...(delta === undefined ? {} : { redisCommands: { total: delta.total, perEvent: round(delta.total / appended, 3), byCommand: delta.byCommand } }),
+      ...(delta === undefined
+        ? {}
+        : { redisCommands: { total: delta.total, perEvent: round(delta.total / appended, 3), byCommand: delta.byCommand } }),
       rss: {
         baselineBytes: baseline,
         peakBytes: peak,

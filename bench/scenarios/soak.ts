@@ -90,7 +90,9 @@ async function oneRun(agent: http.Agent, url: string, token: string, ending: End
       return idOf(await post({ ...long, timeout_ms: 30 }));
     case 'cancel':
     case 'ignore_cancel': {
-      const id = idOf(await post(ending === 'cancel' ? long : { agent: 'simulate', input: { events: 1000, interval_ms: 10, ignore_cancel: true } }));
+      const id = idOf(
+        await post(ending === 'cancel' ? long : { agent: 'simulate', input: { events: 1000, interval_ms: 10, ignore_cancel: true } }),
+      );
       await new Promise((resolve) => setTimeout(resolve, 15));
       const cancelled = await request(agent, 'POST', `${url}/v1/runs/${id}/cancel`, { token, timeoutMs: 30_000 });
       if (cancelled.status !== 202) throw new Error(`cancel ${cancelled.status}`);
@@ -101,25 +103,30 @@ async function oneRun(agent: http.Agent, url: string, token: string, ending: End
       return new Promise((resolve, reject) => {
         let id: string | null = null;
         let events = 0;
-        const body = ending === 'stream' ? { agent: 'echo', input: `soak ${i}` } : { agent: 'simulate', input: { events: 20, interval_ms: 2 } };
-        const stop = openSse(agent, { url: `${url}/v1/runs/stream`, method: 'POST', token, body }, {
-          onOpen(status, headers) {
-            if (status !== 200) reject(new Error(`stream ${status}`));
-            id = typeof headers['x-run-id'] === 'string' ? headers['x-run-id'] : null;
+        const body =
+          ending === 'stream' ? { agent: 'echo', input: `soak ${i}` } : { agent: 'simulate', input: { events: 20, interval_ms: 2 } };
+        const stop = openSse(
+          agent,
+          { url: `${url}/v1/runs/stream`, method: 'POST', token, body },
+          {
+            onOpen(status, headers) {
+              if (status !== 200) reject(new Error(`stream ${status}`));
+              id = typeof headers['x-run-id'] === 'string' ? headers['x-run-id'] : null;
+            },
+            onEvent() {
+              events += 1;
+              // Disconnect after two events: the run goes on (no cancel_on_disconnect) and its listener must go.
+              if (ending === 'stream_disconnect' && events === 2) {
+                stop();
+                resolve(id);
+              }
+            },
+            onClose(error) {
+              if (error !== null && !(ending === 'stream_disconnect' && events >= 2)) reject(error);
+              else resolve(id);
+            },
           },
-          onEvent() {
-            events += 1;
-            // Disconnect after two events: the run goes on (no cancel_on_disconnect) and its listener must go.
-            if (ending === 'stream_disconnect' && events === 2) {
-              stop();
-              resolve(id);
-            }
-          },
-          onClose(error) {
-            if (error !== null && !(ending === 'stream_disconnect' && events >= 2)) reject(error);
-            else resolve(id);
-          },
-        });
+        );
       });
   }
 }

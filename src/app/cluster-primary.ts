@@ -59,7 +59,13 @@ class ClusterPrimary {
 
   constructor(private readonly options: PrimaryOptions) {
     this.logger = options.logger;
-    this.slots = Array.from({ length: options.workers }, (_, i) => ({ slot: i + 1, worker: null, startedAtMs: 0, quickExits: 0, restart: null }));
+    this.slots = Array.from({ length: options.workers }, (_, i) => ({
+      slot: i + 1,
+      worker: null,
+      startedAtMs: 0,
+      quickExits: 0,
+      restart: null,
+    }));
   }
 
   run(): Promise<number> {

@@ -11,7 +11,8 @@ export function limitTable(config: Config, sized: Readonly<Record<string, Limit>
   const table: Record<string, Limit> = {};
   for (const { section, key, variable } of configVariables()) {
     const value = (config[section] as Record<string, unknown>)[key];
-    if (variable.limit && typeof value === 'number') table[variable.env] = { value, source: config.sources[variable.env as keyof Config['sources']] };
+    if (variable.limit && typeof value === 'number')
+      table[variable.env] = { value, source: config.sources[variable.env as keyof Config['sources']] };
   }
   return Object.freeze({ ...table, ...sized });
 }

@@ -49,7 +49,8 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
   // A cluster worker sizes its share of the machine; explicit limits are per process.
   const processes = config.worker?.count ?? 1;
   const runSlots = sizeRunSlots(machine.effective, config.runs.memoryPerRunMb, config.runs.maxConcurrentAgentRuns, processes);
-  const orSlots = (value: number | undefined): Limit => (value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' });
+  const orSlots = (value: number | undefined): Limit =>
+    value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' };
   return { processes, runSlots, queueMax: orSlots(config.runs.queueMax), llmInflight: orSlots(config.llm.globalMaxInflight) };
 }
 
@@ -57,6 +58,42 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
 async function interruptLeftovers(instanceId: string, runs: RunRepository, eventLog: EventLog, logger: Logger): Promise<void> {
   const count = await new RunEndRecovery({ runs, eventLog, logger }).interruptInstance(instanceId);
   if (count > 0) logger.warn('ended leftover runs of this instance as interrupted', { count });
+}
+
+/** The event log over the stream backend's store and the Postgres archive, with its archiver started. */
+function startEventLog(settings: Config['events'], db: Database, streams: StreamBackend, lifecycle: Lifecycle, logger: Logger) {
+  const archive = new EventArchiveRepository(db);
+  const archiver = new EventArchiver({
+    repository: archive,
+    intervalMs: settings.archiveFlushMs,
+    onError: (error) => logger.error('archiving events failed; will retry', { error }),
+    onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
+  });
+  lifecycle.add('event archiver', archiver).start();
+  const eventLog = new EventLog({
+    store: streams.store,
+    archiver,
+    archive,
+    onError: (error) => logger.warn('event read failed', { error }),
+  });
+  return { eventLog, archiver };
+}
+
+/** The run slots and the LLM request limiters, as sized. */
+function createLimiters(config: Config, sizing: Sizing): { slots: FairSemaphore; llm: LlmLimiters } {
+  const slots = new FairSemaphore({
+    capacity: sizing.runSlots.value,
+    queueMax: sizing.queueMax.value,
+    queueTimeoutMs: config.runs.queueTimeoutMs,
+  });
+  // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
+  const llm = new LlmLimiters({
+    globalLimit: sizing.llmInflight.value,
+    providers: new Map(config.llm.providers.map((p) => [p.name, p.maxInFlight])),
+    queueMax: sizing.runSlots.value,
+    queueTimeoutMs: config.llm.timeoutMs,
+  });
+  return { slots, llm };
 }
 
 /** The parts a running instance is made of, for the HTTP app and shutdown. */
@@ -70,32 +107,28 @@ interface Runtime {
  * the run slots, the LLM limiters and agents, the run manager, metrics, capacity and the
  * HTTP app. Everything that needs closing is added to `lifecycle` once started.
  */
-async function assemble(config: Config, deps: { db: Database; streams: StreamBackend; sizing: Sizing; machine: DetectedMachine; limits: LimitTable; lifecycle: Lifecycle; logger: Logger }): Promise<Runtime> {
+async function assemble(
+  config: Config,
+  deps: {
+    db: Database;
+    streams: StreamBackend;
+    sizing: Sizing;
+    machine: DetectedMachine;
+    limits: LimitTable;
+    lifecycle: Lifecycle;
+    logger: Logger;
+  },
+): Promise<Runtime> {
   const { db, streams, sizing, lifecycle, logger } = deps;
   const runs = new RunRepository(db);
-  const archive = new EventArchiveRepository(db);
-  const archiver = new EventArchiver({
-    repository: archive,
-    intervalMs: config.events.archiveFlushMs,
-    onError: (error) => logger.error('archiving events failed; will retry', { error }),
-    onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
-  });
-  lifecycle.add('event archiver', archiver).start();
-  const eventLog = new EventLog({ store: streams.store, archiver, archive, onError: (error) => logger.warn('event read failed', { error }) });
+  const { eventLog, archiver } = startEventLog(config.events, db, streams, lifecycle, logger);
   await interruptLeftovers(config.instanceId, runs, eventLog, logger);
 
   const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
     logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
   const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
   const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
-  const slots = new FairSemaphore({ capacity: sizing.runSlots.value, queueMax: sizing.queueMax.value, queueTimeoutMs: config.runs.queueTimeoutMs });
-  // An LLM request waits for its permits at most as long as a request may take (LLM_TIMEOUT_MS).
-  const llm = new LlmLimiters({
-    globalLimit: sizing.llmInflight.value,
-    providers: new Map(config.llm.providers.map((p) => [p.name, p.maxInFlight])),
-    queueMax: sizing.runSlots.value,
-    queueTimeoutMs: config.llm.timeoutMs,
-  });
+  const { slots, llm } = createLimiters(config, sizing);
   const listeners = new Followers();
   const lingering = new LingeringAgents();
   const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
@@ -114,7 +147,21 @@ async function assemble(config: Config, deps: { db: Database; streams: StreamBac
     options: { instanceId: config.instanceId, ...config.runs },
   });
   manager.start();
-  const capacity = new CapacityReport({ instanceId: config.instanceId, machine: deps.machine, limits: deps.limits, slots, db, runs, store: streams.store, archiver, listeners, lingering, llm, tierLimits: config.runs.tierLimits, sessionMaxInflight: config.runs.sessionMaxInflight });
+  const capacity = new CapacityReport({
+    instanceId: config.instanceId,
+    machine: deps.machine,
+    limits: deps.limits,
+    slots,
+    db,
+    runs,
+    store: streams.store,
+    archiver,
+    listeners,
+    lingering,
+    llm,
+    tierLimits: config.runs.tierLimits,
+    sessionMaxInflight: config.runs.sessionMaxInflight,
+  });
   const app = createApp({
     logger,
     db,
@@ -154,7 +201,11 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   const sizing = sizeInstance(config, machine);
   const lifecycle = new Lifecycle(logger);
   try {
-    const { db, pool } = await openDatabase(config.db, { instanceId: config.instanceId, runSlots: sizing.runSlots.value, processes: sizing.processes });
+    const { db, pool } = await openDatabase(config.db, {
+      instanceId: config.instanceId,
+      runSlots: sizing.runSlots.value,
+      processes: sizing.processes,
+    });
     lifecycle.add('database', db);
     const streams = await openStreamBackend({
       redis: config.redis,
@@ -173,7 +224,13 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       WORKERS: { value: sizing.processes, source: config.server.workers === 'auto' ? 'auto' : config.sources.WORKERS },
       ...streams.limits,
     });
-    logger.info('sizing', { detected: machine, limits, database: db.kind, eventStore: streams.kind, tiers: Object.fromEntries(config.runs.tierLimits) });
+    logger.info('sizing', {
+      detected: machine,
+      limits,
+      database: db.kind,
+      eventStore: streams.kind,
+      tiers: Object.fromEntries(config.runs.tierLimits),
+    });
     await migrate(db);
     const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
     const http = lifecycle.add('http server', new HttpServer(await listen(app, config.server.port, config.server.host)));
@@ -186,7 +243,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       instanceId: config.instanceId,
       limits,
       close: () => {
-        if (http.server.listening) logger.info('shutting down', { activeRuns: manager.activeCount, graceMs: config.server.shutdownGraceMs });
+        if (http.server.listening)
+          logger.info('shutting down', { activeRuns: manager.activeCount, graceMs: config.server.shutdownGraceMs });
         void http.stopAccepting(); // awaited by its close, after the runs have drained
         return lifecycle.closeAll().then(() => {
           logger.info('stopped');

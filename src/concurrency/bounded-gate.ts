@@ -40,11 +40,14 @@ export class BoundedGate {
     return new Promise<Release>((resolve, reject) => {
       const waiter: Waiter = { grant: resolve, reject, timer: undefined };
       if (Number.isFinite(this.acquireTimeoutMs)) {
-        waiter.timer = setTimeout(() => {
-          const i = this.#waiters.indexOf(waiter);
-          if (i !== -1) this.#waiters.splice(i, 1);
-          reject(this.onTimeout());
-        }, Math.max(0, this.acquireTimeoutMs));
+        waiter.timer = setTimeout(
+          () => {
+            const i = this.#waiters.indexOf(waiter);
+            if (i !== -1) this.#waiters.splice(i, 1);
+            reject(this.onTimeout());
+          },
+          Math.max(0, this.acquireTimeoutMs),
+        );
       }
       this.#waiters.push(waiter);
     });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 export interface CgroupLimits {
   readonly version: 1 | 2;
-  readonly cpuLimit: number | null;        // cores allowed by the quota (may be fractional, e.g. 1.5), null = no quota
+  readonly cpuLimit: number | null; // cores allowed by the quota (may be fractional, e.g. 1.5), null = no quota
   readonly memoryLimitBytes: number | null; // null = unlimited
 }
 

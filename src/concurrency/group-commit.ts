@@ -50,7 +50,10 @@ export class GroupCommit<Req, Res> {
 
   constructor(private readonly options: GroupCommitOptions<Req, Res>) {
     this.maxInFlight = options.maxInFlight ?? 1;
-    for (const [name, value] of [['maxBatch', options.maxBatch], ['maxInFlight', this.maxInFlight]] as const) {
+    for (const [name, value] of [
+      ['maxBatch', options.maxBatch],
+      ['maxInFlight', this.maxInFlight],
+    ] as const) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`GroupCommit ${name} must be a positive integer, got ${value}`);
     }
   }

@@ -1,8 +1,14 @@
 import { type CgroupLimits, UNLIMITED_BYTES } from './cgroup.js';
 
 export type LimitSource = 'auto' | 'env' | 'default';
-export interface Limit { readonly value: number; readonly source: LimitSource }
-export interface Resources { readonly cpus: number; readonly memoryBytes: number }
+export interface Limit {
+  readonly value: number;
+  readonly source: LimitSource;
+}
+export interface Resources {
+  readonly cpus: number;
+  readonly memoryBytes: number;
+}
 
 const MIB = 1024 * 1024;
 const RUN_SLOTS_PER_CPU = 10;
@@ -32,11 +38,7 @@ function isLimit(bytes: number | null | undefined): bytes is number {
 }
 
 /** Host figures lowered to the cgroup's and process.constrainedMemory()'s limits where those are lower (a 0 or undefined constrained memory means none). cpus is the quota rounded up to a whole core, at least 1. */
-export function effectiveResources(
-  host: Resources,
-  cgroup: CgroupLimits | null,
-  constrainedMemoryBytes: number | null,
-): Resources {
+export function effectiveResources(host: Resources, cgroup: CgroupLimits | null, constrainedMemoryBytes: number | null): Resources {
   let cpus = host.cpus;
   if (cgroup?.cpuLimit != null && cgroup.cpuLimit > 0) cpus = Math.min(cpus, Math.ceil(cgroup.cpuLimit));
 
@@ -64,11 +66,11 @@ export function sizeRunSlots(resources: Resources, memoryPerRunMb: number, overr
 
 export interface DbPoolInput {
   readonly runSlots: number;
-  readonly serverMaxConnections: number;   // SHOW max_connections
-  readonly reservedConnections: number;    // SHOW superuser_reserved_connections (+ reserved_connections if any)
-  readonly instances: number;              // how many agentd instances share the server (DB_INSTANCES, default 4)
-  readonly processes?: number;             // worker processes per instance (WORKERS, default 1); each counts as an instance
-  readonly override?: number;              // DB_MAX_CONNECTIONS (per process)
+  readonly serverMaxConnections: number; // SHOW max_connections
+  readonly reservedConnections: number; // SHOW superuser_reserved_connections (+ reserved_connections if any)
+  readonly instances: number; // how many agentd instances share the server (DB_INSTANCES, default 4)
+  readonly processes?: number; // worker processes per instance (WORKERS, default 1); each counts as an instance
+  readonly override?: number; // DB_MAX_CONNECTIONS (per process)
 }
 
 /** Pool size of one process derived from its run slots (clamp(ceil(runSlots / 2), 4, 32)) but never above its share of the server: floor((max - reserved) * 0.9 / (instances * processes)), at least 1. */
@@ -89,8 +91,8 @@ export interface RedisInput {
   readonly commandsQueueMaxOverride?: number; // REDIS_COMMANDS_QUEUE_MAX
 }
 export interface RedisLimits {
-  readonly connections: Limit;       // fixed 2 per instance (commands, pub/sub subscriber) — source 'auto'
-  readonly commandsQueueMax: Limit;  // max(10000, runSlots * 50) unless overridden; bounds the commands node-redis holds
+  readonly connections: Limit; // fixed 2 per instance (commands, pub/sub subscriber) — source 'auto'
+  readonly commandsQueueMax: Limit; // max(10000, runSlots * 50) unless overridden; bounds the commands node-redis holds
 }
 
 /** Throws Error naming the problem if instances × connections would exceed serverMaxClients. */

@@ -97,7 +97,12 @@ function invalid(problems: readonly string[]): ConfigError {
 }
 
 /** Rules between variables; each problem names the variable it is about. */
-function checkTogether(config: Pick<Config, SectionName>, sources: Record<string, ValueSource>, env: NodeJS.ProcessEnv, problems: string[]): void {
+function checkTogether(
+  config: Pick<Config, SectionName>,
+  sources: Record<string, ValueSource>,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): void {
   if (config.server.workers !== 1 && (sources.DATABASE_URL === 'default' || sources.REDIS_URL === 'default')) {
     problems.push(
       `WORKERS needs DATABASE_URL and REDIS_URL, which its worker processes share runs, events and cancels through ` +
@@ -124,7 +129,9 @@ function parseWorkerSlot(raw: string | undefined, problems: string[]): WorkerSlo
   const slot = Number(match?.[1]);
   const count = Number(match?.[2]);
   if (match === null || slot < 1 || slot > count || count > MAX_WORKERS) {
-    problems.push(`${WORKER_ENV} must be <slot>/<count> with 1 <= slot <= count <= ${MAX_WORKERS}; only the cluster primary sets it (got ${JSON.stringify(raw)})`);
+    problems.push(
+      `${WORKER_ENV} must be <slot>/<count> with 1 <= slot <= count <= ${MAX_WORKERS}; only the cluster primary sets it (got ${JSON.stringify(raw)})`,
+    );
     return null;
   }
   return Object.freeze({ slot, count });

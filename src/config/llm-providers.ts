@@ -28,16 +28,14 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const providerSchema = z
   .object({
     name: z.string().regex(NAME, 'must be 1-32 letters, digits or ._- (starting with a letter or digit)'),
-    base_url: z
-      .string()
-      .refine((value) => {
-        try {
-          const url = new URL(value);
-          return ['http:', 'https:'].includes(url.protocol) && url.username === '' && url.password === '' && url.search === '';
-        } catch {
-          return false; // reported by the refinement's message
-        }
-      }, 'must be an http:// or https:// URL without credentials or query (keys go in api_key_env)'),
+    base_url: z.string().refine((value) => {
+      try {
+        const url = new URL(value);
+        return ['http:', 'https:'].includes(url.protocol) && url.username === '' && url.password === '' && url.search === '';
+      } catch {
+        return false; // reported by the refinement's message
+      }
+    }, 'must be an http:// or https:// URL without credentials or query (keys go in api_key_env)'),
     api_key_env: z.string().regex(ENV_NAME, 'must be the name of an environment variable').optional(),
     models: z.array(z.string().trim().min(1).max(200)).min(1, 'must list at least one model').max(1000),
     max_in_flight: z.number().int().min(1).max(100_000),
@@ -46,7 +44,10 @@ const providerSchema = z
 
 const ruleSchema = z
   .object({
-    match: z.object({ web_search: z.boolean().optional(), agent: z.string().min(1).max(100).optional() }).strict().default({}),
+    match: z
+      .object({ web_search: z.boolean().optional(), agent: z.string().min(1).max(100).optional() })
+      .strict()
+      .default({}),
     provider: z.string().min(1),
     model: z.string().min(1),
   })

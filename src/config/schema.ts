@@ -31,7 +31,14 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       port: variable('PORT', int(0, 65535).default(3000)),
       host: variable('HOST', z.string().trim().min(1).default('0.0.0.0')),
       /** INSTANCE_ID as set; the id the instance uses is `Config.instanceId`. */
-      configuredInstanceId: variable('INSTANCE_ID', z.string().trim().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-').optional()),
+      configuredInstanceId: variable(
+        'INSTANCE_ID',
+        z
+          .string()
+          .trim()
+          .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-')
+          .optional(),
+      ),
       adminToken: variable('ADMIN_TOKEN', secret.optional()),
       metricsToken: variable('METRICS_TOKEN', secret.optional()),
       logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
@@ -65,7 +72,13 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     redis: {
       /** Unset: the in-process event store (single instance only). */
       url: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
-      keyPrefix: variable('REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 letters, digits or :._-').default('agentd:')),
+      keyPrefix: variable(
+        'REDIS_KEY_PREFIX',
+        z
+          .string()
+          .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 letters, digits or :._-')
+          .default('agentd:'),
+      ),
       commandsQueueMax: variable('REDIS_COMMANDS_QUEUE_MAX', int(100, 10_000_000).optional(), { limit: true }),
     },
     events: {

@@ -6,7 +6,10 @@ const TIER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 /** Parses `free:1,pro:5,enterprise:25`; throws Error with a human message on bad input. */
 export function parseTierLimits(text: string): TierLimits {
   const limits = new Map<string, number>();
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const match = /^([^:]+):(\d+)$/.exec(part);
     const name = match?.[1]?.trim();
     if (match === null || name === undefined || !TIER_NAME.test(name)) {

@@ -27,19 +27,20 @@ export const url = (protocols: readonly string[]) =>
   z
     .string()
     .trim()
-    .refine((value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false; // reported by the refinement's message below
-      }
-    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false; // reported by the refinement's message below
+        }
+      },
+      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+    );
 
 export const secret = z.string().min(16, 'must be at least 16 characters long');
 
-export const bool = z
-  .enum(['true', 'false'], { message: 'must be true or false' })
-  .transform((value) => value === 'true');
+export const bool = z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true');
 
 /**
  * A parser of structured text (a list, JSON) as a zod schema: what `parse` throws becomes the

@@ -39,11 +39,7 @@ export class AccountRepository {
   /** Creates an account with its first key, in one transaction. */
   async create(name: string, tier: string): Promise<{ account: Account; key: IssuedKey }> {
     return this.db.transaction(async (tx) => {
-      const rows = await tx.query(`INSERT INTO accounts (id, name, tier) VALUES ($1, $2, $3) RETURNING *`, [
-        randomUUID(),
-        name,
-        tier,
-      ]);
+      const rows = await tx.query(`INSERT INTO accounts (id, name, tier) VALUES ($1, $2, $3) RETURNING *`, [randomUUID(), name, tier]);
       const account = toAccount(rows[0] as Row);
       return { account, key: await this.insertKey(tx, account.id) };
     });

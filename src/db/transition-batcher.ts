@@ -48,7 +48,12 @@ export class TransitionBatcher {
   }
 
   /** Same contract as RunRepository.transition (an invalid transition rejects before any write). */
-  async transition(id: string, from: RunStatus, to: RunStatus, fields: { error?: RunError; output?: unknown } = {}): Promise<RunRecord | null> {
+  async transition(
+    id: string,
+    from: RunStatus,
+    to: RunStatus,
+    fields: { error?: RunError; output?: unknown } = {},
+  ): Promise<RunRecord | null> {
     return this.batches.submit({ id, from, to, fields, encoded: encodeStatusChange(id, from, to, fields) });
   }
 

@@ -41,4 +41,3 @@ export interface NewRun {
   readonly idempotencyKey: string | null;
   readonly instanceId: string;
 }
-

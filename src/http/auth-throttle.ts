@@ -9,9 +9,7 @@ export class AuthThrottle {
   /** The window is not a TTL of the cache: `fail` is told the time. */
   private readonly failures: BoundedCache<string, { count: number; firstAtMs: number }>;
 
-  constructor(
-    private readonly options = { freeFailures: 5, windowMs: 60_000, stepMs: 250, maxDelayMs: 3_000, maxAddresses: 10_000 },
-  ) {
+  constructor(private readonly options = { freeFailures: 5, windowMs: 60_000, stepMs: 250, maxDelayMs: 3_000, maxAddresses: 10_000 }) {
     this.failures = new BoundedCache({ maxEntries: options.maxAddresses });
   }
 

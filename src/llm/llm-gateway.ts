@@ -70,7 +70,10 @@ export class LlmGateway implements ChatGateway {
     const target = this.options.router.resolve(request.model, { webSearch: request.webSearch, agent: request.agent });
     const provider = this.providers.get(target.provider);
     if (provider === undefined) throw new Error(`routed to unknown provider "${target.provider}"`);
-    const timeout = selectTimeout(this.options.timeouts, { webSearch: request.webSearch, thinking: this.options.isThinkingModel(target.model) });
+    const timeout = selectTimeout(this.options.timeouts, {
+      webSearch: request.webSearch,
+      thinking: this.options.isThinkingModel(target.model),
+    });
     const lease = await this.options.limiters.lease(request.runId, provider.name, request.signal);
     // The request's own deadline starts once it holds its permits and covers every attempt.
     const deadline = new AbortController();
@@ -78,13 +81,23 @@ export class LlmGateway implements ChatGateway {
       () => deadline.abort(new ProviderTimeoutError(provider.name, `did not finish within ${timeout.timeoutMs} ms (${timeout.setting})`)),
       timeout.timeoutMs,
     );
-    request.logger?.debug('llm request', { provider: provider.name, model: target.model, holder: lease.holder, timeoutMs: timeout.timeoutMs });
+    request.logger?.debug('llm request', {
+      provider: provider.name,
+      model: target.model,
+      holder: lease.holder,
+      timeoutMs: timeout.timeoutMs,
+    });
     try {
       const signal = AbortSignal.any([request.signal, deadline.signal]);
       return await this.withRetries(request, provider, target.model, timeout, signal);
     } catch (error) {
       if (error instanceof ProviderError || error instanceof ProviderTimeoutError) {
-        request.logger?.warn('llm request failed', { provider: provider.name, model: target.model, code: error.runErrorCode, error: error.message });
+        request.logger?.warn('llm request failed', {
+          provider: provider.name,
+          model: target.model,
+          code: error.runErrorCode,
+          error: error.message,
+        });
       }
       throw error;
     } finally {
@@ -110,7 +123,14 @@ export class LlmGateway implements ChatGateway {
     };
     for (let retries = 0; ; retries += 1) {
       try {
-        const result = await streamCompletion({ fetch: this.fetch, provider, body, signal, idleTimeoutMs: this.options.idleTimeoutMs, onDelta: request.onDelta });
+        const result = await streamCompletion({
+          fetch: this.fetch,
+          provider,
+          body,
+          signal,
+          idleTimeoutMs: this.options.idleTimeoutMs,
+          onDelta: request.onDelta,
+        });
         return { provider: provider.name, model, ...result, attempts: retries + 1 };
       } catch (error) {
         if (!(error instanceof ProviderError) || !error.retryable) throw error;
@@ -123,7 +143,10 @@ export class LlmGateway implements ChatGateway {
           random: this.random,
         });
         if (!decision.retry) {
-          const why = decision.reason === 'exhausted' ? `after ${retries + 1} attempts (LLM_MAX_RETRIES)` : `with no time left to retry before ${timeout.setting}`;
+          const why =
+            decision.reason === 'exhausted'
+              ? `after ${retries + 1} attempts (LLM_MAX_RETRIES)`
+              : `with no time left to retry before ${timeout.setting}`;
           throw new ProviderError(provider.name, `${error.detail}; gave up ${why}`, { status: error.status });
         }
         request.logger?.info('llm request retried', { provider: provider.name, status: error.status, delayMs: decision.delayMs });

@@ -94,10 +94,16 @@ export class LlmLimiters {
       return await acquirePermit(semaphore, holder, runId, signal);
     } catch (error) {
       if (error instanceof QueueFullError) {
-        throw new ProviderError(provider, `cannot take the request: ${semaphore.queued} requests already wait for ${limitName} (${semaphore.capacity} in flight)`);
+        throw new ProviderError(
+          provider,
+          `cannot take the request: ${semaphore.queued} requests already wait for ${limitName} (${semaphore.capacity} in flight)`,
+        );
       }
       if (error instanceof QueueTimeoutError) {
-        throw new ProviderTimeoutError(provider, `had no free request slot within ${error.waitedMs} ms (${limitName} is ${semaphore.capacity})`);
+        throw new ProviderTimeoutError(
+          provider,
+          `had no free request slot within ${error.waitedMs} ms (${limitName} is ${semaphore.capacity})`,
+        );
       }
       throw error;
     }

@@ -4,7 +4,14 @@
  */
 export function modelPatternMatcher(patterns: readonly string[]): (model: string) => boolean {
   const regexes = patterns.map(
-    (pattern) => new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i'),
+    (pattern) =>
+      new RegExp(
+        `^${pattern
+          .split('*')
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+        'i',
+      ),
   );
   return (model) => regexes.some((regex) => regex.test(model));
 }

@@ -36,7 +36,10 @@ export interface CompletionResult {
 const ERROR_BODY_BYTES = 4096;
 const ERROR_DETAIL_CHARS = 300;
 
-const errorBody = z.object({ error: z.union([z.string(), z.object({ message: z.string().optional() })]).optional(), message: z.string().optional() });
+const errorBody = z.object({
+  error: z.union([z.string(), z.object({ message: z.string().optional() })]).optional(),
+  message: z.string().optional(),
+});
 const streamChunk = z.object({
   choices: z
     .array(z.object({ delta: z.object({ content: z.string().nullish() }).nullish(), finish_reason: z.string().nullish() }))
@@ -63,7 +66,12 @@ export async function streamCompletion(attempt: CompletionAttempt): Promise<Comp
     clearTimeout(idleTimer);
     idleTimer = setTimeout(() => {
       idleFired = true;
-      local.abort(new ProviderTimeoutError(provider.name, `sent nothing for ${attempt.idleTimeoutMs} ms in the middle of its answer (LLM_IDLE_TIMEOUT_MS)`));
+      local.abort(
+        new ProviderTimeoutError(
+          provider.name,
+          `sent nothing for ${attempt.idleTimeoutMs} ms in the middle of its answer (LLM_IDLE_TIMEOUT_MS)`,
+        ),
+      );
     }, attempt.idleTimeoutMs);
   };
   let response: Response | undefined;

@@ -36,8 +36,7 @@ export interface RetryInput {
 }
 
 export type RetryDecision =
-  | { readonly retry: true; readonly delayMs: number }
-  | { readonly retry: false; readonly reason: 'exhausted' | 'deadline' };
+  { readonly retry: true; readonly delayMs: number } | { readonly retry: false; readonly reason: 'exhausted' | 'deadline' };
 
 /**
  * Exponential backoff with full jitter, never shorter than what the provider asked

@@ -37,12 +37,30 @@ export function createMetrics(deps: {
   gauge('agentd_db_pool_in_use', 'Database statements in flight.', () => deps.db.stats().inUse);
   gauge('agentd_db_pool_waiting', 'Database statements waiting for a connection.', () => deps.db.stats().waiting);
   gauge('agentd_sse_listeners', 'SSE listeners served by this instance.', () => deps.listeners.count);
-  gauge('agentd_lingering_agents', 'Agents still running after their run ended (they ignored its AbortSignal).', () => deps.lingering.count);
+  gauge(
+    'agentd_lingering_agents',
+    'Agents still running after their run ended (they ignored its AbortSignal).',
+    () => deps.lingering.count,
+  );
   gauge('agentd_event_store_connections', 'Connections of the event store (Redis).', () => deps.store.stats().connections);
-  gauge('agentd_event_store_pending_events', 'Events accepted and not yet written to the event store.', () => deps.store.stats().pendingEvents);
+  gauge(
+    'agentd_event_store_pending_events',
+    'Events accepted and not yet written to the event store.',
+    () => deps.store.stats().pendingEvents,
+  );
   gauge('agentd_archive_pending_events', 'Events accepted and not yet written to the Postgres archive.', () => deps.archiver.pendingCount);
   llmGauges(registry, deps.llm);
-  const started = new Counter({ name: 'agentd_runs_started_total', help: 'Runs that started running.', labelNames: ['agent'], registers: [registry] });
+  return { registry, observer: runObserver(registry), routing: routingObserver(registry) };
+}
+
+/** Counts runs started and finished, and their durations, by agent and status. */
+function runObserver(registry: Registry): RunObserver {
+  const started = new Counter({
+    name: 'agentd_runs_started_total',
+    help: 'Runs that started running.',
+    labelNames: ['agent'],
+    registers: [registry],
+  });
   const ended = new Counter({
     name: 'agentd_runs_finished_total',
     help: 'Runs that ended after running, by final status.',
@@ -56,19 +74,28 @@ export function createMetrics(deps: {
     buckets: [0.005, 0.05, 0.25, 1, 5, 30, 120, 600, 3600],
     registers: [registry],
   });
-  const cacheHits = new Counter({ name: 'agentd_routing_cache_hits_total', help: 'Model routing decisions served from the cache.', registers: [registry] });
-  const cacheMisses = new Counter({ name: 'agentd_routing_cache_misses_total', help: 'Model routing decisions computed from LLM_ROUTING_RULES.', registers: [registry] });
   return {
-    registry,
-    routing: { cacheHit: () => cacheHits.inc(), cacheMiss: () => cacheMisses.inc() },
-    observer: {
-      runStarted: (agent) => started.inc({ agent }),
-      runEnded: (agent, status, durationMs) => {
-        ended.inc({ agent, status });
-        duration.observe({ agent, status }, durationMs / 1000);
-      },
+    runStarted: (agent) => started.inc({ agent }),
+    runEnded: (agent, status, durationMs) => {
+      ended.inc({ agent, status });
+      duration.observe({ agent, status }, durationMs / 1000);
     },
   };
+}
+
+/** Counts model routing decisions served from the cache and computed. */
+function routingObserver(registry: Registry): RoutingObserver {
+  const cacheHits = new Counter({
+    name: 'agentd_routing_cache_hits_total',
+    help: 'Model routing decisions served from the cache.',
+    registers: [registry],
+  });
+  const cacheMisses = new Counter({
+    name: 'agentd_routing_cache_misses_total',
+    help: 'Model routing decisions computed from LLM_ROUTING_RULES.',
+    registers: [registry],
+  });
+  return { cacheHit: () => cacheHits.inc(), cacheMiss: () => cacheMisses.inc() };
 }
 
 /** In-flight, limit and queue of the global and every provider LLM limiter, labelled by scope and provider. */

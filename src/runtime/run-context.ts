@@ -1,4 +1,13 @@
-import { type AgentContext, type AgentEventType, type EventId, EventIdGenerator, eventJson, type EventType, type Logger, type RunEvent } from '../domain/index.js';
+import {
+  type AgentContext,
+  type AgentEventType,
+  type EventId,
+  EventIdGenerator,
+  eventJson,
+  type EventType,
+  type Logger,
+  type RunEvent,
+} from '../domain/index.js';
 
 export interface RunContextOptions<I> {
   readonly runId: string;

@@ -2,7 +2,17 @@ import { abortPromise } from '../concurrency/abort-promise.js';
 import { awaitGrant } from '../concurrency/acquire-permit.js';
 import { QueueTimeoutError, type Acquisition, type Permit, type Waiter } from '../concurrency/fair-semaphore.js';
 import type { RunRepository } from '../db/run-repository.js';
-import { ENDINGS, RunAbort, RunFailure, endingOf, type ActiveStatus, type Agent, type Logger, type RunEnding, type RunRecord } from '../domain/index.js';
+import {
+  ENDINGS,
+  RunAbort,
+  RunFailure,
+  endingOf,
+  type ActiveStatus,
+  type Agent,
+  type Logger,
+  type RunEnding,
+  type RunRecord,
+} from '../domain/index.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { LingeringAgents } from './lingering-agents.js';
 import { RunContext } from './run-context.js';
@@ -168,7 +178,10 @@ export class RunExecution {
     try {
       updated = await this.deps.recorder.transition(record.id, from, ending.status, { error, output: context.output });
     } catch (cause) {
-      this.logger.error('could not record the end of the run; a restart with this INSTANCE_ID ends it', { status: ending.status, error: cause });
+      this.logger.error('could not record the end of the run; a restart with this INSTANCE_ID ends it', {
+        status: ending.status,
+        error: cause,
+      });
       return;
     }
     if (updated === null) return this.endElsewhere();

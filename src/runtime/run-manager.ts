@@ -39,7 +39,10 @@ export interface SubmitRequest {
 }
 
 /** The `runs` section of the config this manager uses, and the instance it runs on. */
-export type RunManagerOptions = Pick<Config['runs'], 'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes'> & {
+export type RunManagerOptions = Pick<
+  Config['runs'],
+  'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes'
+> & {
   readonly instanceId: string;
 };
 
@@ -81,7 +84,15 @@ export class RunManager {
   ) {
     this.recorder = new RunRecorder(deps.transitions, deps.logger);
     const { runs, eventLog, observer, lingering, options } = deps;
-    this.executions = { runs, recorder: this.recorder, eventLog, observer, lingering, maxEventsPerRun: options.maxEventsPerRun, maxEventBytes: options.maxEventBytes };
+    this.executions = {
+      runs,
+      recorder: this.recorder,
+      eventLog,
+      observer,
+      lingering,
+      maxEventsPerRun: options.maxEventsPerRun,
+      maxEventBytes: options.maxEventBytes,
+    };
   }
 
   /** Starts hearing cancel requests for this instance's runs (from any instance). */
@@ -219,7 +230,11 @@ export class RunManager {
       this.draining = true;
       await Promise.allSettled([...this.admitting]);
       const all = () => Promise.all([...this.active.values()].map((run) => run.done));
-      const settled = () => withDeadline(all(), graceMs, 'runs ending').then(() => true, () => false);
+      const settled = () =>
+        withDeadline(all(), graceMs, 'runs ending').then(
+          () => true,
+          () => false,
+        );
       if (await settled()) return;
       for (const run of this.active.values()) run.abort(ENDINGS.shutdown);
       // Endings still waiting for the database get one more grace period, then give up: a

@@ -20,7 +20,12 @@ export class RunRecorder {
   ) {}
 
   /** The updated run, or null when it was no longer in `from` (another path ended it). */
-  async transition(id: string, from: RunStatus, to: RunStatus, fields: { error?: RunError; output?: unknown } = {}): Promise<RunRecord | null> {
+  async transition(
+    id: string,
+    from: RunStatus,
+    to: RunStatus,
+    fields: { error?: RunError; output?: unknown } = {},
+  ): Promise<RunRecord | null> {
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await this.runs.transition(id, from, to, fields);

@@ -18,7 +18,11 @@ export function runEvent(
  */
 export function eventChain(
   data: readonly unknown[],
-  { firstMs = FIRST_EVENT_MS, perMs = 1, type = () => 'token' }: { firstMs?: number; perMs?: number; type?: (index: number) => EventType } = {},
+  {
+    firstMs = FIRST_EVENT_MS,
+    perMs = 1,
+    type = () => 'token',
+  }: { firstMs?: number; perMs?: number; type?: (index: number) => EventType } = {},
 ): RunEvent[] {
   const events: RunEvent[] = [];
   let prev: EventId | null = null;

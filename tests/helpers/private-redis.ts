@@ -34,14 +34,17 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   const url = `redis://127.0.0.1:${port}`;
   const client = createClient({ url, socket: { reconnectStrategy: () => 100 } });
   client.on('error', () => undefined); // connection attempts before the server listens
-  await waitFor(async () => {
-    try {
-      if (!client.isOpen) await client.connect();
-      return (await client.ping()) === 'PONG';
-    } catch {
-      return false;
-    }
-  }, { what: `redis-server on port ${port}` });
+  await waitFor(
+    async () => {
+      try {
+        if (!client.isOpen) await client.connect();
+        return (await client.ping()) === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    { what: `redis-server on port ${port}` },
+  );
   return {
     url,
     command: (args) => client.sendCommand(args),

@@ -44,7 +44,14 @@ export async function readSse(url: string, options: SseOptions): Promise<SseResu
     });
     if (!(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
       const text = await response.text();
-      return { status: response.status, headers: response.headers, events: [], pings: 0, body: text ? JSON.parse(text) : undefined, closedByServer: true };
+      return {
+        status: response.status,
+        headers: response.headers,
+        events: [],
+        pings: 0,
+        body: text ? JSON.parse(text) : undefined,
+        closedByServer: true,
+      };
     }
     const events: SseEvent[] = [];
     let pings = 0;

@@ -59,9 +59,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
       dropping ??= (async () => {
         const sql = adminConnection(adminUrl);
         try {
-          await sql.unsafe('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [
-            name,
-          ]);
+          await sql.unsafe('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
           await sql.unsafe(`drop database if exists "${name}" with (force)`);
         } finally {
           await sql.end({ timeout: 1 }).catch(() => {});

@@ -374,7 +374,10 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
         );
         assert.deepEqual(counted.calls.transitionMany, [2]);
         assert.equal(results.filter((r) => r !== null).length, 1);
-        assert.deepEqual(await runs.get(run.accountId, run.id), results.find((r) => r !== null));
+        assert.deepEqual(
+          await runs.get(run.accountId, run.id),
+          results.find((r) => r !== null),
+        );
         await batcher.close();
       });
 
@@ -438,7 +441,10 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
             const failed = await admitTogether(batcher, [newRun(accountId), newRun(accountId), newRun(accountId)]);
             for (const result of failed) {
               assert.equal(result.status, 'rejected');
-              assert.ok((result as PromiseRejectedResult).reason instanceof DependencyUnavailableError, String((result as PromiseRejectedResult).reason));
+              assert.ok(
+                (result as PromiseRejectedResult).reason instanceof DependencyUnavailableError,
+                String((result as PromiseRejectedResult).reason),
+              );
             }
             proxied.restore();
             for (const result of fulfilled(await admitTogether(batcher, [newRun(accountId), newRun(accountId)]))) created(result);

@@ -16,10 +16,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** Two agentd processes sharing one Postgres database and one Redis. */
 async function startPair(redis: string, prefix: string, databaseUrl: string, tag: string): Promise<[AgentdProcess, AgentdProcess]> {
   const common = { DATABASE_URL: databaseUrl, REDIS_URL: redis, REDIS_KEY_PREFIX: prefix, ADMIN_TOKEN, TIER_LIMITS: 'bulk:10000' };
-  return Promise.all([
-    spawnAgentd({ ...common, INSTANCE_ID: `${tag}-a` }),
-    spawnAgentd({ ...common, INSTANCE_ID: `${tag}-b` }),
-  ]);
+  return Promise.all([spawnAgentd({ ...common, INSTANCE_ID: `${tag}-a` }), spawnAgentd({ ...common, INSTANCE_ID: `${tag}-b` })]);
 }
 
 describe('two agentd processes on Postgres and Redis: a run on one, listeners and cancel on the other', () => {
@@ -68,7 +65,10 @@ describe('two agentd processes on Postgres and Redis: a run on one, listeners an
       'the same ids on every path',
     );
     const onA = await readSse(`${a.url}/v1/runs/${id}/events`, { token: key });
-    assert.deepEqual(onA.events.map((e) => e.id), live.events.map((e) => e.id));
+    assert.deepEqual(
+      onA.events.map((e) => e.id),
+      live.events.map((e) => e.id),
+    );
   });
 
   it('cancels a run from the other instance; the run ends `cancelled` and frees its slot', async () => {
@@ -155,7 +155,10 @@ describe('a Redis FLUSHALL mid-run (on a private Redis server)', () => {
   it('loses no event: catch-up from the first returns every event with the same ids', async () => {
     const account = await request(a.url, 'POST', '/v1/admin/accounts', { token: ADMIN_TOKEN, body: { name: 'f', tier: 'bulk' } });
     const key = account.body.api_key as string;
-    const run = await request(a.url, 'POST', '/v1/runs', { token: key, body: { agent: 'simulate', input: { events: 80, interval_ms: 10 } } });
+    const run = await request(a.url, 'POST', '/v1/runs', {
+      token: key,
+      body: { agent: 'simulate', input: { events: 80, interval_ms: 10 } },
+    });
     const id = run.body.id as string;
     let flushed = false;
     const live = readSse(`${b.url}/v1/runs/${id}/events`, {

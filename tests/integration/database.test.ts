@@ -65,17 +65,14 @@ function databaseContract(name: string, factory: () => Promise<DatabaseFixture>)
         assert.deepEqual(read?.payload, value, `select for ${JSON.stringify(value)}`);
       }
       // JSON null is a jsonb value, distinct from SQL NULL.
-      const [kinds] = await db.query<{ kind: string | null }>(
-        "select jsonb_typeof(payload) as kind from items where name = 'json-2'",
-      );
+      const [kinds] = await db.query<{ kind: string | null }>("select jsonb_typeof(payload) as kind from items where name = 'json-2'");
       assert.equal(kinds?.kind, 'null');
       const [str] = await db.query<{ kind: string | null }>("select jsonb_typeof(payload) as kind from items where name = 'json-3'");
       assert.equal(str?.kind, 'string');
       // SQL NULL parameter stays SQL NULL.
-      const [sqlNull] = await db.query<{ payload: unknown; isnull: boolean }>(
-        'select $1::jsonb as payload, $1::jsonb is null as isnull',
-        [null],
-      );
+      const [sqlNull] = await db.query<{ payload: unknown; isnull: boolean }>('select $1::jsonb as payload, $1::jsonb is null as isnull', [
+        null,
+      ]);
       assert.equal(sqlNull?.payload, null);
       assert.equal(sqlNull?.isnull, true);
     });
@@ -83,7 +80,7 @@ function databaseContract(name: string, factory: () => Promise<DatabaseFixture>)
     it('returns timestamptz as Date and uuid as string', async () => {
       const before = Date.now();
       const [row] = await db.query<{ id: unknown; created_at: unknown; ts: unknown }>(
-        "insert into items (name) values ($1) returning id, created_at, $2::timestamptz as ts",
+        'insert into items (name) values ($1) returning id, created_at, $2::timestamptz as ts',
         ['ts-row', '2024-01-02T03:04:05.678Z'],
       );
       assert.ok(row);
@@ -268,7 +265,10 @@ describe('database adapters', () => {
           assert.equal(err.code, 'dependency_unavailable');
           assert.equal(err.status, 503);
         }
-        await assert.rejects(db.transaction(async (tx) => tx.query('select 1')), DependencyUnavailableError);
+        await assert.rejects(
+          db.transaction(async (tx) => tx.query('select 1')),
+          DependencyUnavailableError,
+        );
         await assert.rejects(db.exec('select 1'), DependencyUnavailableError);
         assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
         assert.equal(db.stats().inUse, 0);
@@ -318,10 +318,9 @@ describe('database adapters', () => {
         const admin = createPostgresDatabase({ url: testDb.url, max: 1, acquireTimeoutMs: 5_000, applicationName: 'agentd-test-observer' });
         const observe = (async () => {
           for (let k = 0; k < 10; k++) {
-            const [row] = await admin.query<{ n: number }>(
-              'select count(*)::int as n from pg_stat_activity where application_name = $1',
-              [appName],
-            );
+            const [row] = await admin.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where application_name = $1', [
+              appName,
+            ]);
             maxBackends = Math.max(maxBackends, row?.n ?? 0);
             await new Promise((r) => setTimeout(r, 20));
           }

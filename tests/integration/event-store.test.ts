@@ -9,7 +9,15 @@ import { RedisCancelBus } from '../../src/streaming/redis/redis-cancel-bus.js';
 import { openRedis, type RedisConnections } from '../../src/streaming/redis/redis-connections.js';
 import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js';
 import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
-import { cleanupPrefix, clientsNamed, commandCalls, openTestClient, redisUrl, type TestRedisClient, uniquePrefix } from '../helpers/redis.js';
+import {
+  cleanupPrefix,
+  clientsNamed,
+  commandCalls,
+  openTestClient,
+  redisUrl,
+  type TestRedisClient,
+  uniquePrefix,
+} from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { eventChain, FIRST_EVENT_MS } from '../helpers/events.js';
 
@@ -374,7 +382,10 @@ describe('RedisEventStore on Redis', () => {
     assert.ok([...ends.values()].every((count) => count === 1));
 
     const mine = await clientsNamed(admin, `agentd:${pair.b.instanceId}:`);
-    assert.deepEqual(mine.map((info) => info.name).sort(), [`agentd:${pair.b.instanceId}:commands`, `agentd:${pair.b.instanceId}:subscriber`]);
+    assert.deepEqual(mine.map((info) => info.name).sort(), [
+      `agentd:${pair.b.instanceId}:commands`,
+      `agentd:${pair.b.instanceId}:subscriber`,
+    ]);
     assert.equal(pair.reader.stats().connections, 2);
     assert.equal((await clientsNamed(admin, `agentd:${pair.a.instanceId}:`)).length, 2);
     for (const stop of stops) stop();
@@ -391,7 +402,8 @@ describe('RedisEventStore on Redis', () => {
     const before = sum(await commandCalls(admin));
     const stops = runs.map((runId) => pair!.reader.subscribe(runId, null, () => void (seen += 1)));
     for (let tick = 0; tick < 10; tick++) {
-      for (const runId of runs) for (const event of (perRun.get(runId) as RunEvent[]).slice(tick * 5, tick * 5 + 5)) pair.writer.append(runId, event);
+      for (const runId of runs)
+        for (const event of (perRun.get(runId) as RunEvent[]).slice(tick * 5, tick * 5 + 5)) pair.writer.append(runId, event);
       await nextTick();
     }
     await waitFor(() => seen === 1_000, { what: '1000 events on the other instance' });

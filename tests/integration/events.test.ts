@@ -78,7 +78,10 @@ for (const setup of SETUPS) {
         token: key,
         headers: { 'last-event-id': all[cut] as string },
       });
-      assert.deepEqual(byQuery.events.map((e) => e.id), all.slice(cut + 4));
+      assert.deepEqual(
+        byQuery.events.map((e) => e.id),
+        all.slice(cut + 4),
+      );
     });
 
     it('resumes mid-run: the first part read, a disconnect, the rest after Last-Event-ID', async () => {
@@ -105,11 +108,17 @@ for (const setup of SETUPS) {
       const full = await readSse(eventsUrl(id), { token: key });
       const all = full.events.map((e) => e.id);
       const fromZero = await readSse(eventsUrl(id, '?after=0-0'), { token: key });
-      assert.deepEqual(fromZero.events.map((e) => e.id), all);
+      assert.deepEqual(
+        fromZero.events.map((e) => e.id),
+        all,
+      );
       const [ms, seq] = (all[4] as string).split('-').map(Number) as [number, number];
       const between = await readSse(eventsUrl(id, `?after=${ms}-${seq + 1}`), { token: key });
       assert.ok(between.events.every((e) => all.indexOf(e.id) > 4));
-      assert.deepEqual(between.events.map((e) => e.id), all.slice(all.length - between.events.length));
+      assert.deepEqual(
+        between.events.map((e) => e.id),
+        all.slice(all.length - between.events.length),
+      );
       const beyond = await fetch(eventsUrl(id, '?after=99999999999999-0'), { headers: { authorization: `Bearer ${key}` } });
       assert.equal(beyond.status, 204);
     });
@@ -171,7 +180,12 @@ for (const setup of SETUPS) {
       assert.deepEqual(full.events.find((e) => e.event === 'message')?.data, { role: 'assistant', content: 'hi' });
       assert.equal(full.events.at(-1)?.event, 'end');
 
-      const kept = await readSse(`${agentd.url}/v1/runs/stream`, { token: key, method: 'POST', body, stopWhen: (e) => tokens(e).length >= 2 });
+      const kept = await readSse(`${agentd.url}/v1/runs/stream`, {
+        token: key,
+        method: 'POST',
+        body,
+        stopWhen: (e) => tokens(e).length >= 2,
+      });
       const keptId = kept.headers.get('x-run-id') as string;
       const cancelled = await readSse(`${agentd.url}/v1/runs/stream?cancel_on_disconnect=true`, {
         token: key,
@@ -215,9 +229,7 @@ for (const setup of SETUPS) {
 
     it('frees everything a listener held when it disconnects', async () => {
       const id = await start({ agent: 'simulate', input: { events: 1000, interval_ms: 10 } });
-      await Promise.all(
-        range(20).map(() => readSse(eventsUrl(id), { token: key, stopWhen: (e) => tokens(e).length >= 3 })),
-      );
+      await Promise.all(range(20).map(() => readSse(eventsUrl(id), { token: key, stopWhen: (e) => tokens(e).length >= 3 })));
       await agentd.as(key, 'POST', `/v1/runs/${id}/cancel`);
       await agentd.waitForEnd(key, id);
       // The suite's after() also waits for every limiter at zero.

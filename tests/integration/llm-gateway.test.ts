@@ -37,13 +37,30 @@ describe('LLM gateway against the mock server', () => {
     mock = await startMockLlm({ apiKey: API_KEY, models: MODELS });
     const providers: LlmProviderConfig[] = [
       { name: 'mock', baseUrl: mock.url, apiKeyEnv: 'MOCK_API_KEY', apiKey: API_KEY, models: Object.keys(MODELS), maxInFlight: 2 },
-      { name: 'down', baseUrl: `http://127.0.0.1:${await closedPort()}/v1`, apiKeyEnv: null, apiKey: null, models: ['nowhere'], maxInFlight: 1 },
+      {
+        name: 'down',
+        baseUrl: `http://127.0.0.1:${await closedPort()}/v1`,
+        apiKeyEnv: null,
+        apiKey: null,
+        models: ['nowhere'],
+        maxInFlight: 1,
+      },
     ];
-    limiters = new LlmLimiters({ globalLimit: 10, providers: new Map(providers.map((p) => [p.name, p.maxInFlight])), queueMax: 10, queueTimeoutMs: 5_000 });
+    limiters = new LlmLimiters({
+      globalLimit: 10,
+      providers: new Map(providers.map((p) => [p.name, p.maxInFlight])),
+      queueMax: 10,
+      queueTimeoutMs: 5_000,
+    });
     options = {
       providers,
       limiters,
-      router: new ModelRouter({ providers, rules: undefined, cacheTtlMs: 1_000, observer: { cacheHit: () => undefined, cacheMiss: () => undefined } }),
+      router: new ModelRouter({
+        providers,
+        rules: undefined,
+        cacheTtlMs: 1_000,
+        observer: { cacheHit: () => undefined, cacheMiss: () => undefined },
+      }),
       timeouts: { baseMs: 500, webSearchMs: 500, thinkingMs: 10_000, webThinkingMs: 10_000 },
       idleTimeoutMs: 150,
       maxRetries: 2,
@@ -82,12 +99,15 @@ describe('LLM gateway against the mock server', () => {
     const result = await promise;
     assert.deepEqual(deltas, mockTokens(5));
     assert.equal(result.content, mockReply(5));
-    assert.deepEqual({ provider: result.provider, model: result.model, finishReason: result.finishReason, attempts: result.attempts }, {
-      provider: 'mock',
-      model: 'fast',
-      finishReason: 'stop',
-      attempts: 1,
-    });
+    assert.deepEqual(
+      { provider: result.provider, model: result.model, finishReason: result.finishReason, attempts: result.attempts },
+      {
+        provider: 'mock',
+        model: 'fast',
+        finishReason: 'stop',
+        attempts: 1,
+      },
+    );
   });
 
   it('retries a 429 before the first byte, without duplicating tokens', async () => {
@@ -119,12 +139,18 @@ describe('LLM gateway against the mock server', () => {
   });
 
   it('does not retry a 401', async () => {
-    await assert.rejects(chat('unauthorized').promise, /Provider "mock" refused agentd's credentials \(401\); the operator should check its key/);
+    await assert.rejects(
+      chat('unauthorized').promise,
+      /Provider "mock" refused agentd's credentials \(401\); the operator should check its key/,
+    );
     assert.equal(mock.stats().requests, 1);
   });
 
   it('retries a provider it cannot reach, then fails naming it', async () => {
-    await assert.rejects(chat('nowhere').promise, /^ProviderError: Provider "down" could not be reached: ECONNREFUSED; gave up after 3 attempts/);
+    await assert.rejects(
+      chat('nowhere').promise,
+      /^ProviderError: Provider "down" could not be reached: ECONNREFUSED; gave up after 3 attempts/,
+    );
   });
 
   it('times out a provider that never answers with provider_timeout and the timeout of its type', async () => {

@@ -100,11 +100,7 @@ describe('the chat agent over an OpenAI-compatible provider', () => {
     const hits = /^agentd_routing_cache_hits_total (\d+)$/m;
     const misses = /^agentd_routing_cache_misses_total (\d+)$/m;
     const before = { hits: await metric(hits), misses: await metric(misses) };
-    for (const body of [
-      { input: conversation(true) },
-      { model: 'auto', input: conversation(true) },
-      { input: conversation(false) },
-    ]) {
+    for (const body of [{ input: conversation(true) }, { model: 'auto', input: conversation(true) }, { input: conversation(false) }]) {
       assert.equal((await agentd.waitForEnd(key, await start(body))).status, 'completed');
     }
     assert.deepEqual(mock.stats().byModel, { 'mock-think': 2, 'mock-small': 1 });
@@ -121,7 +117,9 @@ describe('the chat agent over an OpenAI-compatible provider', () => {
   });
 
   it('refuses bad chat input with 400 naming the field', async () => {
-    const res = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'chat', input: { messages: [{ role: 'wizard', content: 'x' }] } } });
+    const res = await agentd.as(key, 'POST', '/v1/runs', {
+      body: { agent: 'chat', input: { messages: [{ role: 'wizard', content: 'x' }] } },
+    });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 'invalid_request');
     assert.match(res.body.error.field, /^input\.messages\.0\.role$/);

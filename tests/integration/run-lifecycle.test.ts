@@ -131,7 +131,13 @@ for (const storage of STORAGES) {
         const account = await agentd.createAccount('pro');
         const run = await agentd.as(account.apiKey, 'POST', '/v1/runs', { body: { ...LONG, session_id: 'cap' } });
         const capacity = await agentd.admin('GET', '/v1/admin/capacity');
-        assert.deepEqual(capacity.body.accounts.limits[account.id], { tier: 'pro', limit: 5, in_use: 1, queued: 0, holders: [run.body.id] });
+        assert.deepEqual(capacity.body.accounts.limits[account.id], {
+          tier: 'pro',
+          limit: 5,
+          in_use: 1,
+          queued: 0,
+          holders: [run.body.id],
+        });
         assert.deepEqual(capacity.body.sessions.limits[`${account.id}/cap`], { limit: 1, in_use: 1, queued: 0, holders: [run.body.id] });
         await agentd.as(account.apiKey, 'POST', `/v1/runs/${run.body.id}/cancel`);
         const after = await agentd.admin('GET', '/v1/admin/capacity');

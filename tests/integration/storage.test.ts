@@ -14,7 +14,16 @@ import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
 import { type ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
 import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
-import { DependencyUnavailableError, isFinal, type NewRun, RUN_STATUSES, type RunEvent, type RunRecord, type RunStatus, transitionPairs } from '../../src/domain/index.js';
+import {
+  DependencyUnavailableError,
+  isFinal,
+  type NewRun,
+  RUN_STATUSES,
+  type RunEvent,
+  type RunRecord,
+  type RunStatus,
+  transitionPairs,
+} from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import { EventLog } from '../../src/streaming/event-log.js';
 import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
@@ -249,7 +258,7 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal(rows.length, 0);
       });
 
-      it('draws another key when a new key\'s prefix collides with an existing one, in create and issueKey', async () => {
+      it("draws another key when a new key's prefix collides with an existing one, in create and issueKey", async () => {
         const taken = await accounts.create(unique('taken'), 'free');
         // Bytes of a different key that starts with the same 8 characters (6 bytes) as the taken one.
         const collidingBytes = (): Buffer => {
@@ -296,7 +305,7 @@ function storageContract(name: string, factory: Factory): void {
         assert.ok(issued);
         assert.notEqual(issued.prefix, taken.key.prefix);
         assert.equal((await accounts.findByKeyHash(hashApiKey(issued.apiKey)))?.id, created.account.id);
-        assert.equal((await accounts.get(taken.account.id))?.keys.length, 1, 'the taken key\'s account gained nothing');
+        assert.equal((await accounts.get(taken.account.id))?.keys.length, 1, "the taken key's account gained nothing");
       });
 
       it('revokeKey disables exactly that key, once', async () => {
@@ -672,13 +681,10 @@ function storageContract(name: string, factory: Factory): void {
           const run = await runInStatus(final);
           for (const to of RUN_STATUSES) {
             if (to === final) continue;
-            await assert.rejects(
-              db.query(`UPDATE runs SET status = $2 WHERE id = $1`, [run.id, to]),
-              (err: unknown) => {
-                assert.equal(sqlState(err), CHECK_VIOLATION, `${final} -> ${to}: ${String(err)}`);
-                return true;
-              },
-            );
+            await assert.rejects(db.query(`UPDATE runs SET status = $2 WHERE id = $1`, [run.id, to]), (err: unknown) => {
+              assert.equal(sqlState(err), CHECK_VIOLATION, `${final} -> ${to}: ${String(err)}`);
+              return true;
+            });
           }
           assert.deepEqual(await runs.get(run.accountId, run.id), run, `${final} run unchanged`);
           assert.equal(await leaseCount({ runId: run.id }), 0, 'no lease came back');
@@ -704,7 +710,12 @@ function storageContract(name: string, factory: Factory): void {
 
     describe('RunRepository.list and get', () => {
       /** Admits `n` runs and gives them created_at values `spacingMs` apart, oldest first. */
-      async function seedRuns(accountId: string, n: number, spacingMs: (i: number) => number, overrides: (i: number) => Partial<NewRun> = () => ({})) {
+      async function seedRuns(
+        accountId: string,
+        n: number,
+        spacingMs: (i: number) => number,
+        overrides: (i: number) => Partial<NewRun> = () => ({}),
+      ) {
         const instanceId = unique('inst');
         const base = Date.UTC(2030, 0, 1);
         const seeded: RunRecord[] = [];
@@ -739,7 +750,8 @@ function storageContract(name: string, factory: Factory): void {
         );
         assert.ok(await runs.transition(seeded[0]!.id, 'running', 'completed'));
         assert.ok(await runs.transition(seeded[3]!.id, 'running', 'failed'));
-        const ids = async (filter: Parameters<RunRepository['list']>[1]) => (await runs.list(accountId, filter, 100, null)).map((r) => r.id);
+        const ids = async (filter: Parameters<RunRepository['list']>[1]) =>
+          (await runs.list(accountId, filter, 100, null)).map((r) => r.id);
         const id = (i: number) => seeded[i]!.id;
 
         assert.deepEqual(await ids({}), [5, 4, 3, 2, 1, 0].map(id));
@@ -811,7 +823,7 @@ function storageContract(name: string, factory: Factory): void {
         );
       });
 
-      it("shows an account only its own runs, in list and in get", async () => {
+      it('shows an account only its own runs, in list and in get', async () => {
         const mine = await newAccount('big');
         const theirs = await newAccount('big');
         const instanceId = unique('inst');
@@ -831,12 +843,20 @@ function storageContract(name: string, factory: Factory): void {
 
     describe('EventArchiveRepository', () => {
       /** What a reader of the archive sees: jsonb may space and order the text its own way, not change the value. */
-      const asRead = (events: readonly RunEvent[]) => events.map(({ id, prev, type, json }) => ({ id, prev, type, data: JSON.parse(json) as unknown }));
+      const asRead = (events: readonly RunEvent[]) =>
+        events.map(({ id, prev, type, json }) => ({ id, prev, type, data: JSON.parse(json) as unknown }));
 
       it('reads back the ids, chain and data of what it inserted, after an id and up to a limit', async () => {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');
-        const values = [{ status: 'running' }, ['a', 1, null, true, { n: -2.5, b: 'z', a: 'y' }], 'plain é 🚀 "quoted" \\', null, 12345678901234, {}];
+        const values = [
+          { status: 'running' },
+          ['a', 1, null, true, { n: -2.5, b: 'z', a: 'y' }],
+          'plain é 🚀 "quoted" \\',
+          null,
+          12345678901234,
+          {},
+        ];
         const events = eventChain(values);
         await archive.insert(events.map((event) => ({ runId: run.id, event })));
         assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events));
@@ -878,7 +898,12 @@ function storageContract(name: string, factory: Factory): void {
         assert.deepEqual(await archive.read(run.id, null, 10), [], 'one statement: nothing of the batch');
 
         const rejected: string[] = [];
-        const archiver = new EventArchiver({ repository: archive, intervalMs: 60_000, onError: (e) => assert.fail(String(e)), onRejected: (runId) => rejected.push(runId) });
+        const archiver = new EventArchiver({
+          repository: archive,
+          intervalMs: 60_000,
+          onError: (e) => assert.fail(String(e)),
+          onRejected: (runId) => rejected.push(runId),
+        });
         try {
           for (const { runId, event } of batch) archiver.add(runId, event);
           await archiver.flush();

@@ -33,7 +33,11 @@ class Connection {
 
   private send(method: string, path: string, token: string, body?: unknown): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = httpRequest(`${this.url}${path}`, { method, agent: this.agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+      const req = httpRequest(`${this.url}${path}`, {
+        method,
+        agent: this.agent,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
       req.on('response', resolve).on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
@@ -61,7 +65,12 @@ class Connection {
     for await (const chunk of res.setEncoding('utf8')) {
       buffer += chunk as string;
       for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const fields = new Map(buffer.slice(0, end).split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+        const fields = new Map(
+          buffer
+            .slice(0, end)
+            .split('\n')
+            .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]),
+        );
         buffer = buffer.slice(end + 2);
         const data = fields.get('data');
         if (data === undefined) continue; // a `: ping`
@@ -206,7 +215,11 @@ describe('WORKERS: one port, several agentd processes', () => {
         assert.equal(events.at(-1)?.event, 'end');
         assert.equal(events.at(-1)?.data.status, 'cancelled');
         const seqs = events.filter((e) => e.event === 'token').map((e) => e.data.seq as number);
-        assert.deepEqual(seqs, seqs.map((_, i) => i), 'every token once, in order');
+        assert.deepEqual(
+          seqs,
+          seqs.map((_, i) => i),
+          'every token once, in order',
+        );
         assert.equal((await one.json('GET', `/v1/runs/${run.body.id}`, key)).body.status, 'cancelled');
         assert.ok(one.pinned && two.pinned && twoAgain.pinned, 'each connection stayed on its worker');
       } finally {
@@ -223,9 +236,12 @@ describe('WORKERS: one port, several agentd processes', () => {
       process.kill(pid, 'SIGKILL');
       // Until the primary sees the exit it may still hand a new connection to the dead worker,
       // which then hangs (a node:cluster limit); from the log line on, worker 2 takes them all.
-      await waitFor(() => cluster?.logs().some((entry) => entry.message === 'worker exited unexpectedly; restarting it' && entry.pid === pid), {
-        what: 'the primary to see the worker exit',
-      });
+      await waitFor(
+        () => cluster?.logs().some((entry) => entry.message === 'worker exited unexpectedly; restarting it' && entry.pid === pid),
+        {
+          what: 'the primary to see the worker exit',
+        },
+      );
 
       const ended = await waitFor(
         async () => {

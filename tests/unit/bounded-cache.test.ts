@@ -18,7 +18,13 @@ describe('BoundedCache', () => {
     cache.set('c', 3);
     assert.equal(cache.size, 2);
     assert.equal(cache.get('a'), undefined);
-    assert.deepEqual([...cache.entries()], [['b', 2], ['c', 3]]);
+    assert.deepEqual(
+      [...cache.entries()],
+      [
+        ['b', 2],
+        ['c', 3],
+      ],
+    );
     assert.deepEqual(evicted, [['a', 1]]);
   });
 
@@ -28,7 +34,13 @@ describe('BoundedCache', () => {
     cache.set('b', 2);
     cache.set('a', 10);
     cache.set('c', 3);
-    assert.deepEqual([...cache.entries()], [['a', 10], ['c', 3]]);
+    assert.deepEqual(
+      [...cache.entries()],
+      [
+        ['a', 10],
+        ['c', 3],
+      ],
+    );
     assert.deepEqual(evicted, [['b', 2]]);
   });
 
@@ -60,7 +72,10 @@ describe('BoundedCache', () => {
     advance(10);
     cache.set('c', 3);
     cache.evictExpired(110);
-    assert.deepEqual(evicted, [['a', 1], ['b', 2]]);
+    assert.deepEqual(evicted, [
+      ['a', 1],
+      ['b', 2],
+    ]);
     assert.equal(cache.size, 1);
     cache.evictExpired();
     assert.equal(cache.size, 1, 'by its own clock nothing else has expired');
@@ -75,7 +90,13 @@ describe('BoundedCache', () => {
     cache.set('c', 3);
     assert.deepEqual(evicted, [['a', 1]]);
     assert.equal(cache.size, 2);
-    assert.deepEqual([...cache.entries()], [['b', 2], ['c', 3]]);
+    assert.deepEqual(
+      [...cache.entries()],
+      [
+        ['b', 2],
+        ['c', 3],
+      ],
+    );
   });
 
   it('delete removes a key without telling onEvict', () => {
@@ -88,9 +109,21 @@ describe('BoundedCache', () => {
 
   it('lets a caller delete entries while iterating them', () => {
     const { cache } = setup({ maxEntries: 10 });
-    for (const [key, value] of [['a', 1], ['b', 2], ['c', 3], ['d', 4]] as const) cache.set(key, value);
+    for (const [key, value] of [
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+      ['d', 4],
+    ] as const)
+      cache.set(key, value);
     for (const [key, value] of cache.entries()) if (value % 2 === 0) cache.delete(key);
-    assert.deepEqual([...cache.entries()], [['a', 1], ['c', 3]]);
+    assert.deepEqual(
+      [...cache.entries()],
+      [
+        ['a', 1],
+        ['c', 3],
+      ],
+    );
   });
 
   it('refuses a bound that is not a positive integer and a negative TTL', () => {

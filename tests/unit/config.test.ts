@@ -15,13 +15,25 @@ describe('loadConfig', () => {
     assert.equal(config.runs.queueTimeoutMs, 30_000);
     assert.equal(config.events.streamTtlSeconds, 600);
     assert.equal(config.runs.maxConcurrentAgentRuns, undefined);
-    assert.deepEqual([...config.runs.tierLimits], [['free', 1], ['pro', 5], ['enterprise', 25]]);
+    assert.deepEqual(
+      [...config.runs.tierLimits],
+      [
+        ['free', 1],
+        ['pro', 5],
+        ['enterprise', 25],
+      ],
+    );
     assert.equal(config.sources.PORT, 'default');
     assert.ok(Object.isFrozen(config));
   });
 
   it('reads set values and marks them env', () => {
-    const config = loadConfig({ PORT: '8080', MAX_CONCURRENT_AGENT_RUNS: '7', TIER_LIMITS: 'free:2,bulk:1000', DATABASE_URL: 'postgres://u@h/db' });
+    const config = loadConfig({
+      PORT: '8080',
+      MAX_CONCURRENT_AGENT_RUNS: '7',
+      TIER_LIMITS: 'free:2,bulk:1000',
+      DATABASE_URL: 'postgres://u@h/db',
+    });
     assert.equal(config.server.port, 8080);
     assert.equal(config.runs.maxConcurrentAgentRuns, 7);
     assert.equal(config.runs.tierLimits.get('bulk'), 1000);
@@ -54,8 +66,7 @@ describe('loadConfig', () => {
     it(`stops on ${name}=${JSON.stringify(value)} naming the variable and the value`, () => {
       assert.throws(
         () => loadConfig({ [name]: value }),
-        (error: unknown) =>
-          error instanceof ConfigError && error.message.includes(name) && error.message.includes(JSON.stringify(value)),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(name) && error.message.includes(JSON.stringify(value)),
       );
     });
   }
@@ -87,7 +98,10 @@ describe('loadConfig', () => {
         for (const value of ['2', 'auto']) {
           assert.throws(
             () => loadConfig({ ...shared, [missing]: '', WORKERS: value }),
-            (error: unknown) => error instanceof ConfigError && error.message.includes(`WORKERS needs DATABASE_URL and REDIS_URL`) && error.message.includes(`"${value}"`),
+            (error: unknown) =>
+              error instanceof ConfigError &&
+              error.message.includes(`WORKERS needs DATABASE_URL and REDIS_URL`) &&
+              error.message.includes(`"${value}"`),
           );
         }
       });
@@ -110,13 +124,23 @@ describe('loadConfig', () => {
 
   describe('.env.example', () => {
     const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
-    const documented = [...example.matchAll(/^(#?)\s*([A-Z][A-Z0-9_]+)=(.*)$/gm)].map((m) => ({ commented: m[1] === '#', name: m[2] as string, value: m[3] as string }));
+    const documented = [...example.matchAll(/^(#?)\s*([A-Z][A-Z0-9_]+)=(.*)$/gm)].map((m) => ({
+      commented: m[1] === '#',
+      name: m[2] as string,
+      value: m[3] as string,
+    }));
     const variables = configVariables().map((entry) => entry.variable.env);
 
     it('lists every variable, and only variables agentd reads', () => {
       const names = new Set(documented.map((d) => d.name));
-      assert.deepEqual(variables.filter((name) => !names.has(name)), []);
-      assert.deepEqual([...names].filter((name) => !variables.includes(name)), []);
+      assert.deepEqual(
+        variables.filter((name) => !names.has(name)),
+        [],
+      );
+      assert.deepEqual(
+        [...names].filter((name) => !variables.includes(name)),
+        [],
+      );
     });
 
     it('shows each default as the schema has it', () => {
@@ -130,7 +154,13 @@ describe('loadConfig', () => {
 
 describe('parseTierLimits', () => {
   it('parses names and limits, ignoring spaces', () => {
-    assert.deepEqual([...parseTierLimits(' free:1 , pro:5 ')], [['free', 1], ['pro', 5]]);
+    assert.deepEqual(
+      [...parseTierLimits(' free:1 , pro:5 ')],
+      [
+        ['free', 1],
+        ['pro', 5],
+      ],
+    );
   });
   it('refuses an empty list', () => {
     assert.throws(() => parseTierLimits(' , '));

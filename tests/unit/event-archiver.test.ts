@@ -32,7 +32,10 @@ describe('EventArchiver', () => {
     for (let ms = 1; ms <= 10; ms += 1) archiver.add('run', event(ms));
     await archiver.flush();
     assert.deepEqual(fake.calls, [4, 4, 2]);
-    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      fake.stored.map((e) => e.event.id.ms),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
     assert.equal(archiver.pendingCount, 0);
   });
 
@@ -55,7 +58,10 @@ describe('EventArchiver', () => {
     assert.equal(archiver.pendingCount, 2);
     down = false;
     await archiver.flush();
-    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2]);
+    assert.deepEqual(
+      fake.stored.map((e) => e.event.id.ms),
+      [1, 2],
+    );
   });
 
   it('isolates an event the database refuses, archives the rest, and reports it once', async () => {
@@ -70,7 +76,10 @@ describe('EventArchiver', () => {
     for (let ms = 1; ms <= 7; ms += 1) archiver.add(ms === 5 ? 'bad' : 'good', event(ms));
     await archiver.flush();
     assert.deepEqual(rejected, ['bad']);
-    assert.deepEqual(fake.stored.map((e) => e.event.id.ms), [1, 2, 3, 4, 6, 7]);
+    assert.deepEqual(
+      fake.stored.map((e) => e.event.id.ms),
+      [1, 2, 3, 4, 6, 7],
+    );
     archiver.add('good', event(8));
     await archiver.flush();
     assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');

@@ -119,7 +119,10 @@ describe('GroupCommit', () => {
       { n: 4, group: 'b' },
     ];
     assert.deepEqual(await Promise.all(requests.map((r) => group.submit(r))), [10, 20, 30, 40]);
-    assert.deepEqual(store.batches, [[1, 3], [2, 4]]);
+    assert.deepEqual(store.batches, [
+      [1, 3],
+      [2, 4],
+    ]);
     await group.close();
   });
 
@@ -127,7 +130,10 @@ describe('GroupCommit', () => {
     const store = fakeStore();
     const group = new GroupCommit(store.options);
     const settled = await Promise.allSettled([group.submit({ n: 1 }), group.submit({ n: 2, bad: true }), group.submit({ n: 3 })]);
-    assert.deepEqual(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)), [10, 'bad 2', 30]);
+    assert.deepEqual(
+      settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)),
+      [10, 'bad 2', 30],
+    );
     assert.deepEqual(store.singles, [1, 2, 3]);
     assert.equal(store.refused.length, 1);
     assert.equal(store.refused[0]?.size, 3);
@@ -170,7 +176,10 @@ describe('GroupCommit', () => {
       },
     });
     const settled = await Promise.allSettled([group.submit({ n: 1, bad: true }), group.submit({ n: 2 }), group.submit({ n: 3 })]);
-    assert.deepEqual(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)), [10, 'gone', 'gone']);
+    assert.deepEqual(
+      settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)),
+      [10, 'gone', 'gone'],
+    );
     assert.deepEqual(store.singles, [1, 2]);
     await group.close();
   });

@@ -13,7 +13,13 @@ import { SseDataDecoder } from '../../src/llm/sse-data-decoder.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const PROVIDERS = JSON.stringify([
-  { name: 'mock', base_url: 'http://127.0.0.1:4010/v1/', api_key_env: 'MOCK_API_KEY', models: ['mock-small', 'mock-think'], max_in_flight: 2 },
+  {
+    name: 'mock',
+    base_url: 'http://127.0.0.1:4010/v1/',
+    api_key_env: 'MOCK_API_KEY',
+    models: ['mock-small', 'mock-think'],
+    max_in_flight: 2,
+  },
   { name: 'other', base_url: 'https://llm.example/v1', models: ['big', 'mock-small'], max_in_flight: 5 },
 ]);
 const RULES = JSON.stringify([
@@ -164,7 +170,10 @@ describe('retry policy', () => {
   });
 
   it('stops instead of waiting past the deadline', () => {
-    assert.deepEqual(decideRetry({ ...base, retryAfterMs: 5_000, deadlineMs: 5_999, random: () => 0 }), { retry: false, reason: 'deadline' });
+    assert.deepEqual(decideRetry({ ...base, retryAfterMs: 5_000, deadlineMs: 5_999, random: () => 0 }), {
+      retry: false,
+      reason: 'deadline',
+    });
     assert.deepEqual(decideRetry({ ...base, retryAfterMs: 5_000, deadlineMs: 6_001, random: () => 0 }), { retry: true, delayMs: 5_000 });
   });
 });
@@ -208,16 +217,40 @@ describe('LLM configuration', () => {
     ['an object instead of an array', { LLM_PROVIDERS: JSON.stringify(entry) }, /LLM_PROVIDERS/],
     ['a missing base_url', { LLM_PROVIDERS: JSON.stringify([{ ...entry, base_url: undefined }]) }, /LLM_PROVIDERS \[0\]\.base_url/],
     ['no models', { LLM_PROVIDERS: JSON.stringify([{ ...entry, models: [] }]) }, /LLM_PROVIDERS \[0\]\.models/],
-    ['a missing max_in_flight', { LLM_PROVIDERS: JSON.stringify([{ ...entry, max_in_flight: undefined }]) }, /LLM_PROVIDERS \[0\]\.max_in_flight/],
+    [
+      'a missing max_in_flight',
+      { LLM_PROVIDERS: JSON.stringify([{ ...entry, max_in_flight: undefined }]) },
+      /LLM_PROVIDERS \[0\]\.max_in_flight/,
+    ],
     ['an unknown field', { LLM_PROVIDERS: JSON.stringify([{ ...entry, api_key: 'sk-inline' }]) }, /LLM_PROVIDERS/],
     ['a non-http base_url', { LLM_PROVIDERS: JSON.stringify([{ ...entry, base_url: 'ftp://x' }]) }, /LLM_PROVIDERS \[0\]\.base_url/],
-    ['a base_url with credentials', { LLM_PROVIDERS: JSON.stringify([{ ...entry, base_url: 'https://u:p@x/v1' }]) }, /LLM_PROVIDERS \[0\]\.base_url/],
+    [
+      'a base_url with credentials',
+      { LLM_PROVIDERS: JSON.stringify([{ ...entry, base_url: 'https://u:p@x/v1' }]) },
+      /LLM_PROVIDERS \[0\]\.base_url/,
+    ],
     ['a duplicate name', { LLM_PROVIDERS: JSON.stringify([entry, entry]) }, /LLM_PROVIDERS names provider "p" twice/],
-    ['an unset key variable', { LLM_PROVIDERS: JSON.stringify([{ ...entry, api_key_env: 'P_KEY' }]) }, /LLM_PROVIDERS \[0\]\.api_key_env names P_KEY/],
+    [
+      'an unset key variable',
+      { LLM_PROVIDERS: JSON.stringify([{ ...entry, api_key_env: 'P_KEY' }]) },
+      /LLM_PROVIDERS \[0\]\.api_key_env names P_KEY/,
+    ],
     ['rules without providers', { LLM_ROUTING_RULES: RULES }, /LLM_ROUTING_RULES needs LLM_PROVIDERS/],
-    ['a rule naming an unknown provider', { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"provider":"q","model":"m"}]' }, /LLM_ROUTING_RULES \[0\]\.provider "q"/],
-    ['a rule naming a model its provider lacks', { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"provider":"p","model":"z"}]' }, /LLM_ROUTING_RULES \[0\]\.model "z"/],
-    ['a rule matching an unknown feature', { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"match":{"vision":true},"provider":"p","model":"m"}]' }, /LLM_ROUTING_RULES/],
+    [
+      'a rule naming an unknown provider',
+      { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"provider":"q","model":"m"}]' },
+      /LLM_ROUTING_RULES \[0\]\.provider "q"/,
+    ],
+    [
+      'a rule naming a model its provider lacks',
+      { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"provider":"p","model":"z"}]' },
+      /LLM_ROUTING_RULES \[0\]\.model "z"/,
+    ],
+    [
+      'a rule matching an unknown feature',
+      { LLM_PROVIDERS: JSON.stringify([entry]), LLM_ROUTING_RULES: '[{"match":{"vision":true},"provider":"p","model":"m"}]' },
+      /LLM_ROUTING_RULES/,
+    ],
     ['a bad GLOBAL_MAX_INFLIGHT', { GLOBAL_MAX_INFLIGHT: '0' }, /GLOBAL_MAX_INFLIGHT/],
     ['a bad LLM_IDLE_TIMEOUT_MS', { LLM_IDLE_TIMEOUT_MS: 'soon' }, /LLM_IDLE_TIMEOUT_MS/],
   ] as const) {

@@ -5,7 +5,8 @@ import type { RunEvent } from '../../src/domain/index.js';
 import { runEvent } from '../helpers/events.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent => runEvent(ms, { prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type });
+const event = (ms: number, type: RunEvent['type'] = 'token'): RunEvent =>
+  runEvent(ms, { prev: ms > 1 ? { ms: ms - 1, seq: 0 } : null, type });
 
 describe('MemoryEventStore retention', () => {
   let store: MemoryEventStore;

@@ -3,7 +3,12 @@ import { describe, it } from 'node:test';
 import { parseStreamEntry, streamEntryOf } from '../../src/streaming/redis/redis-event-codec.js';
 import type { RunEvent } from '../../src/domain/index.js';
 
-const event: RunEvent = { id: { ms: 1_700_000_000_000, seq: 2 }, prev: { ms: 1_700_000_000_000, seq: 1 }, type: 'token', json: '{"text":"é \\n 🚀"}' };
+const event: RunEvent = {
+  id: { ms: 1_700_000_000_000, seq: 2 },
+  prev: { ms: 1_700_000_000_000, seq: 1 },
+  type: 'token',
+  json: '{"text":"é \\n 🚀"}',
+};
 
 describe('redis event codec', () => {
   it('writes the JSON text as the d field and reads it back as it is', () => {
@@ -13,7 +18,12 @@ describe('redis event codec', () => {
   });
 
   it('reads fields in any order, ignores unknown ones, and reads an empty p as the first event', () => {
-    assert.deepEqual(parseStreamEntry(['5-0', ['x', 'y', 'p', '', 'd', 'null', 't', 'end']]), { id: { ms: 5, seq: 0 }, prev: null, type: 'end', json: 'null' });
+    assert.deepEqual(parseStreamEntry(['5-0', ['x', 'y', 'p', '', 'd', 'null', 't', 'end']]), {
+      id: { ms: 5, seq: 0 },
+      prev: null,
+      type: 'end',
+      json: 'null',
+    });
   });
 
   it('refuses malformed entries', () => {

@@ -6,8 +6,7 @@ import { detectMachine } from '../../src/concurrency/detect.js';
 import { effectiveResources, type Resources, sizeDbPool, sizeRedis, sizeRunSlots } from '../../src/concurrency/sizing.js';
 
 const GIB = 1024 ** 3;
-const fixture = (name: string): string =>
-  fileURLToPath(new URL(`../fixtures/cgroup/${name}`, import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/cgroup/${name}`, import.meta.url));
 
 describe('readCgroupLimits', () => {
   it('reads a limited cgroup v2 root', async () => {
@@ -66,10 +65,7 @@ describe('effectiveResources', () => {
 
   it('lowers memory to process.constrainedMemory()', () => {
     assert.equal(effectiveResources(host, null, 4 * GIB).memoryBytes, 4 * GIB);
-    assert.equal(
-      effectiveResources(host, { version: 1, cpuLimit: null, memoryLimitBytes: 6 * GIB }, 3 * GIB).memoryBytes,
-      3 * GIB,
-    );
+    assert.equal(effectiveResources(host, { version: 1, cpuLimit: null, memoryLimitBytes: 6 * GIB }, 3 * GIB).memoryBytes, 3 * GIB);
   });
 
   it('ignores a 0 or huge constrained memory', () => {
@@ -78,10 +74,7 @@ describe('effectiveResources', () => {
   });
 
   it('never raises the host figures when the cgroup is bigger', () => {
-    assert.deepEqual(
-      effectiveResources(host, { version: 1, cpuLimit: 64, memoryLimitBytes: 256 * GIB }, 512 * GIB),
-      host,
-    );
+    assert.deepEqual(effectiveResources(host, { version: 1, cpuLimit: 64, memoryLimitBytes: 256 * GIB }, 512 * GIB), host);
   });
 });
 
@@ -147,10 +140,10 @@ describe('sizeDbPool', () => {
   });
 
   it('lets DB_MAX_CONNECTIONS win', () => {
-    assert.deepEqual(
-      sizeDbPool({ runSlots: 20, serverMaxConnections: 100, reservedConnections: 3, instances: 4, override: 50 }),
-      { value: 50, source: 'env' },
-    );
+    assert.deepEqual(sizeDbPool({ runSlots: 20, serverMaxConnections: 100, reservedConnections: 3, instances: 4, override: 50 }), {
+      value: 50,
+      source: 'env',
+    });
   });
 
   it('gives at least 1 on tiny servers', () => {
@@ -172,11 +165,10 @@ describe('sizeRedis', () => {
   });
 
   it('lets REDIS_COMMANDS_QUEUE_MAX win', () => {
-    assert.deepEqual(
-      sizeRedis({ runSlots: 320, serverMaxClients: null, instances: 4, commandsQueueMaxOverride: 500 })
-        .commandsQueueMax,
-      { value: 500, source: 'env' },
-    );
+    assert.deepEqual(sizeRedis({ runSlots: 320, serverMaxClients: null, instances: 4, commandsQueueMaxOverride: 500 }).commandsQueueMax, {
+      value: 500,
+      source: 'env',
+    });
   });
 
   it('throws when instances × connections exceed maxclients', () => {

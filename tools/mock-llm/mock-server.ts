@@ -184,8 +184,17 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       if (behaviour.hangAfterTokens !== null) return hang(signal);
       if (behaviour.tokenLatencyMs > 0) await sleep(behaviour.tokenLatencyMs * Math.max(0, pieces.length - 1), undefined, { signal });
       const message = { role: 'assistant', content: pieces.join('') };
-      const usage = { prompt_tokens: parsed.messages.length, completion_tokens: pieces.length, total_tokens: parsed.messages.length + pieces.length };
-      return sendJson(res, 200, { id, object: 'chat.completion', created, model: parsed.model, choices: [{ index: 0, message, finish_reason: 'stop' }], usage }, finish);
+      const usage = {
+        prompt_tokens: parsed.messages.length,
+        completion_tokens: pieces.length,
+        total_tokens: parsed.messages.length + pieces.length,
+      };
+      return sendJson(
+        res,
+        200,
+        { id, object: 'chat.completion', created, model: parsed.model, choices: [{ index: 0, message, finish_reason: 'stop' }], usage },
+        finish,
+      );
     }
     return streamReply(res, { id, created, model: parsed.model, pieces, behaviour, signal, finish });
   }

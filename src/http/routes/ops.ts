@@ -31,10 +31,7 @@ export function opsRouter(deps: {
 
   router.get('/readyz', async (_req, res) => {
     const failures = (
-      await Promise.all([
-        probe('database', () => deps.db.query('SELECT 1')),
-        probe('event store', () => deps.events.ping()),
-      ])
+      await Promise.all([probe('database', () => deps.db.query('SELECT 1')), probe('event store', () => deps.events.ping())])
     ).filter((f): f is string => f !== null);
     if (deps.isDraining()) failures.push('draining: the instance is shutting down');
     if (failures.length === 0) res.json({ status: 'ready' });
