@@ -8,6 +8,7 @@ import { AccountRepository } from '../db/account-repository.js';
 import { AdmissionBatcher } from '../db/admission-batcher.js';
 import type { Database } from '../db/database.js';
 import { EventArchiveRepository } from '../db/event-archive-repository.js';
+import { InstanceRepository } from '../db/instance-repository.js';
 import { migrate } from '../db/migrations.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
@@ -17,6 +18,7 @@ import { LlmLimiters } from '../llm/llm-limiters.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
 import { createMetrics } from '../observability/metrics.js';
 import { AgentRegistry } from '../runtime/agent-registry.js';
+import { InstanceHeartbeat } from '../runtime/instance-heartbeat.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
 import { RunEndRecovery } from '../runtime/run-end-recovery.js';
 import { RunManager } from '../runtime/run-manager.js';
@@ -55,8 +57,8 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
 }
 
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
-async function interruptLeftovers(instanceId: string, runs: RunRepository, eventLog: EventLog, logger: Logger): Promise<void> {
-  const count = await new RunEndRecovery({ runs, eventLog, logger }).interruptInstance(instanceId);
+async function interruptLeftovers(instanceId: string, ends: RunEndRecovery, logger: Logger): Promise<void> {
+  const count = await ends.interruptInstance(instanceId);
   if (count > 0) logger.warn('ended leftover runs of this instance as interrupted', { count });
 }
 
@@ -96,57 +98,36 @@ function createLimiters(config: Config, sizing: Sizing): { slots: FairSemaphore;
   return { slots, llm };
 }
 
-/** The parts a running instance is made of, for the HTTP app and shutdown. */
-interface Runtime {
-  readonly manager: RunManager;
-  readonly app: ReturnType<typeof createApp>;
+/** What start-up opened and sized before the runs are wired. */
+interface AssembleDeps {
+  readonly db: Database;
+  readonly streams: StreamBackend;
+  readonly sizing: Sizing;
+  readonly machine: DetectedMachine;
+  readonly limits: LimitTable;
+  readonly lifecycle: Lifecycle;
+  readonly logger: Logger;
 }
 
-/**
- * Wires the runs: repositories, the event log and its archiver, the group-commit batchers,
- * the run slots, the LLM limiters and agents, the run manager, metrics, capacity and the
- * HTTP app. Everything that needs closing is added to `lifecycle` once started.
- */
-async function assemble(
-  config: Config,
-  deps: {
-    db: Database;
-    streams: StreamBackend;
-    sizing: Sizing;
-    machine: DetectedMachine;
-    limits: LimitTable;
-    lifecycle: Lifecycle;
-    logger: Logger;
-  },
-): Promise<Runtime> {
-  const { db, streams, sizing, lifecycle, logger } = deps;
-  const runs = new RunRepository(db);
-  const { eventLog, archiver } = startEventLog(config.events, db, streams, lifecycle, logger);
-  await interruptLeftovers(config.instanceId, runs, eventLog, logger);
+/** The parts of the runs the HTTP app serves and reports on. */
+interface RunParts {
+  readonly runs: RunRepository;
+  readonly instances: InstanceRepository;
+  readonly eventLog: EventLog;
+  readonly archiver: EventArchiver;
+  readonly slots: FairSemaphore;
+  readonly llm: LlmLimiters;
+  readonly listeners: Followers;
+  readonly lingering: LingeringAgents;
+  readonly metrics: ReturnType<typeof createMetrics>;
+  readonly agents: AgentRegistry;
+  readonly manager: RunManager;
+}
 
-  const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
-    logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
-  const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
-  const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
-  const { slots, llm } = createLimiters(config, sizing);
-  const listeners = new Followers();
-  const lingering = new LingeringAgents();
-  const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
-  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));
-  const manager = new RunManager({
-    runs,
-    admissions,
-    transitions,
-    slots,
-    agents,
-    eventLog,
-    cancelBus: streams.cancelBus,
-    logger,
-    observer: metrics.observer,
-    lingering,
-    options: { instanceId: config.instanceId, ...config.runs },
-  });
-  manager.start();
+/** The HTTP app of the contract over the runs, with the capacity view and metrics. */
+function httpApp(config: Config, deps: AssembleDeps, parts: RunParts): ReturnType<typeof createApp> {
+  const { db, streams, logger } = deps;
+  const { runs, instances, eventLog, archiver, slots, llm, listeners, lingering, metrics, agents, manager } = parts;
   const capacity = new CapacityReport({
     instanceId: config.instanceId,
     machine: deps.machine,
@@ -154,6 +135,7 @@ async function assemble(
     slots,
     db,
     runs,
+    instances,
     store: streams.store,
     archiver,
     listeners,
@@ -176,6 +158,65 @@ async function assemble(
     registry: metrics.registry,
     settings: { ...config.server, ...config.sse, maxRunTimeoutMs: config.runs.maxTimeoutMs, tierLimits: config.runs.tierLimits },
   });
+  return app;
+}
+
+/** The parts a running instance is made of, for the HTTP app and shutdown. */
+interface Runtime {
+  readonly manager: RunManager;
+  readonly app: ReturnType<typeof createApp>;
+}
+
+/**
+ * Wires the runs: repositories, the event log and its archiver, the group-commit batchers,
+ * the run slots, the LLM limiters and agents, the run manager, metrics, capacity and the
+ * HTTP app. Everything that needs closing is added to `lifecycle` once started.
+ */
+async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
+  const { db, streams, sizing, lifecycle, logger } = deps;
+  const runs = new RunRepository(db);
+  const { eventLog, archiver } = startEventLog(config.events, db, streams, lifecycle, logger);
+  const ends = new RunEndRecovery({ runs, eventLog, logger });
+  await interruptLeftovers(config.instanceId, ends, logger);
+  const instances = new InstanceRepository(db);
+
+  const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
+    logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
+  const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
+  const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
+  const { slots, llm } = createLimiters(config, sizing);
+  const listeners = new Followers();
+  const lingering = new LingeringAgents();
+  const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
+  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));
+  const manager = new RunManager({
+    runs,
+    admissions,
+    transitions,
+    slots,
+    agents,
+    eventLog,
+    cancelBus: streams.cancelBus,
+    instances,
+    ends,
+    logger,
+    observer: metrics.observer,
+    lingering,
+    options: { instanceId: config.instanceId, ...config.runs },
+  });
+  manager.start();
+  const heartbeat = new InstanceHeartbeat({
+    instanceId: config.instanceId,
+    intervalMs: config.server.heartbeatMs,
+    instances,
+    runs: manager,
+    ends,
+    observer: metrics.heartbeat,
+    logger,
+  });
+  await heartbeat.start();
+  lifecycle.add('heartbeat', heartbeat);
+  const app = httpApp(config, deps, { runs, instances, eventLog, archiver, slots, llm, listeners, lingering, metrics, agents, manager });
   return { manager, app };
 }
 

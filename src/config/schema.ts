@@ -44,6 +44,8 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
       maxBodyBytes: variable('MAX_BODY_BYTES', int(1024, 100 * 1024 * 1024).default(1_048_576)),
       shutdownGraceMs: variable('SHUTDOWN_GRACE_MS', int(0, 3_600_000).default(30_000)),
+      /** How often this instance renews its liveness; silent for 3 beats (database clock), it is dead and its runs are swept. */
+      heartbeatMs: variable('INSTANCE_HEARTBEAT_MS', int(100, 600_000).default(5_000), { limit: true }),
       /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
       workers: variable('WORKERS', workers.default(1), { limit: true }),
     },
@@ -68,6 +70,8 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       acquireTimeoutMs: variable('DB_ACQUIRE_TIMEOUT_MS', int(1, 600_000).default(5_000)),
       /** Prepare parameterised statements once per connection (one round trip per statement, not two). */
       preparedStatements: variable('DB_PREPARED_STATEMENTS', bool.default(true)),
+      /** Finished runs, their archived events, expired idempotency keys and dead instances' rows go after this many days. */
+      retentionDays: variable('RUN_RETENTION_DAYS', int(1, 36_500).default(30), { limit: true }),
     },
     redis: {
       /** Unset: the in-process event store (single instance only). */

@@ -196,6 +196,24 @@ const MIGRATIONS: readonly Migration[] = [
       END $$`,
     ],
   },
+  {
+    id: 5,
+    name: 'instance liveness, retention indexes',
+    statements: [
+      // Every instance beats here every INSTANCE_HEARTBEAT_MS (judged by this server's clock);
+      // one silent for 3 of its own intervals is dead, and any live instance sweeps its runs.
+      `CREATE TABLE instances (
+        id text PRIMARY KEY,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        last_beat_at timestamptz NOT NULL DEFAULT now(),
+        beat_interval_ms integer NOT NULL CHECK (beat_interval_ms > 0)
+      )`,
+      `CREATE INDEX run_leases_instance ON run_leases (instance_id)`,
+      // The retention cleanup finds old finished runs and old idempotency keys by these.
+      `CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL`,
+      `CREATE INDEX runs_idempotency_created ON runs (created_at) WHERE idempotency_key IS NOT NULL`,
+    ],
+  },
 ];
 
 /** Applies every migration the database has not seen yet. */

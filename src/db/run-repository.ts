@@ -24,7 +24,7 @@ function toDate(value: unknown): Date | null {
 }
 
 /** Maps a `runs` row, from a plain SELECT or from `to_jsonb(run)`, to a RunRecord. */
-function toRun(row: Row): RunRecord {
+export function toRun(row: Row): RunRecord {
   return {
     id: String(row.id),
     accountId: String(row.account_id),
@@ -275,16 +275,17 @@ export class RunRepository {
   }
 
   /**
-   * Every lease of the accounts that have a run on `instanceId` (on any instance, since the
-   * limits are global), with the account's tier: the holders of the account and session limits.
+   * Every lease, on any instance, of the `maxAccounts` accounts holding the most, with the
+   * account's tier: the holders of the account and session limits.
    */
-  async leaseHolders(instanceId: string): Promise<Array<{ accountId: string; tier: string; sessionId: string | null; runId: string }>> {
+  async leaseHolders(maxAccounts: number): Promise<Array<{ accountId: string; tier: string; sessionId: string | null; runId: string }>> {
     const rows = await this.db.query(
-      `SELECT l.account_id, a.tier, l.session_id, l.run_id
+      `WITH top AS (SELECT account_id FROM run_leases GROUP BY account_id ORDER BY count(*) DESC, account_id LIMIT $1)
+       SELECT l.account_id, a.tier, l.session_id, l.run_id
        FROM run_leases l JOIN accounts a ON a.id = l.account_id
-       WHERE l.account_id IN (SELECT account_id FROM run_leases WHERE instance_id = $1)
+       WHERE l.account_id IN (SELECT account_id FROM top)
        ORDER BY l.created_at`,
-      [instanceId],
+      [maxAccounts],
     );
     return rows.map((r) => ({
       accountId: String(r.account_id),

@@ -60,6 +60,11 @@ export const ENDINGS = {
     status: 'interrupted',
     error: { code: 'shutdown', message: 'The instance shut down before the run finished.' },
   },
+  /** Its instance died (it stopped beating) or restarted before the run finished. */
+  instanceLost: {
+    status: 'interrupted',
+    error: { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' },
+  },
 } as const satisfies Record<string, RunEnding | ((...args: never[]) => RunEnding)>;
 
 /** The ending an aborted signal stands for; a foreign reason counts as cancel. */

@@ -2,6 +2,7 @@ import type { DetectedMachine } from '../concurrency/detect.js';
 import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Limit } from '../concurrency/sizing.js';
 import type { Database } from '../db/database.js';
+import type { InstanceRepository } from '../db/instance-repository.js';
 import type { RunRepository } from '../db/run-repository.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { TierLimits } from '../config/tier-limits.js';
@@ -21,6 +22,9 @@ interface TenancyLimiter {
   holders: string[];
 }
 
+/** Most accounts the capacity view lists with their leases. */
+const TENANCY_ACCOUNTS_MAX = 100;
+
 /** Builds `GET /v1/admin/capacity`: this instance's sizing and live use of every limiter. */
 export class CapacityReport {
   constructor(
@@ -31,6 +35,7 @@ export class CapacityReport {
       readonly slots: FairSemaphore;
       readonly db: Database;
       readonly runs: RunRepository;
+      readonly instances: Pick<InstanceRepository, 'list'>;
       readonly store: EventStore;
       readonly listeners: Followers;
       readonly lingering: LingeringAgents;
@@ -42,12 +47,12 @@ export class CapacityReport {
   ) {}
 
   /**
-   * The account and session limits as limiters: for each account (and session) with a run on
-   * this instance, its limit, the leases held across all instances (`in_use`, `holders`) and
-   * how many of them wait for a slot here (`queued`).
+   * The account and session limits as limiters: for each account (and session) holding leases
+   * on any instance (the 100 holding most), its limit, the leases held across all instances
+   * (`in_use`, `holders`) and how many of them wait for a slot here (`queued`).
    */
   private async tenancy(): Promise<{ accounts: Record<string, unknown>; sessions: Record<string, unknown> }> {
-    const holders = await this.deps.runs.leaseHolders(this.deps.instanceId);
+    const holders = await this.deps.runs.leaseHolders(TENANCY_ACCOUNTS_MAX);
     const waiting = new Set(this.deps.slots.waiters());
     const accounts: Record<string, TenancyLimiter & { tier: string }> = {};
     const sessions: Record<string, TenancyLimiter> = {};
@@ -70,7 +75,11 @@ export class CapacityReport {
     const { machine, slots, db } = this.deps;
     const pool = db.stats();
     const stream = this.deps.store.stats();
-    const [leases, tenancy] = await Promise.all([this.deps.runs.countLeases(this.deps.instanceId), this.tenancy()]);
+    const [leases, tenancy, instances] = await Promise.all([
+      this.deps.runs.countLeases(this.deps.instanceId),
+      this.tenancy(),
+      this.deps.instances.list(),
+    ]);
     return {
       instance_id: this.deps.instanceId,
       detected: {
@@ -110,6 +119,16 @@ export class CapacityReport {
       // account's (and session's) limiter across all instances.
       accounts: { active: leases.accounts, leases: leases.runs, limits: tenancy.accounts },
       sessions: { active: leases.sessions, limits: tenancy.sessions },
+      // Every instance alive or holding leases, by heartbeat (dead: silent for 3 beats); a dead
+      // one's runs are swept by the live ones, so its leases show here only until then.
+      instances: instances.map((i) => ({
+        id: i.id,
+        alive: i.alive,
+        started_at: i.startedAt?.toISOString() ?? null,
+        last_beat_at: i.lastBeatAt?.toISOString() ?? null,
+        leases: i.leases,
+      })),
+      leases: { total: instances.reduce((sum, i) => sum + i.leases, 0) },
     };
   }
 }

@@ -5,6 +5,7 @@ import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Database } from '../db/database.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import type { RoutingObserver } from '../llm/model-router.js';
+import type { HeartbeatObserver } from '../runtime/instance-heartbeat.js';
 import type { RunObserver } from '../runtime/run-execution.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { Followers } from '../streaming/followers.js';
@@ -18,7 +19,7 @@ export function createMetrics(deps: {
   llm: LlmLimiters;
   lingering: LingeringAgents;
   archiver: Pick<EventArchiver, 'pendingCount'>;
-}): { registry: Registry; observer: RunObserver; routing: RoutingObserver } {
+}): { registry: Registry; observer: RunObserver; routing: RoutingObserver; heartbeat: HeartbeatObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentd_process_' });
   const gauge = (name: string, help: string, read: () => number) =>
@@ -50,7 +51,7 @@ export function createMetrics(deps: {
   );
   gauge('agentd_archive_pending_events', 'Events accepted and not yet written to the Postgres archive.', () => deps.archiver.pendingCount);
   llmGauges(registry, deps.llm);
-  return { registry, observer: runObserver(registry), routing: routingObserver(registry) };
+  return { registry, observer: runObserver(registry), routing: routingObserver(registry), heartbeat: heartbeatObserver(registry) };
 }
 
 /** Counts runs started and finished, and their durations, by agent and status. */
@@ -80,6 +81,30 @@ function runObserver(registry: Registry): RunObserver {
       ended.inc({ agent, status });
       duration.observe({ agent, status }, durationMs / 1000);
     },
+  };
+}
+
+/** The fleet as this instance's last beat saw it, and the runs it swept. */
+function heartbeatObserver(registry: Registry): HeartbeatObserver {
+  const instances = new Gauge({
+    name: 'agentd_instances',
+    help: 'Instances by state at the last beat: alive, or dead (silent for 3 beats) with leases still held.',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const leases = new Gauge({ name: 'agentd_leases', help: 'Leases (queued and running runs) held across every instance.', registers: [registry] });
+  const swept = new Counter({
+    name: 'agentd_runs_swept_total',
+    help: 'Runs of dead instances this instance ended as interrupted (instance_lost).',
+    registers: [registry],
+  });
+  return {
+    beat: (beat) => {
+      instances.set({ state: 'alive' }, beat.alive);
+      instances.set({ state: 'dead' }, beat.dead);
+      leases.set(beat.leases);
+    },
+    swept: (runs) => swept.inc(runs),
   };
 }
 

@@ -1,12 +1,9 @@
 import type { RunRepository } from '../db/run-repository.js';
-import { isFinal, type Logger, type RunError } from '../domain/index.js';
+import { ENDINGS, isFinal, type Logger, type RunRecord } from '../domain/index.js';
 import type { EventLog } from '../streaming/event-log.js';
 
 /** A final run still without an `end` this long after it finished had its instance die (ms). */
 const DEFAULT_GRACE_MS = 10_000;
-
-/** The error of the runs a lost instance left unfinished. */
-const INSTANCE_LOST: RunError = { code: 'instance_lost', message: 'The instance running this run stopped before it finished.' };
 
 export interface RunEndRecoveryDeps {
   readonly runs: Pick<RunRepository, 'get' | 'interruptInstance'>;
@@ -17,8 +14,8 @@ export interface RunEndRecoveryDeps {
 }
 
 /**
- * Writes the `end` event a run's instance died before writing, straight to the archive: the one
- * place that does, for a restarted instance's leftovers and for readers of such a run.
+ * Writes the `end` event a run's instance died before writing: the one place that does, for a
+ * restarted instance's leftovers, for the runs the sweeper ends, and for readers of such a run.
  * Idempotent, as the archive keeps one `end` per run.
  */
 export class RunEndRecovery {
@@ -34,11 +31,24 @@ export class RunEndRecovery {
    * caller decides (at boot it stops start-up).
    */
   async interruptInstance(instanceId: string): Promise<number> {
-    const ended = await this.deps.runs.interruptInstance(instanceId, INSTANCE_LOST);
-    for (const run of ended) {
-      await this.deps.eventLog.ensureEnd(run.id, { status: 'interrupted', error: INSTANCE_LOST }, run.finishedAt?.getTime() ?? Date.now());
-    }
+    const ended = await this.deps.runs.interruptInstance(instanceId, ENDINGS.instanceLost.error);
+    await this.writeEnds(ended);
     return ended.length;
+  }
+
+  /**
+   * Writes the `end` of each run, already final in the database, that another instance left
+   * running (the sweeper's). A run whose `end` cannot be written now is logged; readers
+   * write it later (`endIfMissing`).
+   */
+  async writeEnds(runs: readonly RunRecord[]): Promise<void> {
+    for (const run of runs) {
+      try {
+        await this.deps.eventLog.ensureEnd(run.id, endData(run), run.finishedAt?.getTime() ?? Date.now());
+      } catch (error) {
+        this.deps.logger.warn('could not write the end of a run another instance left; readers retry', { runId: run.id, error });
+      }
+    }
   }
 
   /**
@@ -51,15 +61,16 @@ export class RunEndRecovery {
       const current = await this.deps.runs.get(run.accountId, run.id);
       if (current === null || !isFinal(current.status) || current.finishedAt === null) return false;
       if (Date.now() - current.finishedAt.getTime() < this.graceMs) return false;
-      await this.deps.eventLog.ensureEnd(
-        run.id,
-        current.error === null ? { status: current.status } : { status: current.status, error: current.error },
-        current.finishedAt.getTime(),
-      );
+      await this.deps.eventLog.ensureEnd(run.id, endData(current), current.finishedAt.getTime());
       return true;
     } catch (error) {
       this.deps.logger.warn('could not write the missing end of a run; a later check retries', { runId: run.id, error });
       return false;
     }
   }
+}
+
+/** The `end` event's data for a final run. */
+function endData(run: RunRecord): { status: string; error?: unknown } {
+  return run.error === null ? { status: run.status } : { status: run.status, error: run.error };
 }

@@ -192,12 +192,18 @@ export class RunExecution {
     this.logger.info('run finished', { status: ending.status });
   }
 
-  /** Another path already ended the run in the database: close its stream with that status. */
+  /**
+   * Another path already ended the run in the database (a cancel or sweep from another
+   * instance, which writes the `end` itself): close its stream with that status, unless the
+   * archive holds its `end` already.
+   */
   private async endElsewhere(): Promise<void> {
     const current = await this.deps.runs.get(this.record.accountId, this.record.id);
     const status = current?.status ?? 'interrupted';
     this.ended = true;
     this.context.closeToAgent();
+    // Unknown (the database is away): write it; a second `end` is harmless to readers, a missing one is not.
+    if (await this.deps.eventLog.hasEnd(this.record.id).catch(() => false)) return;
     this.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
     await this.archive();
   }

@@ -4,6 +4,7 @@ import { releaseAcquisition } from '../concurrency/acquire-permit.js';
 import { withDeadline } from '../concurrency/deadline.js';
 import { QueueFullError, type Acquisition, type FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Config } from '../config/config.js';
+import type { InstanceRepository } from '../db/instance-repository.js';
 import type { RunRepository } from '../db/run-repository.js';
 import {
   AccountConcurrencyLimitError,
@@ -24,6 +25,7 @@ import type { EventLog } from '../streaming/event-log.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { LingeringAgents } from './lingering-agents.js';
 import { RunExecution, type RunExecutionDeps, type RunObserver } from './run-execution.js';
+import type { RunEndRecovery } from './run-end-recovery.js';
 import { RunRecorder } from './run-recorder.js';
 
 export interface SubmitRequest {
@@ -76,6 +78,10 @@ export class RunManager {
       readonly agents: AgentRegistry;
       readonly eventLog: EventLog;
       readonly cancelBus: CancelBus;
+      /** Liveness of other instances, for a cancel of a run whose instance is gone. */
+      readonly instances: Pick<InstanceRepository, 'isAlive'>;
+      /** Writes the `end` of a run ended from here on another instance's behalf. */
+      readonly ends: Pick<RunEndRecovery, 'writeEnds'>;
       readonly logger: Logger;
       readonly observer: RunObserver;
       readonly lingering: LingeringAgents;
@@ -207,6 +213,7 @@ export class RunManager {
     const record = await this.deps.runs.get(accountId, runId);
     if (record === null) throw new NotFoundError();
     if (isFinal(record.status)) return record;
+    if (!(await this.deps.instances.isAlive(record.instanceId))) return this.cancelOrphan(record);
     await this.deps.cancelBus.request(runId);
     const deadline = Date.now() + CANCEL_WAIT_MS;
     for (let pollMs = CANCEL_POLL_MIN_MS; ; pollMs = Math.min(CANCEL_POLL_MAX_MS, pollMs * 2)) {
@@ -214,6 +221,30 @@ export class RunManager {
       if (isFinal(current.status) || Date.now() > deadline) return current;
       await sleep(pollMs);
     }
+  }
+
+  /**
+   * Cancels a run whose instance is dead (or never beat), which nobody would hear the request
+   * for: the status change and the `end` are written from here. Its instance, should it come
+   * back, finds the run ended and stops its agent.
+   */
+  private async cancelOrphan(record: RunRecord): Promise<RunRecord> {
+    const from = record.status as ActiveStatus;
+    const cancelled = await this.recorder.transition(record.id, from, ENDINGS.cancelled.status);
+    if (cancelled === null) return (await this.deps.runs.get(record.accountId, record.id)) ?? record; // it ended meanwhile
+    this.deps.logger.info('cancelled a run whose instance is gone', { runId: record.id, instanceId: record.instanceId });
+    await this.deps.ends.writeEnds([cancelled]);
+    return cancelled;
+  }
+
+  /** Ids of the runs in progress on this instance. */
+  localRunIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Stops the agents of local runs that another instance has ended (the database says so). */
+  endedElsewhere(runIds: readonly string[]): void {
+    for (const runId of runIds) this.abortLocal(runId, ENDINGS.instanceLost);
   }
 
   /** Aborts a run of this instance, if it is here and still going. */

@@ -8,6 +8,9 @@ import type { EventListener, EventStore } from './event-store.js';
  * the durable archive; read from the fast stream when it continues the reader's chain, else
  * from the archive (trimmed, expired, or lost in a Redis restart).
  */
+/** Events read per page when archiving what a dead writer left in the fast stream. */
+const TAIL_PAGE = 100;
+
 export class EventLog {
   constructor(
     private readonly deps: {
@@ -82,15 +85,45 @@ export class EventLog {
     }
   }
 
+  /** Whether the archive holds the run's `end`. */
+  async hasEnd(runId: string): Promise<boolean> {
+    return (await this.deps.archive.endId(runId)) !== null;
+  }
+
   /**
-   * Writes an `end` for a run that ended without one (its instance died): after the last
-   * archived event, at the run's finish time, straight to the archive. Idempotent.
+   * Closes the stream of a run that ended without its `end` (its instance died or lost the
+   * database): archives what the fast stream still holds beyond the archive, then appends an
+   * `end` after the run's last event, at the run's finish time or later, to the fast stream
+   * (so live listeners on every instance get it) and the archive. Idempotent: a run whose
+   * archive holds an `end` is left alone.
    */
   async ensureEnd(runId: string, data: { status: string; error?: unknown }, finishedAtMs: number): Promise<void> {
-    if ((await this.deps.archive.endId(runId)) !== null) return;
-    const last = await this.deps.archive.lastId(runId);
+    if (await this.hasEnd(runId)) return;
+    const last = await this.archiveFastStreamTail(runId, await this.deps.archive.lastId(runId));
     const id: EventId = last === null || finishedAtMs > last.ms ? { ms: finishedAtMs, seq: 0 } : { ms: last.ms, seq: last.seq + 1 };
-    await this.deps.archive.insert([{ runId, event: { id, prev: last, type: 'end', json: eventJson(data) } }]);
+    this.append(runId, { id, prev: last, type: 'end', json: eventJson(data) });
+    await this.flushArchive();
+  }
+
+  /**
+   * Archives the events the fast stream holds after `last` that continue the chain (a dead
+   * writer may have taken them to Redis but not yet to the archive); returns the new last id.
+   */
+  private async archiveFastStreamTail(runId: string, last: EventId | null): Promise<EventId | null> {
+    for (;;) {
+      let page: RunEvent[];
+      try {
+        page = takeChain(await this.deps.store.read(runId, last, TAIL_PAGE), last);
+      } catch (error) {
+        this.deps.onError(error); // the fast stream is down: the end follows what the archive has
+        return last;
+      }
+      for (const event of page) this.deps.archiver.add(runId, event);
+      const tail = page.at(-1);
+      if (tail === undefined) return last;
+      last = tail.id;
+      if (page.length < TAIL_PAGE) return last;
+    }
   }
 
   /** Whether the fast stream holds an event of the run after `after`; false when it is down. */
