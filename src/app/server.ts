@@ -283,10 +283,11 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       url,
       instanceId: config.instanceId,
       limits,
+      // The listener keeps serving while the runs drain (new runs get 503 draining, /readyz
+      // 503), so a load balancer that has not noticed yet sends nobody into a closed port.
       close: () => {
         if (http.server.listening)
           logger.info('shutting down', { activeRuns: manager.activeCount, graceMs: config.server.shutdownGraceMs });
-        void http.stopAccepting(); // awaited by its close, after the runs have drained
         return lifecycle.closeAll().then(() => {
           logger.info('stopped');
         });
@@ -298,25 +299,18 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   }
 }
 
-/** The listening HTTP server as a lifecycle resource: stop accepting, then close what is left. */
+/** The listening HTTP server as a lifecycle resource. */
 class HttpServer {
   private stopped: Promise<void> | undefined;
 
   constructor(readonly server: Server) {}
 
-  /** No new connections; idle keep-alive ones close now, busy ones when they finish. Idempotent. */
-  stopAccepting(): Promise<void> {
+  /** Stops accepting, closes every connection still open and waits until the server has stopped. Idempotent. */
+  close(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
       this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      this.server.closeAllConnections();
     });
     return this.stopped;
-  }
-
-  /** Closes every connection still open and waits until the server has stopped. */
-  async close(): Promise<void> {
-    const stopped = this.stopAccepting();
-    this.server.closeAllConnections();
-    await stopped;
   }
 }

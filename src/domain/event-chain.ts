@@ -11,7 +11,11 @@ export function continuesFrom(event: RunEvent, last: EventId | null): boolean {
   return compareEventIds(event.id, last) > 0 && (event.prev === null || compareEventIds(event.prev, last) <= 0);
 }
 
-/** The longest prefix of `events` that continues the chain right after `after`. */
+/**
+ * The longest prefix of `events` that continues the chain right after `after`, ending at the
+ * run's `end` if it holds it: nothing follows an `end` (a writer that was swept while cut off
+ * may have added events after it, which no reader may pass on).
+ */
 export function takeChain(events: readonly RunEvent[], after: EventId | null): RunEvent[] {
   const chain: RunEvent[] = [];
   let last = after;
@@ -19,6 +23,7 @@ export function takeChain(events: readonly RunEvent[], after: EventId | null): R
     if (!continuesFrom(event, last)) break;
     chain.push(event);
     last = event.id;
+    if (event.type === 'end') break;
   }
   return chain;
 }

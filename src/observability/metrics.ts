@@ -92,7 +92,11 @@ function heartbeatObserver(registry: Registry): HeartbeatObserver {
     labelNames: ['state'],
     registers: [registry],
   });
-  const leases = new Gauge({ name: 'agentd_leases', help: 'Leases (queued and running runs) held across every instance.', registers: [registry] });
+  const leases = new Gauge({
+    name: 'agentd_leases',
+    help: 'Leases (queued and running runs) held across every instance.',
+    registers: [registry],
+  });
   const swept = new Counter({
     name: 'agentd_runs_swept_total',
     help: 'Runs of dead instances this instance ended as interrupted (instance_lost).',

@@ -44,8 +44,10 @@ export class InstanceHeartbeat {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: InstanceHeartbeatOptions) {
-    this.loop = new BackgroundLoop(() => this.tick(), options.intervalMs, (error) =>
-      options.logger.warn('instance heartbeat failed; the next beat retries', { error }),
+    this.loop = new BackgroundLoop(
+      () => this.tick(),
+      options.intervalMs,
+      (error) => options.logger.warn('instance heartbeat failed; the next beat retries', { error }),
     );
   }
 

@@ -92,37 +92,44 @@ export class EventLog {
 
   /**
    * Closes the stream of a run that ended without its `end` (its instance died or lost the
-   * database): archives what the fast stream still holds beyond the archive, then appends an
-   * `end` after the run's last event, at the run's finish time or later, to the fast stream
-   * (so live listeners on every instance get it) and the archive. Idempotent: a run whose
-   * archive holds an `end` is left alone.
+   * database): appends an `end` at the run's finish time or later, after whatever the fast
+   * stream holds (so live listeners on every instance get it, and a writer that comes back can
+   * only add events after it), then archives the events the fast stream holds beyond the
+   * archive and the `end`. Idempotent: a run whose archive holds an `end` is left alone.
    */
   async ensureEnd(runId: string, data: { status: string; error?: unknown }, finishedAtMs: number): Promise<void> {
     if (await this.hasEnd(runId)) return;
-    const last = await this.archiveFastStreamTail(runId, await this.deps.archive.lastId(runId));
-    const id: EventId = last === null || finishedAtMs > last.ms ? { ms: finishedAtMs, seq: 0 } : { ms: last.ms, seq: last.seq + 1 };
-    this.append(runId, { id, prev: last, type: 'end', json: eventJson(data) });
+    const archived = await this.deps.archive.lastId(runId);
+    const notBefore: EventId =
+      archived === null || finishedAtMs > archived.ms ? { ms: finishedAtMs, seq: 0 } : { ms: archived.ms, seq: archived.seq + 1 };
+    const json = eventJson(data);
+    let end: RunEvent;
+    try {
+      end = await this.deps.store.appendEnd(runId, json, notBefore, archived);
+    } catch (error) {
+      this.deps.onError(error); // the fast stream is down: the end follows what the archive has
+      end = { id: notBefore, prev: archived, type: 'end', json };
+    }
+    try {
+      await this.archiveFastStreamUpTo(runId, archived, end);
+    } catch (error) {
+      this.deps.onError(error); // what the archive lacks before the end stays a gap, readers' to report
+    }
+    this.deps.archiver.add(runId, end);
     await this.flushArchive();
   }
 
   /**
-   * Archives the events the fast stream holds after `last` that continue the chain (a dead
-   * writer may have taken them to Redis but not yet to the archive); returns the new last id.
+   * Archives the events the fast stream holds after `last` and before `end` that continue the
+   * chain: a dead writer may have taken them to Redis and not yet to the archive.
    */
-  private async archiveFastStreamTail(runId: string, last: EventId | null): Promise<EventId | null> {
-    for (;;) {
-      let page: RunEvent[];
-      try {
-        page = takeChain(await this.deps.store.read(runId, last, TAIL_PAGE), last);
-      } catch (error) {
-        this.deps.onError(error); // the fast stream is down: the end follows what the archive has
-        return last;
-      }
+  private async archiveFastStreamUpTo(runId: string, last: EventId | null, end: RunEvent): Promise<void> {
+    while (end.prev !== null && (last === null || compareEventIds(last, end.prev) < 0)) {
+      const page = takeChain(await this.deps.store.read(runId, last, TAIL_PAGE), last).filter((e) => compareEventIds(e.id, end.id) < 0);
       for (const event of page) this.deps.archiver.add(runId, event);
       const tail = page.at(-1);
-      if (tail === undefined) return last;
+      if (tail === undefined) return; // a gap the fast stream no longer fills
       last = tail.id;
-      if (page.length < TAIL_PAGE) return last;
     }
   }
 

@@ -25,6 +25,13 @@ export interface EventStore {
    * event starts its retention clock.
    */
   append(runId: string, event: RunEvent): void;
+  /**
+   * Appends the `end` of a run whose writer is gone, after whatever the stream holds at that
+   * moment, atomically however many instances try: at `notBefore` or later, its `prev` the
+   * stream's last event (`prevIfEmpty` for an empty stream). A stream that already ends gets
+   * nothing more: its `end` is returned. Listeners everywhere get the `end` returned.
+   */
+  appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent>;
   /** Stored events strictly after `after` (from the first when null), oldest first, at most `limit`. */
   read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]>;
   /**

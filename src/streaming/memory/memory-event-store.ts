@@ -67,6 +67,16 @@ export class MemoryEventStore implements EventStore {
     }
   }
 
+  async appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent> {
+    const last = this.streams.get(runId)?.events.at(-1);
+    if (last?.type === 'end') return last;
+    const prev = last?.id ?? prevIfEmpty;
+    const id = prev === null || compareEventIds(notBefore, prev) > 0 ? notBefore : { ms: prev.ms, seq: prev.seq + 1 };
+    const end: RunEvent = { id, prev, type: 'end', json };
+    this.append(runId, end);
+    return end;
+  }
+
   async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
     const events = this.streams.get(runId)?.events ?? [];
     const start = after === null ? 0 : firstAfter(events, after);

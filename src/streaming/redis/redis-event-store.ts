@@ -2,6 +2,7 @@ import { withDeadline } from '../../concurrency/deadline.js';
 import { compareEventIds, type EventId, formatEventId, type RunEvent } from '../../domain/index.js';
 import type { EventListener, EventStore, EventStoreStats } from '../event-store.js';
 import { parseStreamEntries } from './redis-event-codec.js';
+import { sealStream } from './redis-seal-script.js';
 import { RedisStreamReader } from './redis-stream-reader.js';
 import { RedisStreamWriter, type RedisStreamWriterOptions } from './redis-stream-writer.js';
 
@@ -46,6 +47,24 @@ export class RedisEventStore implements EventStore {
     }
     this.writer.append(runId, event);
     this.reader.deliver(runId, event);
+  }
+
+  async appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent> {
+    const { redis, keys } = this.options;
+    const sealing = sealStream(redis.commands, {
+      key: keys.runStream(runId),
+      runId,
+      json,
+      notBefore,
+      prevIfEmpty,
+      ttlSeconds: this.options.ttlSeconds,
+      channel: keys.eventsChannel,
+      instanceId: this.options.instanceId,
+    });
+    const end = await withDeadline(redis.counted(sealing), COMMAND_DEADLINE_MS, 'Redis end of a run');
+    // This instance ignores its own notifications: its listeners of the run get the end here.
+    this.reader.deliver(runId, end);
+    return end;
   }
 
   /**
