@@ -10,6 +10,7 @@ import type { Database } from '../db/database.js';
 import { EventArchiveRepository } from '../db/event-archive-repository.js';
 import { InstanceRepository } from '../db/instance-repository.js';
 import { migrate } from '../db/migrations.js';
+import { RetentionRepository } from '../db/retention-repository.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
 import type { Logger } from '../domain/index.js';
@@ -21,6 +22,7 @@ import { AgentRegistry } from '../runtime/agent-registry.js';
 import { InstanceHeartbeat } from '../runtime/instance-heartbeat.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
 import { RunEndRecovery } from '../runtime/run-end-recovery.js';
+import { Retention } from '../runtime/retention.js';
 import { RunManager } from '../runtime/run-manager.js';
 import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
@@ -216,6 +218,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   });
   await heartbeat.start();
   lifecycle.add('heartbeat', heartbeat);
+  lifecycle.add('retention', new Retention(new RetentionRepository(db), config.db.retentionDays, logger)).start();
   const app = httpApp(config, deps, { runs, instances, eventLog, archiver, slots, llm, listeners, lingering, metrics, agents, manager });
   return { manager, app };
 }
