@@ -8,6 +8,7 @@ import { RedisCancelBus } from './redis/redis-cancel-bus.js';
 import { openRedis } from './redis/redis-connections.js';
 import { RedisEventStore } from './redis/redis-event-store.js';
 import { RedisKeys } from './redis/redis-keys.js';
+import { RedisLiveness } from './redis/redis-liveness.js';
 
 /** Cancel requests stay retrievable this long, for a cancel that raced the run's start. */
 const CANCEL_KEY_TTL_SECONDS = 3_600;
@@ -73,6 +74,7 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     onError,
   });
   const cancelBus = new RedisCancelBus({ redis, keys, ttlSeconds: CANCEL_KEY_TTL_SECONDS });
+  const liveness = new RedisLiveness({ commands: redis.commands, subscriber: redis.subscriber }, onError);
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',
@@ -81,9 +83,11 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     limits: { REDIS_CONNECTIONS: sized.connections, REDIS_COMMANDS_QUEUE_MAX: sized.commandsQueueMax },
     start() {
       store.start();
+      liveness.start();
     },
     close() {
       closing ??= (async () => {
+        await liveness.stop();
         await store.close();
         await redis.close();
       })();
