@@ -97,6 +97,9 @@ describe('instances that die: their runs are swept by the live ones', () => {
     const dead = view.instances.find((i: { id: string }) => i.id === `${tag}-kill-a`);
     assert.equal(dead, undefined, 'a dead instance without leases is no longer listed');
     assert.ok(view.instances.some((i: { id: string; alive: boolean }) => i.id === `${tag}-kill-b` && i.alive));
+    const metrics = (await request(b.url, 'GET', '/metrics')).text;
+    assert.match(metrics, /^agentd_runs_swept_total 1$/m);
+    assert.match(metrics, /^agentd_instances\{state="alive"\} \d+$/m);
     await b.kill('SIGTERM');
   });
 
