@@ -8,6 +8,9 @@
  * - timestamptz columns come back as `Date`, uuid columns as strings, int8/bigint and numeric as strings.
  * - Inside `transaction(fn)`, use only the `tx` handed to `fn`; calling the outer `Database` from
  *   inside can deadlock when the pool (or PGlite's single connection) is exhausted.
+ * - A statement the database refuses rejects with a `DatabaseError` (SQLSTATE in `code`); an
+ *   unreachable database with `DependencyUnavailableError`. Neither holds the statement's text
+ *   or parameters, so either may be logged.
  */
 export type Row = Record<string, unknown>;
 

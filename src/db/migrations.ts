@@ -197,6 +197,104 @@ const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    id: 4,
+    name: 'idempotency request hash',
+    statements: [
+      // A hash of the request that created a run with an Idempotency-Key: the same key with
+      // another body is refused ('key_reused'). NULL for runs admitted before this migration
+      // or by an instance that does not send it; such a run matches any body, as before.
+      `ALTER TABLE runs ADD COLUMN request_hash text`,
+      `CREATE OR REPLACE FUNCTION agentd_admit(
+        p_id uuid, p_account uuid, p_agent text, p_status text, p_session text, p_input jsonb,
+        p_model text, p_metadata jsonb, p_timeout_ms integer, p_idempotency_key text,
+        p_instance text, p_tier_limits jsonb, p_session_max integer, p_request_hash text
+      ) RETURNS TABLE (outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        v_tier text;
+        v_limit integer;
+        v_active integer;
+        v_existing runs;
+        v_run runs;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(7311, hashtext(p_account::text));
+        IF p_idempotency_key IS NOT NULL THEN
+          SELECT * INTO v_existing FROM runs
+            WHERE account_id = p_account AND idempotency_key = p_idempotency_key
+              AND created_at > now() - interval '24 hours'
+            ORDER BY created_at DESC LIMIT 1;
+          IF FOUND THEN
+            IF v_existing.request_hash IS NOT NULL AND p_request_hash IS NOT NULL
+               AND v_existing.request_hash <> p_request_hash THEN
+              RETURN QUERY SELECT 'key_reused'::text, NULL::jsonb, NULL::integer, NULL::integer;
+            ELSE
+              RETURN QUERY SELECT 'existing'::text, to_jsonb(v_existing), NULL::integer, NULL::integer;
+            END IF;
+            RETURN;
+          END IF;
+        END IF;
+        SELECT tier INTO v_tier FROM accounts WHERE id = p_account;
+        IF NOT FOUND THEN
+          RETURN QUERY SELECT 'no_account'::text, NULL::jsonb, NULL::integer, NULL::integer;
+          RETURN;
+        END IF;
+        v_limit := COALESCE((p_tier_limits ->> v_tier)::integer, 0);
+        SELECT count(*) INTO v_active FROM run_leases WHERE account_id = p_account;
+        IF v_active >= v_limit THEN
+          RETURN QUERY SELECT 'account_limit'::text, NULL::jsonb, v_limit, v_active;
+          RETURN;
+        END IF;
+        IF p_session IS NOT NULL THEN
+          SELECT count(*) INTO v_active FROM run_leases WHERE account_id = p_account AND session_id = p_session;
+          IF v_active >= p_session_max THEN
+            RETURN QUERY SELECT 'session_limit'::text, NULL::jsonb, p_session_max, v_active;
+            RETURN;
+          END IF;
+        END IF;
+        INSERT INTO runs (id, account_id, agent, status, session_id, input, model, metadata, timeout_ms,
+                          idempotency_key, request_hash, instance_id, started_at)
+          VALUES (p_id, p_account, p_agent, p_status, p_session, p_input, p_model, p_metadata, p_timeout_ms,
+                  p_idempotency_key, p_request_hash, p_instance,
+                  CASE WHEN p_status = 'running' THEN date_trunc('milliseconds', clock_timestamp()) END)
+          RETURNING * INTO v_run;
+        INSERT INTO run_leases (run_id, account_id, session_id, instance_id)
+          VALUES (p_id, p_account, p_session, p_instance);
+        RETURN QUERY SELECT 'created'::text, to_jsonb(v_run), NULL::integer, NULL::integer;
+      END $$`,
+      // The previous signature stays for instances of the previous release during a rolling
+      // upgrade: the same rules, without a request hash.
+      `CREATE OR REPLACE FUNCTION agentd_admit(
+        p_id uuid, p_account uuid, p_agent text, p_status text, p_session text, p_input jsonb,
+        p_model text, p_metadata jsonb, p_timeout_ms integer, p_idempotency_key text,
+        p_instance text, p_tier_limits jsonb, p_session_max integer
+      ) RETURNS TABLE (outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE sql AS $$
+        SELECT * FROM agentd_admit(p_id, p_account, p_agent, p_status, p_session, p_input, p_model, p_metadata,
+                                   p_timeout_ms, p_idempotency_key, p_instance, p_tier_limits, p_session_max, NULL::text)
+      $$`,
+      `CREATE OR REPLACE FUNCTION agentd_admit_many(p_requests jsonb, p_tier_limits jsonb, p_session_max integer)
+      RETURNS TABLE (ord integer, outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        r record;
+      BEGIN
+        FOR r IN
+          SELECT e.n::integer AS n, e.req, (e.req ->> 'account_id')::uuid AS account
+          FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(req, n)
+          ORDER BY hashtext((e.req ->> 'account_id')::uuid::text), account, n
+        LOOP
+          RETURN QUERY SELECT r.n, a.outcome, a.run, a.limit_value, a.active
+            FROM agentd_admit(
+              (r.req ->> 'id')::uuid, r.account, r.req ->> 'agent', r.req ->> 'status', r.req ->> 'session_id',
+              r.req -> 'input', r.req ->> 'model', r.req -> 'metadata', (r.req ->> 'timeout_ms')::integer,
+              r.req ->> 'idempotency_key', r.req ->> 'instance_id', p_tier_limits, p_session_max,
+              r.req ->> 'request_hash'
+            ) AS a;
+        END LOOP;
+      END $$`,
+    ],
+  },
+  {
     id: 5,
     name: 'instance liveness, retention indexes',
     statements: [

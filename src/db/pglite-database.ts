@@ -1,11 +1,13 @@
 /**
  * `Database` over embedded PGlite (single connection, WASM Postgres). `dataDir` undefined means
  * in-memory; otherwise the directory is created (recursively) and the data persists there.
- * PGlite serialises statements internally, so `stats().max` is 1.
+ * PGlite serialises statements internally, so `stats().max` is 1. Its errors carry the
+ * statement's text and parameters; they leave as a `DatabaseError`, which holds neither.
  */
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, PoolStats, Queryable, Row } from './database.js';
+import { toDatabaseError } from './database-error.js';
 
 export interface PgliteDatabaseOptions {
   dataDir?: string;
@@ -37,29 +39,53 @@ export async function createPgliteDatabase(opts: PgliteDatabaseOptions): Promise
     }
   }
 
+  /** One statement; its failure as a DatabaseError. */
+  async function run<R extends Row>(on: Pick<PGlite, 'query'>, text: string, params: readonly unknown[] | undefined): Promise<R[]> {
+    try {
+      return (await on.query<R>(text, toParams(params))).rows;
+    } catch (error) {
+      throw toDatabaseError(error);
+    }
+  }
+
   const db: Database = {
     kind: 'pglite',
 
     query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
-      return track(async () => (await pg.query<T>(text, toParams(params))).rows);
+      return track(() => run<T>(pg, text, params));
     },
 
     exec(sqlText: string): Promise<void> {
       return track(async () => {
-        await pg.exec(sqlText);
+        try {
+          await pg.exec(sqlText);
+        } catch (error) {
+          throw toDatabaseError(error);
+        }
       });
     },
 
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return track(() =>
-        pg.transaction(async (pgTx) => {
-          const tx: Queryable = {
-            query: async <R extends Row = Row>(text: string, params?: readonly unknown[]) =>
-              (await pgTx.query<R>(text, toParams(params))).rows,
-          };
-          return fn(tx);
-        }),
-      );
+      return track(async () => {
+        // Errors thrown by `fn` itself (not by the database) must pass through untouched.
+        let fnFailure: { error: unknown } | undefined;
+        try {
+          return await pg.transaction(async (pgTx) => {
+            const tx: Queryable = {
+              query: <R extends Row = Row>(text: string, params?: readonly unknown[]) => run<R>(pgTx, text, params),
+            };
+            try {
+              return await fn(tx);
+            } catch (error) {
+              fnFailure = { error };
+              throw error;
+            }
+          });
+        } catch (error) {
+          if (fnFailure !== undefined && error === fnFailure.error) throw error;
+          throw toDatabaseError(error);
+        }
+      });
     },
 
     stats(): PoolStats {

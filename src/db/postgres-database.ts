@@ -5,12 +5,14 @@
  * a FIFO gate in front of it: at most `max` statements/transactions in flight; a caller that waits
  * longer than `acquireTimeoutMs` for its turn gets `DependencyUnavailableError('database')`.
  * Connection-level failures become `DependencyUnavailableError('database', cause)`; SQL errors
- * (unique violations, syntax errors, ...) pass through unchanged with their SQLSTATE in `.code`.
+ * (unique violations, syntax errors, ...) become a `DatabaseError` with their SQLSTATE in `.code`.
+ * Neither carries the statement's text or parameters (see `DatabaseError`).
  */
 import postgres from 'postgres';
 import { DependencyUnavailableError } from '../domain/index.js';
 import { BoundedGate } from '../concurrency/bounded-gate.js';
 import type { Database, PoolStats, Queryable, Row } from './database.js';
+import { toDatabaseError } from './database-error.js';
 
 export interface PostgresDatabaseOptions {
   url: string;
@@ -93,9 +95,10 @@ export function isConnectionError(err: unknown): boolean {
   return false;
 }
 
-function mapError(err: unknown): unknown {
+/** The driver's error as one that holds no statement text or parameters. */
+function mapError(err: unknown): Error {
   if (err instanceof DependencyUnavailableError) return err;
-  return isConnectionError(err) ? new DependencyUnavailableError('database', err) : err;
+  return isConnectionError(err) ? new DependencyUnavailableError('database', toDatabaseError(err)) : toDatabaseError(err);
 }
 
 function toParams(params: readonly unknown[] | undefined): UnsafeParams {

@@ -2,8 +2,12 @@ import type { TierLimits } from '../config/tier-limits.js';
 import { canTransition, isFinal, type NewRun, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
 import type { Database, Row } from './database.js';
 
+/** What an Idempotency-Key names: its first run, or a refusal when that run's request differed. */
+export type IdempotentMatch = { readonly outcome: 'existing'; readonly run: RunRecord } | { readonly outcome: 'key_reused' };
+
 export type AdmitResult =
-  | { readonly outcome: 'created' | 'existing'; readonly run: RunRecord }
+  | { readonly outcome: 'created'; readonly run: RunRecord }
+  | IdempotentMatch
   | { readonly outcome: 'account_limit' | 'session_limit'; readonly limit: number; readonly active: number }
   | { readonly outcome: 'no_account' };
 
@@ -57,7 +61,8 @@ function toAdmitResult(row: AdmitRow): AdmitResult {
     case 'session_limit':
       return { outcome: row.outcome, limit: Number(row.limit_value), active: Number(row.active) };
     case 'no_account':
-      return { outcome: 'no_account' };
+    case 'key_reused':
+      return { outcome: row.outcome };
     default:
       throw new Error(`agentd_admit returned unknown outcome ${row.outcome}`);
   }
@@ -86,6 +91,7 @@ export function encodeRun(run: NewRun): EncodedRun {
     metadata: run.metadata,
     timeout_ms: run.timeoutMs,
     idempotency_key: run.idempotencyKey,
+    request_hash: run.requestHash,
     instance_id: run.instanceId,
   }) as EncodedRun;
 }
@@ -117,12 +123,13 @@ export class RunRepository {
   constructor(private readonly db: Database) {}
 
   /**
-   * Admits a run in one round trip: Idempotency-Key check, the tier and session limits
-   * (counted under the account's advisory lock) and the insert with its lease.
+   * Admits a run in one round trip: Idempotency-Key check (its first run, or 'key_reused'
+   * when that run's request hash differs), the tier and session limits (counted under the
+   * account's advisory lock) and the insert with its lease.
    */
   async admit(run: NewRun, tierLimits: TierLimits, sessionMaxInflight: number): Promise<AdmitResult> {
     const rows = await this.db.query<AdmitRow>(
-      `SELECT * FROM agentd_admit($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13)`,
+      `SELECT * FROM agentd_admit($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14)`,
       [
         run.id,
         run.accountId,
@@ -137,6 +144,7 @@ export class RunRepository {
         run.instanceId,
         JSON.stringify(Object.fromEntries(tierLimits)),
         sessionMaxInflight,
+        run.requestHash,
       ],
     );
     const row = rows[0];
@@ -220,15 +228,21 @@ export class RunRepository {
     return rows[0] === undefined ? null : toRun(rows[0]);
   }
 
-  /** The account's run created with this Idempotency-Key within 24 h, if any. */
-  async findByIdempotencyKey(accountId: string, key: string): Promise<RunRecord | null> {
+  /**
+   * The account's run created with this Idempotency-Key within 24 h, by the same rule as
+   * admit(): 'existing' when its request hash is `requestHash` (or either is unknown),
+   * 'key_reused' when it differs; null when the key names no run.
+   */
+  async findByIdempotencyKey(accountId: string, key: string, requestHash: string | null): Promise<IdempotentMatch | null> {
     const rows = await this.db.query(
-      `SELECT * FROM runs
+      `SELECT *, request_hash IS NOT NULL AND $3::text IS NOT NULL AND request_hash <> $3 AS key_reused FROM runs
        WHERE account_id = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'
        ORDER BY created_at DESC LIMIT 1`,
-      [accountId, key],
+      [accountId, key, requestHash],
     );
-    return rows[0] === undefined ? null : toRun(rows[0]);
+    const row = rows[0];
+    if (row === undefined) return null;
+    return row.key_reused === true ? { outcome: 'key_reused' } : { outcome: 'existing', run: toRun(row) };
   }
 
   /** The account's runs, newest first, strictly after `cursor` in that order. */

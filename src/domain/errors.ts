@@ -33,8 +33,14 @@ export class InvalidRequestError extends AppError {
 }
 
 export class InvalidJsonError extends AppError {
-  constructor() {
-    super('invalid_json', 400, 'The request body is not valid JSON.');
+  constructor(message = 'The request body is not valid JSON.') {
+    super('invalid_json', 400, message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super('unsupported_media_type', 415, message);
   }
 }
 
@@ -47,6 +53,16 @@ export class PayloadTooLargeError extends AppError {
 export class UnknownAgentError extends AppError {
   constructor(agent: string) {
     super('unknown_agent', 400, `No agent is named "${agent}"; GET /v1/agents lists them.`, { field: 'agent' });
+  }
+}
+
+export class IdempotencyKeyReusedError extends AppError {
+  constructor() {
+    super(
+      'idempotency_key_reused',
+      422,
+      'This Idempotency-Key was used within 24 h for a request with a different body; send a new key for a new request.',
+    );
   }
 }
 

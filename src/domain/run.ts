@@ -39,5 +39,10 @@ export interface NewRun {
   readonly metadata: unknown;
   readonly timeoutMs: number;
   readonly idempotencyKey: string | null;
+  /**
+   * A hash of the request's meaningful fields, kept with an Idempotency-Key: a repeat of the
+   * key with another hash is refused. Null without a key.
+   */
+  readonly requestHash: string | null;
   readonly instanceId: string;
 }

@@ -13,7 +13,8 @@ import type { EventStore } from '../streaming/event-store.js';
 import type { Followers } from '../streaming/followers.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
-import { errorHandler, notFound, NulCharacterError } from './error-handler.js';
+import { errorHandler, notFound } from './error-handler.js';
+import { jsonBody } from './json-body.js';
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
 import { eventsRouter } from './routes/events.js';
@@ -44,19 +45,17 @@ export interface AppDeps {
     };
 }
 
-/** Postgres cannot store U+0000 in text or jsonb: refuse it up front with a 400, not a 500. */
-function refuseNulCharacters(_req: unknown, _res: unknown, body: Buffer): void {
-  if (body.includes('\\u0000') || body.includes(0)) throw new NulCharacterError();
-}
-
-/** The HTTP app of the contract, without listening (tests mount it). */
+/**
+ * The HTTP app of the contract, without listening (tests mount it). Every /v1 request is
+ * authenticated before its body is read: an unauthenticated body is never parsed.
+ */
 export function createApp(deps: AppDeps): Express {
   const { settings } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(express.json({ limit: settings.maxBodyBytes, type: () => true, verify: refuseNulCharacters }));
+  const body = jsonBody(settings.maxBodyBytes);
 
   const open: RequestHandler = (_req, _res, next) => next();
   // One record of failed logins per address, whichever token or key was wrong.
@@ -73,7 +72,7 @@ export function createApp(deps: AppDeps): Express {
 
   const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
   const admin = Router();
-  admin.use(tokenAuth(settings.adminToken ?? null, throttle));
+  admin.use(tokenAuth(settings.adminToken ?? null, throttle), body);
   admin.get('/capacity', async (_req, res) => {
     res.json(await deps.capacity.snapshot());
   });
@@ -81,7 +80,7 @@ export function createApp(deps: AppDeps): Express {
   admin.use(notFound);
   app.use('/v1/admin', admin);
 
-  app.use('/v1', keyAuth.middleware);
+  app.use('/v1', keyAuth.middleware, body);
   app.use(agentsRouter(deps.agents));
   app.use(
     eventsRouter({

@@ -1,32 +1,52 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, InvalidJsonError, InvalidRequestError, type Logger, NotFoundError, PayloadTooLargeError } from '../domain/index.js';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import {
+  AppError,
+  InvalidJsonError,
+  InvalidRequestError,
+  type Logger,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../domain/index.js';
 
-/** A request body with U+0000 in it (its `verify` hook throws this). */
-export class NulCharacterError extends InvalidRequestError {
-  constructor() {
-    super('Strings in the body may not contain the NUL character (\\u0000).', 'body');
+/**
+ * body-parser marks its errors with `type` (and attaches the raw body, which must never reach
+ * a log line); the router marks a path it cannot percent-decode with a URIError of status 400.
+ * Map them to the contract's codes.
+ */
+function fromParsers(error: unknown, maxBodyBytes: number): AppError | undefined {
+  if (error instanceof URIError && (error as { status?: unknown }).status === 400) {
+    return new NotFoundError('No route matches this method and path.');
   }
-}
-
-/** body-parser marks its errors with `type`; map them to the contract's codes. */
-function fromBodyParser(error: unknown, maxBodyBytes: number): AppError | undefined {
-  const type = (error as { type?: unknown } | null)?.type;
+  const { type, status } = (error ?? {}) as { type?: unknown; status?: unknown };
   switch (type) {
-    case 'entity.verify.failed':
-      return new NulCharacterError();
     case 'entity.parse.failed':
+    case 'entity.verify.failed':
       return new InvalidJsonError();
     case 'entity.too.large':
       return new PayloadTooLargeError(maxBodyBytes);
     case 'encoding.unsupported':
+      return new UnsupportedMediaTypeError(
+        'Request bodies must not be compressed: send them without Content-Encoding (or with "identity").',
+      );
     case 'charset.unsupported':
       return new InvalidRequestError('The request body must be UTF-8 JSON.');
     case 'request.aborted':
     case 'request.size.invalid':
       return new InvalidRequestError('The request body ended before its declared length.');
     default:
+      // Any other refusal of a body (body-parser's 4xx), without its body in a log line.
+      if (typeof type === 'string' && typeof status === 'number' && status >= 400 && status < 500) {
+        return new InvalidRequestError('The request body could not be read.');
+      }
       return undefined;
   }
+}
+
+/** The matched route's pattern (`/v1/runs/:id`), never the path as sent: log lines carry no request input. */
+function routeOf(req: Request): string {
+  const path: unknown = req.route?.path;
+  return typeof path === 'string' ? path : '(no route)';
 }
 
 export const notFound: RequestHandler = (_req, _res, next) => next(new NotFoundError('No route matches this method and path.'));
@@ -34,10 +54,10 @@ export const notFound: RequestHandler = (_req, _res, next) => next(new NotFoundE
 /** The one place errors become responses: `{"error": {"code", "message", ...details}}`. */
 export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    const known = error instanceof AppError ? error : fromBodyParser(error, maxBodyBytes);
+    const known = error instanceof AppError ? error : fromParsers(error, maxBodyBytes);
     const appError = known ?? new AppError('internal', 500, 'Something went wrong on our side; it was logged.');
-    if (known === undefined) logger.error('request failed', { method: req.method, path: req.path, error });
-    else if (appError.status >= 500) logger.warn('request refused', { method: req.method, path: req.path, code: appError.code });
+    if (known === undefined) logger.error('request failed', { method: req.method, route: routeOf(req), error });
+    else if (appError.status >= 500) logger.warn('request refused', { method: req.method, route: routeOf(req), code: appError.code });
     if (res.headersSent) {
       res.destroy();
       return;

@@ -5,12 +5,13 @@ import { withDeadline } from '../concurrency/deadline.js';
 import { QueueFullError, type Acquisition, type FairSemaphore } from '../concurrency/fair-semaphore.js';
 import type { Config } from '../config/config.js';
 import type { InstanceRepository } from '../db/instance-repository.js';
-import type { RunRepository } from '../db/run-repository.js';
+import type { IdempotentMatch, RunRepository } from '../db/run-repository.js';
 import {
   AccountConcurrencyLimitError,
   CapacityExhaustedError,
   DrainingError,
   ENDINGS,
+  IdempotencyKeyReusedError,
   NotFoundError,
   SessionConcurrencyLimitError,
   isFinal,
@@ -24,6 +25,7 @@ import {
 import type { EventLog } from '../streaming/event-log.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { LingeringAgents } from './lingering-agents.js';
+import { requestHash } from './request-hash.js';
 import { RunExecution, type RunExecutionDeps, type RunObserver } from './run-execution.js';
 import type { RunEndRecovery } from './run-end-recovery.js';
 import { RunRecorder } from './run-recorder.js';
@@ -136,13 +138,15 @@ export class RunManager {
 
   private async admitAndLaunch(request: SubmitRequest, agent: Agent, input: unknown): Promise<{ run: RunRecord; created: boolean }> {
     const { admissions, slots, options } = this.deps;
-    if (this.draining) return this.firstRunOr(request, new DrainingError());
+    // Only a request with a key can be repeated; the hash of a large input is not free.
+    const hash = request.idempotencyKey === null ? null : requestHash(request);
+    if (this.draining) return this.firstRunOr(request, hash, new DrainingError());
     const id = randomUUID();
     let acquisition: Acquisition;
     try {
       acquisition = slots.acquire(id, request.accountId);
     } catch (error) {
-      if (error instanceof QueueFullError) return this.firstRunOr(request, new CapacityExhaustedError(RETRY_AFTER_S));
+      if (error instanceof QueueFullError) return this.firstRunOr(request, hash, new CapacityExhaustedError(RETRY_AFTER_S));
       throw error;
     }
     const status: ActiveStatus = acquisition.kind === 'acquired' ? 'running' : 'queued';
@@ -160,6 +164,7 @@ export class RunManager {
           metadata: request.metadata ?? null,
           timeoutMs: request.timeoutMs ?? options.timeoutMs,
           idempotencyKey: request.idempotencyKey,
+          requestHash: hash,
           instanceId: options.instanceId,
         },
         options.tierLimits,
@@ -175,7 +180,8 @@ export class RunManager {
         this.launch(admitted.run, agent, input, acquisition);
         return { run: admitted.run, created: true };
       case 'existing':
-        return { run: admitted.run, created: false };
+      case 'key_reused':
+        return firstRun(admitted);
       case 'account_limit':
         throw new AccountConcurrencyLimitError(admitted.limit, admitted.active);
       case 'session_limit':
@@ -189,11 +195,14 @@ export class RunManager {
     }
   }
 
-  /** A retried request (same Idempotency-Key) gets its first run even when it would be refused now. */
-  private async firstRunOr(request: SubmitRequest, refusal: Error): Promise<{ run: RunRecord; created: boolean }> {
+  /**
+   * A retried request (same Idempotency-Key, same body) gets its first run even when it would
+   * be refused now; the same key with another body is refused as admission would.
+   */
+  private async firstRunOr(request: SubmitRequest, hash: string | null, refusal: Error): Promise<{ run: RunRecord; created: boolean }> {
     if (request.idempotencyKey !== null) {
-      const run = await this.deps.runs.findByIdempotencyKey(request.accountId, request.idempotencyKey);
-      if (run !== null) return { run, created: false };
+      const match = await this.deps.runs.findByIdempotencyKey(request.accountId, request.idempotencyKey, hash);
+      if (match !== null) return firstRun(match);
     }
     throw refusal;
   }
@@ -284,4 +293,10 @@ export class RunManager {
     if (this.deps.cancelBus.heardBefore(record.id)) execution.abort(ENDINGS.cancelled);
     void execution.start(acquisition).finally(() => this.active.delete(record.id)); // start() never rejects
   }
+}
+
+/** The answer to a repeated Idempotency-Key: its first run, or 422 when the body differs. */
+function firstRun(match: IdempotentMatch): { run: RunRecord; created: boolean } {
+  if (match.outcome === 'key_reused') throw new IdempotencyKeyReusedError();
+  return { run: match.run, created: false };
 }

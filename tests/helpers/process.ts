@@ -9,6 +9,8 @@ export interface AgentdProcess {
   readonly url: string;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** Everything the process wrote to stdout so far, log lines or not. */
+  stdout(): string;
   /** The JSON log lines it wrote to stdout so far (a cluster's workers write there too). */
   logs(): ReadonlyArray<Record<string, unknown>>;
   /** Sends a signal and waits for the exit code. */
@@ -23,6 +25,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   const logs: Array<Record<string, unknown>> = [];
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
@@ -30,6 +33,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
     let buffer = '';
     const timer = setTimeout(() => reject(new Error(`agentd did not start in ${startTimeoutMs} ms: ${stderr}`)), startTimeoutMs);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
       buffer += chunk;
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
         const line = buffer.slice(0, nl);
@@ -55,6 +59,7 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
     child,
     url,
     stderr: () => stderr,
+    stdout: () => stdout,
     logs: () => logs,
     async kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -159,10 +159,10 @@ for (const storage of STORAGES) {
         assert.equal(res.body.error.code, 'not_found');
       });
 
-      it('returns the first run for a repeated Idempotency-Key', async () => {
+      it('returns the first run for a repeated Idempotency-Key with the same body', async () => {
         const headers = { 'idempotency-key': unique('key') };
         const first = await agentd.as(acme.apiKey, 'POST', '/v1/runs', { body: { agent: 'echo', input: 'a' }, headers });
-        const again = await agentd.as(acme.apiKey, 'POST', '/v1/runs', { body: { agent: 'echo', input: 'b' }, headers });
+        const again = await agentd.as(acme.apiKey, 'POST', '/v1/runs', { body: { agent: 'echo', input: 'a' }, headers });
         assert.equal(first.status, 202);
         assert.equal(again.status, 202);
         assert.equal(again.body.id, first.body.id);

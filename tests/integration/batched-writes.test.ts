@@ -109,6 +109,7 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
         metadata: null,
         timeoutMs: 30_000,
         idempotencyKey: null,
+        requestHash: null,
         instanceId: 'batch-test',
         ...overrides,
       };
@@ -188,6 +189,26 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
         assert.deepEqual(results[1], { outcome: 'existing', run: first });
         assert.equal(created(results[2]).id, batch[2]?.id);
         assert.deepEqual(results[3], { outcome: 'existing', run: first });
+        assert.equal(await count('runs', accountId), 2);
+        await batcher.close();
+      });
+
+      it('refuses a repeated Idempotency-Key with another request hash in one batch, and admits the rest', async () => {
+        const counted = countingRuns(runs);
+        const { batcher } = admissionBatcher(counted.store);
+        const accountId = await newAccount('pro');
+        const batch = [
+          newRun(accountId, { idempotencyKey: 'same', requestHash: 'a' }),
+          newRun(accountId, { idempotencyKey: 'same', requestHash: 'b' }),
+          newRun(accountId, { idempotencyKey: 'same', requestHash: 'a' }),
+          newRun(accountId),
+        ];
+        const results = fulfilled(await admitTogether(batcher, batch));
+        assert.deepEqual(counted.calls.admitMany, [4]);
+        const first = created(results[0]);
+        assert.deepEqual(results[1], { outcome: 'key_reused' });
+        assert.deepEqual(results[2], { outcome: 'existing', run: first });
+        assert.equal(created(results[3]).id, batch[3]?.id);
         assert.equal(await count('runs', accountId), 2);
         await batcher.close();
       });
@@ -275,7 +296,7 @@ function batchContract(name: string, factory: () => Promise<Fixture>, { server }
           )[0];
         const variants: Array<Partial<NewRun>> = [
           { input: undefined, metadata: undefined },
-          { input: null, metadata: null, model: 'gpt-x', sessionId: 'chat', idempotencyKey: 'k1', status: 'queued' },
+          { input: null, metadata: null, model: 'gpt-x', sessionId: 'chat', idempotencyKey: 'k1', requestHash: 'h1', status: 'queued' },
           { input: 'a string \u2014 "quoted"', metadata: [1, { two: 2 }], timeoutMs: 1 },
         ];
         for (const variant of variants) {

@@ -3,14 +3,26 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import { DependencyUnavailableError } from '../../src/domain/index.js';
 import type { Database } from '../../src/db/database.js';
 import { createPgliteDatabase } from '../../src/db/pglite-database.js';
 import { createPostgresDatabase, probeServerLimits } from '../../src/db/postgres-database.js';
 import { type DatabaseFixture, pgliteFixture, postgresFixture } from '../helpers/databases.js';
+import { randomTag } from '../helpers/ids.js';
 import { createTestDatabase } from '../helpers/test-database.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Fails if `marker` shows anywhere in the error or its causes: fields (hidden ones too), message, stack, JSON. */
+function assertHolds(error: unknown, marker: string): void {
+  for (let cause = error, level = 0; cause !== undefined && cause !== null && level < 10; level += 1) {
+    const views = [inspect(cause, { showHidden: true, depth: null }), JSON.stringify(cause), String(cause)];
+    if (cause instanceof Error) views.push(cause.message, String(cause.stack));
+    for (const view of views) assert.ok(!view.includes(marker), `the error holds the statement's data: ${view}`);
+    cause = (cause as { cause?: unknown }).cause;
+  }
+}
 
 /** The contract every `Database` adapter must satisfy. */
 function databaseContract(name: string, factory: () => Promise<DatabaseFixture>): void {
@@ -105,6 +117,34 @@ function databaseContract(name: string, factory: () => Promise<DatabaseFixture>)
         assert.equal((err as { code?: unknown }).code, '42P01');
         return true;
       });
+    });
+
+    it("keeps the statement's text and parameters out of its errors, with the SQLSTATE kept", async () => {
+      const marker = `marker-${randomTag()}`;
+      await db.exec(`create table guarded (name text primary key, payload jsonb check (payload is null or not payload ? 'refuse'))`);
+      await db.query('insert into guarded (name) values ($1)', [marker]);
+      const failures: Array<[string, () => Promise<unknown>, string | undefined]> = [
+        ['23505', () => db.query('insert into guarded (name) values ($1)', [marker]), 'guarded_pkey'],
+        [
+          '23514',
+          () => db.query('insert into guarded (name, payload) values ($1, $2::jsonb)', [`${marker}-2`, JSON.stringify({ refuse: marker })]),
+          'guarded_payload_check',
+        ],
+        ['22P02', () => db.query('select $1::int', [marker]), undefined],
+        ['22P02', () => db.query('select $1::jsonb', [`"\\ud800 ${marker}"`]), undefined],
+        ['22P02', () => db.query('select $1::uuid', [`"${marker}" '${marker}'`]), undefined],
+        ['22012', () => db.query(`select 1 / 0 from guarded where name <> '${marker}'`), undefined],
+        ['23505', () => db.transaction((tx) => tx.query('insert into guarded (name) values ($1)', [marker])), 'guarded_pkey'],
+        ['23505', () => db.exec(`insert into guarded (name) values ('${marker}')`), 'guarded_pkey'],
+      ];
+      for (const [code, fail, constraint] of failures) {
+        await assert.rejects(fail(), (err: unknown) => {
+          assertHolds(err, marker);
+          assert.equal((err as { code?: unknown }).code, code);
+          if (constraint !== undefined) assert.equal((err as { constraint?: unknown }).constraint, constraint);
+          return true;
+        });
+      }
     });
 
     it('commits a transaction', async () => {
@@ -273,6 +313,26 @@ describe('database adapters', () => {
         assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
         assert.equal(db.stats().inUse, 0);
         assert.equal(db.stats().waiting, 0);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it("keeps the statement's parameters out of a connection failure and its cause", async () => {
+      const db = createPostgresDatabase({
+        url: 'postgres://postgres@127.0.0.1:1/postgres',
+        max: 1,
+        acquireTimeoutMs: 2_000,
+        applicationName: 'agentd-test-unreachable',
+      });
+      const marker = `marker-${randomTag()}`;
+      try {
+        await assert.rejects(db.query('select $1::text', [marker]), (err: unknown) => {
+          assert.ok(err instanceof DependencyUnavailableError);
+          assert.ok(err.cause !== undefined, 'the connection error is kept as the cause');
+          assertHolds(err, marker);
+          return true;
+        });
       } finally {
         await db.close();
       }

@@ -54,6 +54,7 @@ for (const [name, open] of [
           metadata: null,
           timeoutMs: 1_000,
           idempotencyKey,
+          requestHash: null,
           instanceId,
         },
         LIMITS,

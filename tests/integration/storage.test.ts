@@ -89,6 +89,7 @@ function storageContract(name: string, factory: Factory): void {
         metadata: null,
         timeoutMs: 30_000,
         idempotencyKey: null,
+        requestHash: null,
         instanceId,
         ...overrides,
       };
@@ -427,6 +428,58 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal(await runCount(accountId), 1);
       });
 
+      it("returns 'key_reused' for a repeated Idempotency-Key with another request hash, and stores nothing", async () => {
+        const accountId = await newAccount('pro');
+        const instanceId = unique('inst');
+        const first = await admitCreated(accountId, instanceId, { idempotencyKey: 'key-h', requestHash: 'hash-a' });
+        const same = await runs.admit(
+          newRun(accountId, instanceId, { idempotencyKey: 'key-h', requestHash: 'hash-a' }),
+          LIMITS,
+          SESSION_MAX,
+        );
+        assert.deepEqual(same, { outcome: 'existing', run: first });
+        const other = await runs.admit(
+          newRun(accountId, instanceId, { idempotencyKey: 'key-h', requestHash: 'hash-b' }),
+          LIMITS,
+          SESSION_MAX,
+        );
+        assert.deepEqual(other, { outcome: 'key_reused' });
+        assert.equal(await runCount(accountId), 1);
+        assert.equal(await leaseCount({ accountId }), 1);
+
+        // The same rule where a draining or full instance looks the key up.
+        assert.deepEqual(await runs.findByIdempotencyKey(accountId, 'key-h', 'hash-a'), { outcome: 'existing', run: first });
+        assert.deepEqual(await runs.findByIdempotencyKey(accountId, 'key-h', 'hash-b'), { outcome: 'key_reused' });
+        assert.equal(await runs.findByIdempotencyKey(accountId, 'key-unused', 'hash-a'), null);
+
+        // A run stored without a hash (before migration 4, or by an older instance) matches any request.
+        const legacy = await admitCreated(accountId, instanceId, { idempotencyKey: 'key-legacy', requestHash: null });
+        const repeat = await runs.admit(
+          newRun(accountId, instanceId, { idempotencyKey: 'key-legacy', requestHash: 'hash-c' }),
+          LIMITS,
+          SESSION_MAX,
+        );
+        assert.deepEqual(repeat, { outcome: 'existing', run: legacy });
+        assert.deepEqual(await runs.findByIdempotencyKey(accountId, 'key-legacy', 'hash-c'), { outcome: 'existing', run: legacy });
+      });
+
+      it('the previous agentd_admit signature still admits, without a request hash (rolling upgrade)', async () => {
+        const accountId = await newAccount('pro');
+        const id = randomUUID();
+        const [row] = await db.query<{ outcome: string }>(
+          `SELECT outcome FROM agentd_admit($1, $2, 'echo', 'running', NULL, 'null'::jsonb, NULL, NULL, 1000, 'key-old', 'old', $3::jsonb, 2)`,
+          [id, accountId, JSON.stringify(Object.fromEntries(LIMITS))],
+        );
+        assert.equal(row?.outcome, 'created');
+        const again = await runs.admit(
+          newRun(accountId, 'new', { idempotencyKey: 'key-old', requestHash: 'hash-new' }),
+          LIMITS,
+          SESSION_MAX,
+        );
+        assert.equal(again.outcome, 'existing');
+        assert.ok('run' in again && again.run.id === id);
+      });
+
       it("the same Idempotency-Key from another account creates that account's own run", async () => {
         const a = await newAccount('free');
         const b = await newAccount('free');
@@ -539,6 +592,24 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal(results.filter((r) => r.outcome === 'existing').length, 19);
         const ids = new Set(results.map((r) => ('run' in r ? r.run.id : 'none')));
         assert.equal(ids.size, 1);
+        assert.equal(await runCount(accountId), 1);
+      });
+
+      it('gives concurrent requests with one Idempotency-Key and two request hashes one run; the other hash is refused', async () => {
+        const accountId = await newAccount('pro');
+        const instanceId = unique('inst');
+        const results = await admitAtOnce(
+          20,
+          (i) => newRun(accountId, instanceId, { idempotencyKey: 'contested', requestHash: i % 2 === 0 ? 'even' : 'odd' }),
+          SESSION_MAX,
+        );
+        const created = results.filter((r) => r.outcome === 'created');
+        assert.equal(created.length, 1);
+        const winner = results.indexOf(created[0] as AdmitResult) % 2;
+        results.forEach((result, i) => {
+          if (result === created[0]) return;
+          assert.equal(result.outcome, i % 2 === winner ? 'existing' : 'key_reused', `request ${i}`);
+        });
         assert.equal(await runCount(accountId), 1);
       });
     });

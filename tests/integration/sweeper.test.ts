@@ -69,6 +69,7 @@ async function orphans(db: Database, instanceId: string, count: number): Promise
         metadata: null,
         timeoutMs: 60_000,
         idempotencyKey: null,
+        requestHash: null,
         instanceId,
       },
       LIMITS,

@@ -45,11 +45,20 @@ function encodeCursor(cursor: RunCursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt.toISOString(), cursor.id])).toString('base64url');
 }
 
+/**
+ * The created_at of a cursor: exactly as encodeCursor writes it (toISOString), in years 0001
+ * to 9999, where JavaScript and Postgres both read it back to the same instant.
+ */
+const CURSOR_DATE = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 function decodeCursor(text: string): RunCursor {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as [unknown, unknown];
-    const date = new Date(String(createdAt));
-    if (typeof createdAt !== 'string' || Number.isNaN(date.getTime())) throw new Error('bad date');
+    const decoded: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+    if (!Array.isArray(decoded) || decoded.length !== 2) throw new Error('not a pair');
+    const [createdAt, id] = decoded as [unknown, unknown];
+    if (typeof createdAt !== 'string' || !CURSOR_DATE.test(createdAt)) throw new Error('bad date');
+    const date = new Date(createdAt);
+    if (Number.isNaN(date.getTime()) || date.toISOString() !== createdAt) throw new Error('bad date');
     return { createdAt: date, id: uuidParam(id) };
   } catch {
     throw new InvalidRequestError('cursor: is not a cursor this server returned.', 'cursor');
