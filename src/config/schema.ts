@@ -58,6 +58,9 @@ export function configSchema(env: NodeJS.ProcessEnv) {
       sessionMaxInflight: variable('SESSION_MAX_INFLIGHT', int(1, 100_000).default(1), { limit: true }),
       maxEventsPerRun: variable('MAX_EVENTS_PER_RUN', int(1, 10_000_000).default(100_000), { limit: true }),
       maxEventBytes: variable('MAX_EVENT_BYTES', int(64, 16 * 1024 * 1024).default(262_144), { limit: true }),
+      /** A run's events not yet archived or written to the fast stream, beyond which its emit waits (twice it: the run fails). */
+      eventBacklogBytes: variable('RUN_EVENT_BACKLOG_BYTES', int(1024, 1024 * 1024 * 1024).default(4_194_304), { limit: true }),
+      eventBacklogWaitMs: variable('RUN_EVENT_BACKLOG_WAIT_MS', int(1, 3_600_000).default(30_000), { limit: true }),
     },
     db: {
       /** Unset: the embedded PGlite database under `dataDir`. */
@@ -84,11 +87,15 @@ export function configSchema(env: NodeJS.ProcessEnv) {
     events: {
       streamTtlSeconds: variable('STREAM_TTL_SECONDS', int(1, 30 * 86_400).default(600)),
       streamMaxLen: variable('STREAM_MAXLEN', int(100, 10_000_000).default(10_000)),
+      streamMaxBytes: variable('STREAM_MAX_BYTES', int(1024, 1024 * 1024 * 1024).default(8_388_608), { limit: true }),
+      /** In-process store only: what ended runs keep in total. */
+      streamMemoryMaxBytes: variable('STREAM_MEMORY_MAX_BYTES', int(1024, 64 * 1024 * 1024 * 1024).default(67_108_864), { limit: true }),
       archiveFlushMs: variable('ARCHIVE_FLUSH_MS', int(10, 60_000).default(1_000)),
     },
     sse: {
       heartbeatMs: variable('SSE_HEARTBEAT_MS', int(100, 600_000).default(15_000)),
       maxBufferBytes: variable('SSE_MAX_BUFFER_BYTES', int(1024, 1024 * 1024 * 1024).default(1_048_576)),
+      maxListenersPerAccount: variable('SSE_MAX_LISTENERS_PER_ACCOUNT', int(1, 10_000_000).default(2_500), { limit: true }),
     },
     llm: {
       /** OpenAI-compatible providers; empty: no `chat` agent. */
