@@ -37,9 +37,11 @@ export function createChatAgent(gateway: ChatGateway): Agent<ChatInput> {
         webSearch: ctx.input.web_search,
         signal: ctx.signal,
         logger: ctx.logger,
-        onDelta: (text) => ctx.emit('token', { text }),
+        // The gateway reads the provider's stream without waiting for its callback: deltas are
+        // small and come at the provider's pace, far below what the run's backlog bound holds.
+        onDelta: (text) => void ctx.emit('token', { text }),
       });
-      ctx.emit('message', { role: 'assistant', content: result.content });
+      await ctx.emit('message', { role: 'assistant', content: result.content });
     },
   };
 }

@@ -7,6 +7,6 @@ export const echoAgent: Agent<unknown> = {
   description: 'Replies with one message whose content is the input.',
   inputSchema: z.unknown(),
   async run(ctx) {
-    ctx.emit('message', { role: 'assistant', content: ctx.input });
+    await ctx.emit('message', { role: 'assistant', content: ctx.input });
   },
 };

@@ -9,6 +9,7 @@ const simulateInput = z
     payload_bytes: z.number().int().min(0).max(65_536).default(16),
     fail_at: z.number().int().min(0).optional(),
     ignore_cancel: z.boolean().default(false),
+    ignore_backpressure: z.boolean().default(false),
   })
   .strict();
 
@@ -55,10 +56,17 @@ function pauser(signal: AbortSignal | undefined): (ms: number) => Promise<void> 
 export const simulateAgent: Agent<SimulateInput> = {
   name: 'simulate',
   description:
-    'Emits `events` token events `interval_ms` apart with `payload_bytes` of text; `fail_at` throws at that event; `ignore_cancel` ignores the AbortSignal.',
+    'Emits `events` token events `interval_ms` apart with `payload_bytes` of text; `fail_at` throws at that event; `ignore_cancel` ignores the AbortSignal; `ignore_backpressure` emits without awaiting ctx.emit.',
   inputSchema: z.preprocess((value) => value ?? {}, simulateInput),
   async run(ctx) {
-    const { events, interval_ms: intervalMs, payload_bytes: payloadBytes, fail_at: failAt, ignore_cancel: ignoreCancel } = ctx.input;
+    const {
+      events,
+      interval_ms: intervalMs,
+      payload_bytes: payloadBytes,
+      fail_at: failAt,
+      ignore_cancel: ignoreCancel,
+      ignore_backpressure: ignoreBackpressure,
+    } = ctx.input;
     const text = 'x'.repeat(payloadBytes);
     const signal = ignoreCancel ? undefined : ctx.signal;
     const pause = pauser(signal);
@@ -68,7 +76,8 @@ export const simulateAgent: Agent<SimulateInput> = {
         else if (seq % BURST === 0) await setImmediate(undefined, { signal });
       }
       if (seq === failAt) throw new SimulatedFailure(seq);
-      ctx.emit('token', { seq, ts: Date.now(), text });
+      const accepted = ctx.emit('token', { seq, ts: Date.now(), text });
+      if (!ignoreBackpressure) await accepted; // the run's events are written before it makes more
     }
   },
 };

@@ -79,6 +79,8 @@ function startEventLog(settings: Config['events'], db: Database, streams: Stream
     archiver,
     archive,
     onError: (error) => logger.warn('event read failed', { error }),
+    // Catch-up pages from the archive take at most half the pool, so that runs still get theirs.
+    archiveReadConcurrency: Math.max(1, Math.floor(db.stats().max / 2)),
   });
   return { eventLog, archiver };
 }
@@ -140,6 +142,7 @@ function httpApp(config: Config, deps: AssembleDeps, parts: RunParts): ReturnTyp
     instances,
     store: streams.store,
     archiver,
+    eventLog,
     listeners,
     lingering,
     llm,
@@ -187,7 +190,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
   const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
   const { slots, llm } = createLimiters(config, sizing);
-  const listeners = new Followers();
+  const listeners = new Followers(config.sse.maxListenersPerAccount);
   const lingering = new LingeringAgents();
   const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
   const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));

@@ -112,6 +112,12 @@ function checkTogether(
   if (config.runs.timeoutMs > config.runs.maxTimeoutMs) {
     problems.push(`RUN_TIMEOUT_MS must not exceed MAX_RUN_TIMEOUT_MS (got ${config.runs.timeoutMs} > ${config.runs.maxTimeoutMs})`);
   }
+  if (config.runs.eventBacklogBytes < config.runs.maxEventBytes) {
+    problems.push(
+      `RUN_EVENT_BACKLOG_BYTES must be at least MAX_EVENT_BYTES, so a run's backlog holds its largest event ` +
+        `(got ${config.runs.eventBacklogBytes} < ${config.runs.maxEventBytes})`,
+    );
+  }
   const rules = config.llm.routingRules;
   if (rules !== undefined) {
     try {

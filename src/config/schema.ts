@@ -18,6 +18,111 @@ const workers = z
   )
   .transform((value): number | 'auto' => (value === 'auto' ? 'auto' : Number(value)));
 
+/** The `server` section. */
+const server = {
+  port: variable('PORT', int(0, 65535).default(3000)),
+  host: variable('HOST', z.string().trim().min(1).default('0.0.0.0')),
+  /** INSTANCE_ID as set; the id the instance uses is `Config.instanceId`. */
+  configuredInstanceId: variable(
+    'INSTANCE_ID',
+    z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-')
+      .optional(),
+  ),
+  adminToken: variable('ADMIN_TOKEN', secret.optional()),
+  metricsToken: variable('METRICS_TOKEN', secret.optional()),
+  logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
+  maxBodyBytes: variable('MAX_BODY_BYTES', int(1024, 100 * 1024 * 1024).default(1_048_576)),
+  shutdownGraceMs: variable('SHUTDOWN_GRACE_MS', int(0, 3_600_000).default(30_000)),
+  /** How often this instance renews its liveness; silent for 3 beats (database clock), it is dead and its runs are swept. */
+  heartbeatMs: variable('INSTANCE_HEARTBEAT_MS', int(100, 600_000).default(5_000), { limit: true }),
+  /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
+  workers: variable('WORKERS', workers.default(1), { limit: true }),
+} as const;
+
+/** The `runs` section. */
+const runs = {
+  tierLimits: variable('TIER_LIMITS', parsedText(parseTierLimits).prefault('free:1,pro:5,enterprise:25')),
+  maxConcurrentAgentRuns: variable('MAX_CONCURRENT_AGENT_RUNS', int(1, 100_000).optional(), { limit: true }),
+  memoryPerRunMb: variable('MEMORY_PER_RUN_MB', int(1, 1_000_000).default(200), { limit: true }),
+  queueMax: variable('RUN_QUEUE_MAX', int(0, 1_000_000).optional(), { limit: true }),
+  queueTimeoutMs: variable('RUN_QUEUE_TIMEOUT_MS', int(1, 86_400_000).default(30_000), { limit: true }),
+  timeoutMs: variable('RUN_TIMEOUT_MS', int(1, 86_400_000).default(900_000), { limit: true }),
+  maxTimeoutMs: variable('MAX_RUN_TIMEOUT_MS', int(1, 86_400_000).default(3_600_000)),
+  sessionMaxInflight: variable('SESSION_MAX_INFLIGHT', int(1, 100_000).default(1), { limit: true }),
+  maxEventsPerRun: variable('MAX_EVENTS_PER_RUN', int(1, 10_000_000).default(100_000), { limit: true }),
+  maxEventBytes: variable('MAX_EVENT_BYTES', int(64, 16 * 1024 * 1024).default(262_144), { limit: true }),
+  /** A run's events not yet archived or written to the fast stream, beyond which its emit waits (twice it: the run fails). */
+  eventBacklogBytes: variable('RUN_EVENT_BACKLOG_BYTES', int(1024, 1024 * 1024 * 1024).default(4_194_304), { limit: true }),
+  eventBacklogWaitMs: variable('RUN_EVENT_BACKLOG_WAIT_MS', int(1, 3_600_000).default(30_000), { limit: true }),
+} as const;
+
+/** The `db` section. */
+const db = {
+  /** Unset: the embedded PGlite database under `dataDir`. */
+  url: variable('DATABASE_URL', url(['postgres:', 'postgresql:']).optional()),
+  dataDir: variable('DATA_DIR', z.string().trim().min(1).default('./data')),
+  maxConnections: variable('DB_MAX_CONNECTIONS', int(1, 10_000).optional(), { limit: true }),
+  instances: variable('DB_INSTANCES', int(1, 1000).default(4), { limit: true }),
+  acquireTimeoutMs: variable('DB_ACQUIRE_TIMEOUT_MS', int(1, 600_000).default(5_000)),
+  /** Prepare parameterised statements once per connection (one round trip per statement, not two). */
+  preparedStatements: variable('DB_PREPARED_STATEMENTS', bool.default(true)),
+  /** Finished runs, their archived events, expired idempotency keys and dead instances' rows go after this many days. */
+  retentionDays: variable('RUN_RETENTION_DAYS', int(1, 36_500).default(30), { limit: true }),
+} as const;
+
+/** The `redis` section. */
+const redis = {
+  /** Unset: the in-process event store (single instance only). */
+  url: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
+  keyPrefix: variable(
+    'REDIS_KEY_PREFIX',
+    z
+      .string()
+      .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 letters, digits or :._-')
+      .default('agentd:'),
+  ),
+  commandsQueueMax: variable('REDIS_COMMANDS_QUEUE_MAX', int(100, 10_000_000).optional(), { limit: true }),
+} as const;
+
+/** The `events` section. */
+const events = {
+  streamTtlSeconds: variable('STREAM_TTL_SECONDS', int(1, 30 * 86_400).default(600)),
+  streamMaxLen: variable('STREAM_MAXLEN', int(100, 10_000_000).default(10_000)),
+  streamMaxBytes: variable('STREAM_MAX_BYTES', int(1024, 1024 * 1024 * 1024).default(8_388_608), { limit: true }),
+  /** In-process store only: what ended runs keep in total. */
+  streamMemoryMaxBytes: variable('STREAM_MEMORY_MAX_BYTES', int(1024, 64 * 1024 * 1024 * 1024).default(67_108_864), { limit: true }),
+  archiveFlushMs: variable('ARCHIVE_FLUSH_MS', int(10, 60_000).default(1_000)),
+} as const;
+
+/** The `sse` section. */
+const sse = {
+  heartbeatMs: variable('SSE_HEARTBEAT_MS', int(100, 600_000).default(15_000)),
+  maxBufferBytes: variable('SSE_MAX_BUFFER_BYTES', int(1024, 1024 * 1024 * 1024).default(1_048_576)),
+  maxListenersPerAccount: variable('SSE_MAX_LISTENERS_PER_ACCOUNT', int(1, 10_000_000).default(2_500), { limit: true }),
+} as const;
+
+/** The `llm` section; `env` resolves the API keys LLM_PROVIDERS names. */
+const llmVariables = (env: NodeJS.ProcessEnv) =>
+  ({
+    /** OpenAI-compatible providers; empty: no `chat` agent. */
+    providers: variable('LLM_PROVIDERS', parsedText((text) => parseLlmProviders(text, env)).prefault('[]')),
+    /** Unset: = run slots (sized at start-up). */
+    globalMaxInflight: variable('GLOBAL_MAX_INFLIGHT', int(1, 100_000).optional(), { limit: true }),
+    timeoutMs: variable('LLM_TIMEOUT_MS', int(1, 86_400_000).default(240_000), { limit: true }),
+    webSearchTimeoutMs: variable('LLM_WEB_SEARCH_TIMEOUT_MS', int(1, 86_400_000).default(300_000)),
+    thinkingTimeoutMs: variable('LLM_THINKING_TIMEOUT_MS', int(1, 86_400_000).default(360_000)),
+    webThinkingTimeoutMs: variable('LLM_WEB_THINKING_TIMEOUT_MS', int(1, 86_400_000).default(420_000)),
+    idleTimeoutMs: variable('LLM_IDLE_TIMEOUT_MS', int(1, 86_400_000).default(60_000), { limit: true }),
+    thinkingModels: variable('LLM_THINKING_MODELS', parsedText(parseModelPatterns).prefault('*thinking*,o1*,o3*')),
+    maxRetries: variable('LLM_MAX_RETRIES', int(0, 20).default(3), { limit: true }),
+    /** Unset: every `auto` request goes to the first provider's first model. */
+    routingRules: variable('LLM_ROUTING_RULES', parsedText(parseRoutingRules).optional()),
+    routingCacheTtlMs: variable('ROUTING_CACHE_TTL_MS', int(0, 86_400_000).default(180_000)),
+  }) as const;
+
 /**
  * Every environment variable agentd reads, by section, each written once: the config key, the
  * variable's name and its parser (with its default). `.env.example` lists the same names with
@@ -26,89 +131,5 @@ const workers = z
  * variables holding their API keys.
  */
 export function configSchema(env: NodeJS.ProcessEnv) {
-  return {
-    server: {
-      port: variable('PORT', int(0, 65535).default(3000)),
-      host: variable('HOST', z.string().trim().min(1).default('0.0.0.0')),
-      /** INSTANCE_ID as set; the id the instance uses is `Config.instanceId`. */
-      configuredInstanceId: variable(
-        'INSTANCE_ID',
-        z
-          .string()
-          .trim()
-          .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-')
-          .optional(),
-      ),
-      adminToken: variable('ADMIN_TOKEN', secret.optional()),
-      metricsToken: variable('METRICS_TOKEN', secret.optional()),
-      logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
-      maxBodyBytes: variable('MAX_BODY_BYTES', int(1024, 100 * 1024 * 1024).default(1_048_576)),
-      shutdownGraceMs: variable('SHUTDOWN_GRACE_MS', int(0, 3_600_000).default(30_000)),
-      /** How often this instance renews its liveness; silent for 3 beats (database clock), it is dead and its runs are swept. */
-      heartbeatMs: variable('INSTANCE_HEARTBEAT_MS', int(100, 600_000).default(5_000), { limit: true }),
-      /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
-      workers: variable('WORKERS', workers.default(1), { limit: true }),
-    },
-    runs: {
-      tierLimits: variable('TIER_LIMITS', parsedText(parseTierLimits).prefault('free:1,pro:5,enterprise:25')),
-      maxConcurrentAgentRuns: variable('MAX_CONCURRENT_AGENT_RUNS', int(1, 100_000).optional(), { limit: true }),
-      memoryPerRunMb: variable('MEMORY_PER_RUN_MB', int(1, 1_000_000).default(200), { limit: true }),
-      queueMax: variable('RUN_QUEUE_MAX', int(0, 1_000_000).optional(), { limit: true }),
-      queueTimeoutMs: variable('RUN_QUEUE_TIMEOUT_MS', int(1, 86_400_000).default(30_000), { limit: true }),
-      timeoutMs: variable('RUN_TIMEOUT_MS', int(1, 86_400_000).default(900_000), { limit: true }),
-      maxTimeoutMs: variable('MAX_RUN_TIMEOUT_MS', int(1, 86_400_000).default(3_600_000)),
-      sessionMaxInflight: variable('SESSION_MAX_INFLIGHT', int(1, 100_000).default(1), { limit: true }),
-      maxEventsPerRun: variable('MAX_EVENTS_PER_RUN', int(1, 10_000_000).default(100_000), { limit: true }),
-      maxEventBytes: variable('MAX_EVENT_BYTES', int(64, 16 * 1024 * 1024).default(262_144), { limit: true }),
-    },
-    db: {
-      /** Unset: the embedded PGlite database under `dataDir`. */
-      url: variable('DATABASE_URL', url(['postgres:', 'postgresql:']).optional()),
-      dataDir: variable('DATA_DIR', z.string().trim().min(1).default('./data')),
-      maxConnections: variable('DB_MAX_CONNECTIONS', int(1, 10_000).optional(), { limit: true }),
-      instances: variable('DB_INSTANCES', int(1, 1000).default(4), { limit: true }),
-      acquireTimeoutMs: variable('DB_ACQUIRE_TIMEOUT_MS', int(1, 600_000).default(5_000)),
-      /** Prepare parameterised statements once per connection (one round trip per statement, not two). */
-      preparedStatements: variable('DB_PREPARED_STATEMENTS', bool.default(true)),
-      /** Finished runs, their archived events, expired idempotency keys and dead instances' rows go after this many days. */
-      retentionDays: variable('RUN_RETENTION_DAYS', int(1, 36_500).default(30), { limit: true }),
-    },
-    redis: {
-      /** Unset: the in-process event store (single instance only). */
-      url: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
-      keyPrefix: variable(
-        'REDIS_KEY_PREFIX',
-        z
-          .string()
-          .regex(/^[A-Za-z0-9:._-]{0,64}$/, 'must be up to 64 letters, digits or :._-')
-          .default('agentd:'),
-      ),
-      commandsQueueMax: variable('REDIS_COMMANDS_QUEUE_MAX', int(100, 10_000_000).optional(), { limit: true }),
-    },
-    events: {
-      streamTtlSeconds: variable('STREAM_TTL_SECONDS', int(1, 30 * 86_400).default(600)),
-      streamMaxLen: variable('STREAM_MAXLEN', int(100, 10_000_000).default(10_000)),
-      archiveFlushMs: variable('ARCHIVE_FLUSH_MS', int(10, 60_000).default(1_000)),
-    },
-    sse: {
-      heartbeatMs: variable('SSE_HEARTBEAT_MS', int(100, 600_000).default(15_000)),
-      maxBufferBytes: variable('SSE_MAX_BUFFER_BYTES', int(1024, 1024 * 1024 * 1024).default(1_048_576)),
-    },
-    llm: {
-      /** OpenAI-compatible providers; empty: no `chat` agent. */
-      providers: variable('LLM_PROVIDERS', parsedText((text) => parseLlmProviders(text, env)).prefault('[]')),
-      /** Unset: = run slots (sized at start-up). */
-      globalMaxInflight: variable('GLOBAL_MAX_INFLIGHT', int(1, 100_000).optional(), { limit: true }),
-      timeoutMs: variable('LLM_TIMEOUT_MS', int(1, 86_400_000).default(240_000), { limit: true }),
-      webSearchTimeoutMs: variable('LLM_WEB_SEARCH_TIMEOUT_MS', int(1, 86_400_000).default(300_000)),
-      thinkingTimeoutMs: variable('LLM_THINKING_TIMEOUT_MS', int(1, 86_400_000).default(360_000)),
-      webThinkingTimeoutMs: variable('LLM_WEB_THINKING_TIMEOUT_MS', int(1, 86_400_000).default(420_000)),
-      idleTimeoutMs: variable('LLM_IDLE_TIMEOUT_MS', int(1, 86_400_000).default(60_000), { limit: true }),
-      thinkingModels: variable('LLM_THINKING_MODELS', parsedText(parseModelPatterns).prefault('*thinking*,o1*,o3*')),
-      maxRetries: variable('LLM_MAX_RETRIES', int(0, 20).default(3), { limit: true }),
-      /** Unset: every `auto` request goes to the first provider's first model. */
-      routingRules: variable('LLM_ROUTING_RULES', parsedText(parseRoutingRules).optional()),
-      routingCacheTtlMs: variable('ROUTING_CACHE_TTL_MS', int(0, 86_400_000).default(180_000)),
-    },
-  } as const;
+  return { server, runs, db, redis, events, sse, llm: llmVariables(env) } as const;
 }

@@ -1,4 +1,4 @@
-import { type EventId, isEventType, type RunEvent } from '../domain/index.js';
+import { EVENT_OVERHEAD_BYTES, type EventId, isEventType, type RunEvent } from '../domain/index.js';
 import type { Database, Row } from './database.js';
 
 export interface ArchivedEvent {
@@ -50,17 +50,30 @@ export class EventArchiveRepository {
   }
 
   /**
-   * Archived events of a run strictly after `after`, oldest first. Their JSON text is jsonb's:
-   * the same values as written, spaced and ordered its own way, and still one line (jsonb
-   * escapes line breaks inside strings).
+   * Archived events of a run strictly after `after`, oldest first: at most `limit`, and only
+   * until their `eventBytes` reach `maxBytes` (that one included, so at least one), summed in
+   * the database so that a page of large events never crosses the wire whole. Their JSON text
+   * is jsonb's: the same values as written, spaced and ordered its own way, and still one line
+   * (jsonb escapes line breaks inside strings).
    */
-  async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+  async read(runId: string, after: EventId | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<RunEvent[]> {
+    // length() counts characters, as eventBytes does (a JavaScript string counts an astral
+    // character twice: the database's sum is never above the reader's).
     const rows = await this.db.query(
-      `SELECT ms, seq, prev_ms, prev_seq, type, data::text AS data FROM run_events
-       WHERE run_id = $1 AND ($2::bigint IS NULL OR (ms, seq) > ($2::bigint, $3::integer))
-       ORDER BY ms, seq
-       LIMIT $4`,
-      [runId, after?.ms ?? null, after?.seq ?? 0, limit],
+      `SELECT ms, seq, prev_ms, prev_seq, type, data FROM (
+         SELECT ms, seq, prev_ms, prev_seq, type, data,
+                sum(length(data) + ${EVENT_OVERHEAD_BYTES}) OVER (ORDER BY ms, seq ROWS UNBOUNDED PRECEDING)
+                  - (length(data) + ${EVENT_OVERHEAD_BYTES}) AS bytes_before
+         FROM (
+           SELECT ms, seq, prev_ms, prev_seq, type, coalesce(data::text, 'null') AS data FROM run_events
+           WHERE run_id = $1 AND ($2::bigint IS NULL OR (ms, seq) > ($2::bigint, $3::integer))
+           ORDER BY ms, seq
+           LIMIT $4
+         ) page
+       ) sized
+       WHERE bytes_before < $5::bigint
+       ORDER BY ms, seq`,
+      [runId, after?.ms ?? null, after?.seq ?? 0, limit, maxBytes],
     );
     return rows.map(toEvent);
   }

@@ -11,8 +11,14 @@ export interface AgentContext<I = unknown> {
   /** Fires on cancel, timeout, event limit and shutdown. The runtime ends the run either way. */
   readonly signal: AbortSignal;
   readonly logger: Logger;
-  /** Records an event of the run. After the run has ended, events are dropped. */
-  emit(type: AgentEventType, data: unknown): void;
+  /**
+   * Records an event of the run. Resolves at once, unless the run's events not yet written
+   * (archive, fast stream) passed RUN_EVENT_BACKLOG_BYTES: then once they are written. Await it:
+   * a run whose events cannot be written in time, or that emits on past twice the bound without
+   * waiting, ends `failed` (`event_backlog`). Never rejects; after the run has ended, events are
+   * dropped and it resolves at once (`signal` says why).
+   */
+  emit(type: AgentEventType, data: unknown): Promise<void>;
 }
 
 /** An agent: validated input in, events out. Throwing fails the run with `agent_error` (a RunFailure: with its code). */

@@ -96,6 +96,20 @@ export class CapacityExhaustedError extends AppError {
   }
 }
 
+export class ListenerLimitError extends AppError {
+  constructor(
+    limit: number,
+    readonly retryAfterS: number,
+  ) {
+    super(
+      'listener_limit',
+      429,
+      `This account already has ${limit} event streams open on this instance (SSE_MAX_LISTENERS_PER_ACCOUNT). Retry when one closes.`,
+      { limit, retry_after_s: retryAfterS },
+    );
+  }
+}
+
 export class DependencyUnavailableError extends AppError {
   constructor(dependency: string, cause?: unknown) {
     super('dependency_unavailable', 503, `The ${dependency} is unavailable; nothing was changed. Retry shortly.`, {

@@ -51,6 +51,10 @@ export const ENDINGS = {
   agentError: (message: string): RunEnding => ({ status: 'failed', error: { code: 'agent_error', message } }),
   failure: (code: RunFailureCode, message: string): RunEnding => ({ status: 'failed', error: { code, message } }),
   eventLimit: (message: string): RunEnding => ({ status: 'failed', error: { code: 'event_limit', message } }),
+  eventBacklog: (detail: string): RunEnding => ({
+    status: 'failed',
+    error: { code: 'event_backlog', message: `The run's events could not be written fast enough within its memory bound: ${detail}.` },
+  }),
   queueTimeout: (waitedMs: number): RunEnding => ({
     status: 'failed',
     error: { code: 'capacity_exhausted', message: `No run slot came free within ${waitedMs} ms (RUN_QUEUE_TIMEOUT_MS).` },

@@ -36,6 +36,21 @@ export function eventJson(data: unknown): string {
   return json.includes('\\u0000') ? json.replace(NUL_ESCAPE, '$1\\ufffd') : json;
 }
 
+/**
+ * What an event costs in memory besides its JSON text, in bytes, about: its objects (the event,
+ * its ids), its string header and its place in the queues that hold it.
+ */
+export const EVENT_OVERHEAD_BYTES = 128;
+
+/**
+ * An event's size for the memory bounds (STREAM_MAX_BYTES, RUN_EVENT_BACKLOG_BYTES, catch-up
+ * pages), in bytes: its JSON text's length (characters stand for bytes, near enough for a bound
+ * and free to count) plus EVENT_OVERHEAD_BYTES, so that many tiny events count too.
+ */
+export function eventBytes(event: RunEvent): number {
+  return event.json.length + EVENT_OVERHEAD_BYTES;
+}
+
 export function isEventType(value: string): value is EventType {
   return (EVENT_TYPES as readonly string[]).includes(value);
 }

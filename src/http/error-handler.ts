@@ -62,7 +62,7 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequest
       res.destroy();
       return;
     }
-    if (appError.code === 'capacity_exhausted' && typeof appError.details.retry_after_s === 'number') {
+    if (typeof appError.details.retry_after_s === 'number') {
       res.setHeader('Retry-After', String(appError.details.retry_after_s));
     }
     if (appError.code === 'dependency_unavailable' || appError.code === 'draining') res.setHeader('Retry-After', '1');

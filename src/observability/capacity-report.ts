@@ -10,6 +10,7 @@ import type { EventStore } from '../streaming/event-store.js';
 import type { Followers } from '../streaming/followers.js';
 import type { LingeringAgents } from '../runtime/lingering-agents.js';
 import type { EventArchiver } from '../streaming/event-archiver.js';
+import type { EventLog } from '../streaming/event-log.js';
 
 /** Every sized or configured limit of this instance, by the env var that sets it. */
 export type LimitTable = Readonly<Record<string, Limit>>;
@@ -39,7 +40,8 @@ export class CapacityReport {
       readonly store: EventStore;
       readonly listeners: Followers;
       readonly lingering: LingeringAgents;
-      readonly archiver: Pick<EventArchiver, 'pendingCount'>;
+      readonly archiver: Pick<EventArchiver, 'pendingCount' | 'pendingBytes'>;
+      readonly eventLog: Pick<EventLog, 'archiveReadStats'>;
       readonly llm: LlmLimiters;
       readonly tierLimits: TierLimits;
       readonly sessionMaxInflight: number;
@@ -110,9 +112,15 @@ export class CapacityReport {
       },
       db_pool: { kind: db.kind, max: pool.max, in_use: pool.inUse, idle: pool.idle, waiting: pool.waiting },
       redis: { connections: stream.connections, in_flight_ops: stream.inFlightOps, pending_events: stream.pendingEvents },
-      // Events accepted and not yet in the Postgres archive (written every ARCHIVE_FLUSH_MS and at each run's end).
-      archive: { pending_events: this.deps.archiver.pendingCount },
-      sse: { listeners: this.deps.listeners.count },
+      // Events accepted and not yet in the Postgres archive (written every ARCHIVE_FLUSH_MS, at each
+      // run's end, and at once for a run past RUN_EVENT_BACKLOG_BYTES); catch-up pages read from the
+      // archive now (`in_use`) and waiting for their turn (`queued`).
+      archive: {
+        pending_events: this.deps.archiver.pendingCount,
+        pending_bytes: this.deps.archiver.pendingBytes,
+        reads: { in_use: this.deps.eventLog.archiveReadStats.active, queued: this.deps.eventLog.archiveReadStats.queued },
+      },
+      sse: { listeners: this.deps.listeners.count, accounts: this.deps.listeners.accounts },
       llm: this.deps.llm.snapshot(),
       // Leases held by runs of this instance in the database (the tier and session limits count these).
       // `active`/`leases`: accounts and leases of runs on this instance; `limits`: each such

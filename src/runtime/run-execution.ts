@@ -33,6 +33,8 @@ export interface RunExecutionDeps {
   readonly lingering: LingeringAgents;
   readonly maxEventsPerRun: number;
   readonly maxEventBytes: number;
+  readonly eventBacklogBytes: number;
+  readonly eventBacklogWaitMs: number;
 }
 
 /**
@@ -78,7 +80,13 @@ export class RunExecution {
       eventLog: deps.eventLog,
       maxEvents: deps.maxEventsPerRun,
       maxEventBytes: deps.maxEventBytes,
+      backlogBytes: deps.eventBacklogBytes,
+      backlogWaitMs: deps.eventBacklogWaitMs,
       onEventLimit: (message) => controller.abort(new RunAbort(ENDINGS.eventLimit(message))),
+      onEventBacklog: (detail) => {
+        this.logger.warn('run failed: its events could not be written within its memory bound', { detail });
+        this.abort(ENDINGS.eventBacklog(detail));
+      },
     });
   }
 

@@ -45,7 +45,7 @@ export interface SubmitRequest {
 /** The `runs` section of the config this manager uses, and the instance it runs on. */
 export type RunManagerOptions = Pick<
   Config['runs'],
-  'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes'
+  'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes' | 'eventBacklogBytes' | 'eventBacklogWaitMs'
 > & {
   readonly instanceId: string;
 };
@@ -100,6 +100,8 @@ export class RunManager {
       lingering,
       maxEventsPerRun: options.maxEventsPerRun,
       maxEventBytes: options.maxEventBytes,
+      eventBacklogBytes: options.eventBacklogBytes,
+      eventBacklogWaitMs: options.eventBacklogWaitMs,
     };
   }
 

@@ -1,6 +1,6 @@
 import type { ArchivedEvent, EventArchiveRepository } from '../db/event-archive-repository.js';
 import { BackgroundLoop } from '../concurrency/background-loop.js';
-import { DependencyUnavailableError, type RunEvent } from '../domain/index.js';
+import { DependencyUnavailableError, eventBytes, type RunEvent } from '../domain/index.js';
 
 /**
  * A batch stops growing past this many characters of event JSON text (one INSERT, one jsonb
@@ -33,6 +33,9 @@ export interface EventArchiverOptions {
  */
 export class EventArchiver {
   private pending: ArchivedEvent[] = [];
+  /** Bytes (`eventBytes`) of each run's pending events: the run's share of the backlog. */
+  private readonly pendingBytesByRun = new Map<string, number>();
+  private pendingBytesTotal = 0;
   private added = 0;
   private archived = 0;
   private writing: Promise<void> | undefined;
@@ -50,14 +53,25 @@ export class EventArchiver {
     this.loop.start();
   }
 
-  add(runId: string, event: RunEvent): void {
+  /** Queues the event for the next write; returns the bytes of the run's events not yet archived. */
+  add(runId: string, event: RunEvent): number {
     this.pending.push({ runId, event });
     this.added += 1;
+    const bytes = eventBytes(event);
+    this.pendingBytesTotal += bytes;
+    const runBytes = (this.pendingBytesByRun.get(runId) ?? 0) + bytes;
+    this.pendingBytesByRun.set(runId, runBytes);
+    return runBytes;
   }
 
   /** Events accepted and not yet archived. */
   get pendingCount(): number {
     return this.pending.length;
+  }
+
+  /** Bytes (`eventBytes`) of the events accepted and not yet archived. */
+  get pendingBytes(): number {
+    return this.pendingBytesTotal;
   }
 
   /** Resolves once every event added before the call is archived; rejects if a write fails. */
@@ -82,6 +96,30 @@ export class EventArchiver {
       this.pending.unshift(...batch);
       throw error;
     }
+    this.settle(batch);
+  }
+
+  /** Takes the archived (or skipped) batch's events off their runs' backlog. */
+  private settle(batch: readonly ArchivedEvent[]): void {
+    let runId: string | undefined;
+    let bytes = 0;
+    // A batch holds runs' events in streaks: one map update per streak, not per event.
+    for (const entry of batch) {
+      if (entry.runId !== runId) {
+        if (runId !== undefined) this.release(runId, bytes);
+        runId = entry.runId;
+        bytes = 0;
+      }
+      bytes += eventBytes(entry.event);
+    }
+    if (runId !== undefined) this.release(runId, bytes);
+  }
+
+  private release(runId: string, bytes: number): void {
+    this.pendingBytesTotal -= bytes;
+    const left = (this.pendingBytesByRun.get(runId) ?? 0) - bytes;
+    if (left > 0) this.pendingBytesByRun.set(runId, left);
+    else this.pendingBytesByRun.delete(runId);
   }
 
   /** The oldest pending events, bounded by count and size (at least one). */

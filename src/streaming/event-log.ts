@@ -1,7 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { abortPromise } from '../concurrency/abort-promise.js';
 import type { EventArchiveRepository } from '../db/event-archive-repository.js';
 import type { EventArchiver } from './event-archiver.js';
 import { compareEventIds, eventJson, takeChain, type EventId, type RunEvent } from '../domain/index.js';
 import type { EventListener, EventStore } from './event-store.js';
+
+/** Pauses between attempts of a drain whose writes failed (the database or Redis is away). */
+const DRAIN_RETRY_MIN_MS = 50;
+const DRAIN_RETRY_MAX_MS = 1_000;
 
 /**
  * A run's events, wherever they are: appended to the fast stream (memory or Redis) and to
@@ -10,20 +17,74 @@ import type { EventListener, EventStore } from './event-store.js';
  */
 /** Events read per page when archiving what a dead writer left in the fast stream. */
 const TAIL_PAGE = 100;
+/** Bytes (`eventBytes`) read per page at most, the same bound as a catch-up page. */
+const TAIL_PAGE_BYTES = 256 * 1024;
 
 export class EventLog {
+  /** Archive page reads in flight at once: a thousand catch-ups queue here, not in the database pool. */
+  private readonly archiveReads: LimitFunction;
+
   constructor(
     private readonly deps: {
       readonly store: EventStore;
       readonly archiver: EventArchiver;
       readonly archive: EventArchiveRepository;
       readonly onError: (error: unknown) => void;
+      /** Archive reads at once (default 1). */
+      readonly archiveReadConcurrency?: number;
     },
-  ) {}
+  ) {
+    this.archiveReads = pLimit(Math.max(1, deps.archiveReadConcurrency ?? 1));
+  }
 
-  append(runId: string, event: RunEvent): void {
-    this.deps.store.append(runId, event);
-    this.deps.archiver.add(runId, event);
+  /**
+   * Appends to the fast stream and queues for the archive; returns the run's backlog in bytes
+   * (`eventBytes` of its events not yet archived, or not yet written to the fast stream,
+   * whichever is more: both are its newest events, so the larger is all that the two hold).
+   */
+  append(runId: string, event: RunEvent): number {
+    const unwritten = this.deps.store.append(runId, event);
+    const unarchived = this.deps.archiver.add(runId, event);
+    return unwritten > unarchived ? unwritten : unarchived;
+  }
+
+  /**
+   * Waits until every event appended so far is archived and written to the fast stream, asking
+   * the archiver to write now rather than at its next interval (a run's backlog passed its
+   * bound). Failed writes are retried after a growing pause. True once written; false when that
+   * did not happen within `timeoutMs`, or `signal` aborted first.
+   */
+  async drain(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    const deadlineMs = Date.now() + timeoutMs;
+    // One signal for the deadline and the run's abort, and one timer, cleared however it ends.
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
+    const onAbort = () => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) stop.abort();
+    const stopped = abortPromise(stop.signal);
+    try {
+      for (let pauseMs = DRAIN_RETRY_MIN_MS; !stop.signal.aborted; pauseMs = Math.min(DRAIN_RETRY_MAX_MS, pauseMs * 2)) {
+        try {
+          await Promise.race([Promise.all([this.deps.archiver.flush(), this.deps.store.written()]), stopped.promise]);
+          return true;
+        } catch {
+          // A write failed (the archiver's own loop reports its failures; a retry follows), or the stop.
+        }
+        if (stop.signal.aborted || deadlineMs - Date.now() <= pauseMs) return false;
+        await sleep(pauseMs, undefined, { signal: stop.signal }).catch(() => undefined); // the stop ends the loop
+      }
+      return false;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      stopped.dispose();
+    }
+  }
+
+  /** Archive reads in flight and waiting for their turn. */
+  get archiveReadStats(): { readonly active: number; readonly queued: number } {
+    return { active: this.archiveReads.activeCount, queued: this.archiveReads.pendingCount };
   }
 
   /** Resolves once every event appended so far is archived. */
@@ -32,20 +93,21 @@ export class EventLog {
   }
 
   /**
-   * Events strictly after `after` that continue the chain from it, oldest first; empty when
-   * none is available yet (the run has produced nothing newer, or it has not reached the
-   * archive yet).
+   * Events strictly after `after` that continue the chain from it, oldest first, at most
+   * `limit` and up to the one whose `eventBytes` reach `maxBytes`; empty when none is available
+   * yet (the run has produced nothing newer, or it has not reached the archive yet).
    */
-  async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+  async read(runId: string, after: EventId | null, limit: number, maxBytes?: number): Promise<RunEvent[]> {
     let fast: RunEvent[] = [];
     try {
-      fast = takeChain(await this.deps.store.read(runId, after, limit), after);
+      fast = takeChain(await this.deps.store.read(runId, after, limit, maxBytes), after);
     } catch (error) {
       this.deps.onError(error); // the fast stream is down: the archive answers
     }
     if (fast.length > 0) return fast;
     try {
-      return takeChain(await this.deps.archive.read(runId, after, limit), after);
+      const archived = await this.archiveReads(() => this.deps.archive.read(runId, after, limit, maxBytes));
+      return takeChain(archived, after);
     } catch (error) {
       // The database is away: nothing more can be read now. Readers wait for live events and
       // read again later, rather than lose their stream.
@@ -125,7 +187,9 @@ export class EventLog {
    */
   private async archiveFastStreamUpTo(runId: string, last: EventId | null, end: RunEvent): Promise<void> {
     while (end.prev !== null && (last === null || compareEventIds(last, end.prev) < 0)) {
-      const page = takeChain(await this.deps.store.read(runId, last, TAIL_PAGE), last).filter((e) => compareEventIds(e.id, end.id) < 0);
+      const page = takeChain(await this.deps.store.read(runId, last, TAIL_PAGE, TAIL_PAGE_BYTES), last).filter(
+        (e) => compareEventIds(e.id, end.id) < 0,
+      );
       for (const event of page) this.deps.archiver.add(runId, event);
       const tail = page.at(-1);
       if (tail === undefined) return; // a gap the fast stream no longer fills

@@ -1,4 +1,4 @@
-import type { EventId, RunEvent } from '../domain/index.js';
+import { eventBytes, type EventId, type RunEvent } from '../domain/index.js';
 
 /** Called with new events of a run, in order (possibly with gaps a reader must fill by reading). */
 export type EventListener = (event: RunEvent) => void;
@@ -22,9 +22,11 @@ export interface EventStore {
   /**
    * Appends an event of a run this instance runs; returns at once (writes are batched),
    * keeps per-run order, and feeds this instance's listeners in-process. The run's `end`
-   * event starts its retention clock.
+   * event starts its retention clock. A run keeps its newest events, about STREAM_MAXLEN of
+   * them and STREAM_MAX_BYTES (`eventBytes`). Returns the bytes of the run's events accepted
+   * and not yet written (the run's share of the backlog; 0 when written at once).
    */
-  append(runId: string, event: RunEvent): void;
+  append(runId: string, event: RunEvent): number;
   /**
    * Appends the `end` of a run whose writer is gone, after whatever the stream holds at that
    * moment, atomically however many instances try: at `notBefore` or later, its `prev` the
@@ -32,8 +34,13 @@ export interface EventStore {
    * nothing more: its `end` is returned. Listeners everywhere get the `end` returned.
    */
   appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent>;
-  /** Stored events strictly after `after` (from the first when null), oldest first, at most `limit`. */
-  read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]>;
+  /**
+   * Stored events strictly after `after` (from the first when null), oldest first: at most
+   * `limit`, and events (`eventBytes`) only until their sum reaches `maxBytes` (at least one).
+   */
+  read(runId: string, after: EventId | null, limit: number, maxBytes?: number): Promise<RunEvent[]>;
+  /** Resolves once every event appended so far is written (or given up, the archive keeping it). */
+  written(): Promise<void>;
   /**
    * Follows new events of a run, on whichever instance it runs, from `after` on. Returns the
    * function that stops following (idempotent).
@@ -44,4 +51,15 @@ export interface EventStore {
   stats(): EventStoreStats;
   /** Flushes pending writes and stops background work. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * The first events until their `eventBytes` reach `maxBytes` (the one that reaches it included,
+ * so a page cut for bytes has reached the bound, and there is always at least one).
+ */
+export function pageOfBytes(events: RunEvent[], maxBytes: number): RunEvent[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < events.length && bytes < maxBytes) bytes += eventBytes(events[count++] as RunEvent);
+  return count === events.length ? events : events.slice(0, count);
 }

@@ -1,7 +1,16 @@
-import { compareEventIds, continuesFrom, type EventId, type RunEvent } from '../domain/index.js';
+import { compareEventIds, continuesFrom, eventBytes, type EventId, type RunEvent } from '../domain/index.js';
 import type { EventLog } from './event-log.js';
 
+/** Most events per catch-up page. */
 const READ_BATCH = 500;
+/**
+ * Events asked for in the first page, before the run's event size is known: a page of large
+ * events read from Redis arrives whole before it is cut to its bytes. Later pages ask for as
+ * many as the page's bytes hold at the size seen so far.
+ */
+const FIRST_PAGE_EVENTS = 16;
+/** Bytes (`eventBytes`) per catch-up page at most (and no more than the reader's SSE_MAX_BUFFER_BYTES). */
+const PAGE_BYTES = 256 * 1024;
 /** Catch-up and queued events go to the sink in writes of about this many bytes. */
 const SEND_CHUNK_BYTES = 64 * 1024;
 const GAP_RETRY_MIN_MS = 10;
@@ -45,7 +54,10 @@ export interface FollowOptions {
    */
   readonly onIdle: () => Promise<boolean> | boolean;
   readonly idleMs: number;
-  /** Live events waiting for this reader beyond this many bytes mean it has fallen behind. */
+  /**
+   * Live events waiting for this reader beyond this many bytes mean it has fallen behind
+   * (SSE_MAX_BUFFER_BYTES); catch-up pages are at most this big too.
+   */
   readonly maxQueuedBytes: number;
   /** Called once when the reader has fallen behind; the caller disconnects it. */
   readonly onOverflow: () => void;
@@ -67,7 +79,12 @@ type FollowState = 'catching-up' | 'live' | 'filling-gap' | 'finished';
 /**
  * Sends a run's events to one reader: catch-up from the log, then live, exactly once and in
  * order, until `end` (resolves), the abort or the sink's refusal (resolves), or a gap nothing
- * fills (rejects with UnfillableGapError).
+ * fills (rejects with UnfillableGapError). A reader whose resume point is at or past the run's
+ * `end` gets nothing, and the follow ends with the run.
+ *
+ * Catch-up reads the log page by page, each bounded in bytes, and reads the next page only
+ * once the sink has taken the last one: a reader that stops reading holds one page and its
+ * sink's unsent bytes, whatever the size of the run.
  *
  * Live events are checked against the chain (`prev`): a duplicate is skipped, a gap is filled
  * by reading (the fast stream, else the archive) before going on. A reader that is caught up
@@ -91,10 +108,14 @@ export class RunFollower {
   private idleTimer: NodeJS.Timeout | undefined;
   private gapDelayMs = 0;
   private gapSinceMs = 0;
+  /** Events the next catch-up page asks for: as many as a page's bytes hold at the size seen so far. */
+  private pageEvents = FIRST_PAGE_EVENTS;
+  private readonly pageBytes: number;
   private following: Promise<void> | undefined;
 
   constructor(private readonly options: FollowOptions) {
     this.last = options.after;
+    this.pageBytes = Math.min(PAGE_BYTES, options.maxQueuedBytes);
   }
 
   /** Follows the run until it ends, the abort, the sink's refusal or an unfillable gap; idempotent. */
@@ -139,20 +160,28 @@ export class RunFollower {
     }
   }
 
-  /** One page of the log (a full page means more to read), else the queued live chain. */
+  /** One page of the log (a page full by count or bytes means more to read), else the queued live chain. */
   private async catchUp(): Promise<void> {
     if (this.mustRead) {
-      const page = await this.options.eventLog.read(this.options.runId, this.last, READ_BATCH);
+      const { sink } = this.options;
+      if (!sink.hasRoom) await sink.drained(); // the next page only once the last one is on its way
+      if (this.done) return;
+      const limit = this.pageEvents;
+      const page = await this.options.eventLog.read(this.options.runId, this.last, limit, this.pageBytes);
       if (this.done) return;
       if (page.length > 0) {
+        let bytes = 0;
+        for (const event of page) bytes += eventBytes(event);
+        this.pageEvents = Math.max(1, Math.min(READ_BATCH, Math.floor((this.pageBytes * page.length) / bytes)));
         await this.sendPaced(page);
-        this.mustRead = page.length === READ_BATCH;
+        this.mustRead = page.length >= limit || bytes >= this.pageBytes;
         return;
       }
       this.mustRead = false;
     }
     const chain = this.takeQueuedChain();
     if (chain.length > 0) return this.sendPaced(chain);
+    if (this.done) return; // the `end` came at or before the resume point
     this.state = this.queued.length > 0 ? 'filling-gap' : 'live';
   }
 
@@ -183,7 +212,7 @@ export class RunFollower {
   private readonly onLiveEvent = (event: RunEvent): void => {
     if (this.overflowed || this.state === 'finished') return;
     if (this.state === 'live' && this.queued.length === 0 && this.options.sink.hasRoom) {
-      if (this.last !== null && compareEventIds(event.id, this.last) <= 0) return; // already sent
+      if (this.last !== null && compareEventIds(event.id, this.last) <= 0) return this.skip(event);
       if (continuesFrom(event, this.last)) {
         this.send([event]);
         if (this.done) this.notify(); // the `end`, or the sink refused: the loop stops
@@ -198,6 +227,16 @@ export class RunFollower {
     }
     this.notify();
   };
+
+  /**
+   * An event at or before `last`: already sent, or before the resume point. An `end` there
+   * means the resume point is at or past the run's end: nothing will come, the follow ends.
+   */
+  private skip(event: RunEvent): void {
+    if (event.type !== 'end') return;
+    this.state = 'finished';
+    this.notify();
+  }
 
   private readonly notify = (): void => {
     this.wake?.();
@@ -244,6 +283,7 @@ export class RunFollower {
       const event = this.queued[0] as RunEvent;
       if (tail !== null && compareEventIds(event.id, tail) <= 0) {
         this.dequeue(); // already sent
+        this.skip(event);
         continue;
       }
       if (!continuesFrom(event, tail)) break;

@@ -42,7 +42,13 @@ export interface StreamBackendSettings {
 export async function openStreamBackend(settings: StreamBackendSettings): Promise<StreamBackend> {
   const { redis: redisSettings, events, instanceId, runSlots, onError } = settings;
   if (redisSettings.url === undefined) {
-    const store = new MemoryEventStore({ ttlSeconds: events.streamTtlSeconds, onError });
+    const store = new MemoryEventStore({
+      ttlSeconds: events.streamTtlSeconds,
+      maxLen: events.streamMaxLen,
+      maxBytes: events.streamMaxBytes,
+      maxEndedBytes: events.streamMemoryMaxBytes,
+      onError,
+    });
     return {
       kind: 'memory',
       store,
@@ -70,6 +76,7 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     keys,
     instanceId,
     maxLen: events.streamMaxLen,
+    maxBytes: events.streamMaxBytes,
     ttlSeconds: events.streamTtlSeconds,
     onError,
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { formatEventId, type RunEvent } from '../../src/domain/index.js';
+import { eventBytes, formatEventId, type RunEvent } from '../../src/domain/index.js';
 import type { EventStore } from '../../src/streaming/event-store.js';
 import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
 import { RedisCancelBus } from '../../src/streaming/redis/redis-cancel-bus.js';
@@ -74,17 +74,18 @@ interface RedisPair extends Instances {
 
 interface StoreOptions {
   readonly maxLen?: number;
+  readonly maxBytes?: number;
   readonly ttlSeconds?: number;
 }
 
-function openMemory({ ttlSeconds = 60 }: StoreOptions = {}): Promise<Instances> {
+function openMemory({ ttlSeconds = 60, maxLen, maxBytes }: StoreOptions = {}): Promise<Instances> {
   const errors: unknown[] = [];
-  const store = new MemoryEventStore({ ttlSeconds, onError: (error) => errors.push(error) });
+  const store = new MemoryEventStore({ ttlSeconds, maxLen, maxBytes, onError: (error) => errors.push(error) });
   return Promise.resolve({ writer: store, reader: store, remote: false, errors, close: () => store.close() });
 }
 
 /** Two instances on one key prefix, each with its own two connections. */
-async function openRedisPair({ maxLen = 10_000, ttlSeconds = 600 }: StoreOptions = {}): Promise<RedisPair> {
+async function openRedisPair({ maxLen = 10_000, maxBytes, ttlSeconds = 600 }: StoreOptions = {}): Promise<RedisPair> {
   const prefix = uniquePrefix();
   const keys = new RedisKeys(prefix);
   const errors: unknown[] = [];
@@ -95,7 +96,7 @@ async function openRedisPair({ maxLen = 10_000, ttlSeconds = 600 }: StoreOptions
   const open = async (role: string): Promise<RedisInstance> => {
     const instanceId = `test-${role}-${tag}`;
     const redis = await openRedis({ url: redisUrl(), instanceId, commandsQueueMax: 20_000, onError });
-    const store = new RedisEventStore({ redis, keys, instanceId, maxLen, ttlSeconds, onError });
+    const store = new RedisEventStore({ redis, keys, instanceId, maxLen, maxBytes, ttlSeconds, onError });
     store.start();
     return { instanceId, redis, store };
   };
@@ -205,6 +206,31 @@ function eventStoreContract(name: string, remote: boolean, open: (options?: Stor
       stopKept();
     });
 
+    it('hands the `end` to a listener that follows from past it (a client resumed after any event)', async () => {
+      // The other instance hears the writer's notifications (a probe run's event reached it).
+      const probe = newRunId();
+      let probed = false;
+      const stopProbe = stores.reader.subscribe(probe, null, () => (probed = true));
+      stores.writer.append(probe, makeEvents(1)[0] as RunEvent);
+      await waitFor(() => probed, { what: 'the probe event on the other instance' });
+      stopProbe();
+
+      const runId = newRunId();
+      const events = makeEvents(20);
+      const end = events.at(-1) as RunEvent;
+      const beyond = { ms: end.id.ms + 3_600_000, seq: 0 };
+      const ends: RunEvent[][] = [[], []];
+      const stops = [stores.writer, stores.reader].map((store, index) =>
+        store.subscribe(runId, beyond, (event) => {
+          if (event.type === 'end') ends[index]?.push(event);
+        }),
+      );
+      await appendOverTicks(stores.writer, runId, events, 4);
+      await waitFor(() => ends.every((seen) => seen.length > 0), { what: 'the end on both instances' });
+      assert.deepEqual(ends, [[end], [end]]);
+      for (const stop of stops) stop();
+    });
+
     it('reports a listener that throws and still feeds the others', () => {
       const runId = newRunId();
       const seen: RunEvent[] = [];
@@ -229,6 +255,68 @@ function eventStoreContract(name: string, remote: boolean, open: (options?: Stor
       assert.equal(stores.writer.close(), first, 'the same promise');
       await first;
       await assert.rejects(stores.writer.ping());
+    });
+
+    describe('bounds', () => {
+      /** `count` chained events of `textBytes` characters of text each, and what each costs (`eventBytes`). */
+      const sized = (count: number, textBytes: number) => {
+        const events = eventChain(
+          Array.from({ length: count }, () => ({ text: 'x'.repeat(textBytes) })),
+          { perMs: 2 },
+        );
+        return { events, bytes: eventBytes(events[0] as RunEvent) };
+      };
+
+      /** Reads everything the store keeps of the run, and checks it is the newest events, in order. */
+      const kept = async (store: EventStore, runId: string, events: readonly RunEvent[]): Promise<RunEvent[]> => {
+        await written(store);
+        const stored = await store.read(runId, null, 100_000);
+        assert.deepEqual(stored, events.slice(events.length - stored.length), 'the newest events, trimmed from the oldest');
+        return stored;
+      };
+
+      it('keeps about the newest maxLen events of a run', async () => {
+        await stores.close();
+        stores = await open({ maxLen: 100 });
+        const runId = newRunId();
+        const events = makeEvents(1_000);
+        await appendOverTicks(stores.writer, runId, events, 5);
+        const stored = await kept(stores.writer, runId, events);
+        // In-process: exactly; Redis (MAXLEN ~): whole nodes of its stream go, so about.
+        assert.ok(stored.length >= 100 && stored.length < 400, `kept ${stored.length}`);
+        if (!remote) assert.equal(stored.length, 100);
+      });
+
+      it('keeps about maxBytes of the newest events of a run (at least the newest one)', async () => {
+        const { events, bytes } = sized(200, 1_000);
+        await stores.close();
+        stores = await open({ maxBytes: 20 * bytes });
+        const runId = newRunId();
+        await appendOverTicks(stores.writer, runId, events, 10);
+        const stored = await kept(stores.writer, runId, events);
+        assert.ok(stored.length >= 20 && stored.length <= 40, `kept ${stored.length} events of ${bytes} bytes`);
+        if (!remote) assert.equal(stored.length, 20);
+
+        const huge = sized(3, 50 * bytes);
+        const hugeRun = newRunId();
+        for (const event of huge.events) stores.writer.append(hugeRun, event);
+        const hugeKept = await kept(stores.writer, hugeRun, huge.events);
+        assert.ok(hugeKept.length >= 1 && hugeKept.length <= 3, `kept ${hugeKept.length} events larger than the bound`);
+        if (!remote) assert.equal(hugeKept.length, 1);
+      });
+
+      it('reads pages up to the event that reaches maxBytes, at least one', async () => {
+        const { events, bytes } = sized(10, 1_000);
+        const runId = newRunId();
+        for (const event of events) stores.writer.append(runId, event);
+        for (const store of [stores.writer, stores.reader]) {
+          await waitFor(async () => (await store.read(runId, null, 100)).length === 10, { what: '10 events' });
+          assert.deepEqual(await store.read(runId, null, 100, 3 * bytes), events.slice(0, 3));
+          assert.deepEqual(await store.read(runId, null, 100, 3 * bytes - 1), events.slice(0, 3), 'the one reaching it included');
+          assert.deepEqual(await store.read(runId, (events[4] as RunEvent).id, 100, 1), events.slice(5, 6));
+          assert.deepEqual(await store.read(runId, null, 2, 100 * bytes), events.slice(0, 2), 'the count bounds it too');
+        }
+      });
     });
 
     it('stats start empty', () => {
@@ -348,19 +436,6 @@ describe('RedisEventStore on Redis', () => {
     // A reader missing written events too reads them from Redis, with the rest once written.
     assert.deepEqual(await pair.writer.read(runId, null, 10), events);
     assert.deepEqual(await pair.writer.read(runId, (events[3] as RunEvent).id, 10), events.slice(4));
-  });
-
-  it('trims a stream to about maxLen', async () => {
-    pair = await openRedisPair({ maxLen: 100 });
-    const runId = newRunId();
-    const events = makeEvents(1_000);
-    await appendOverTicks(pair.writer, runId, events, 5);
-    await written(pair.writer);
-    const stored = await pair.writer.read(runId, null, 5_000);
-    const length = await admin.xLen(pair.keys.runStream(runId));
-    assert.ok(length >= 100 && length < 400, `XLEN is ${length}`);
-    assert.equal(stored.length, length);
-    assert.deepEqual(stored.at(-1), events.at(-1), 'trimming drops the oldest');
   });
 
   it('keeps exactly 2 connections per instance with 200 listeners', async () => {

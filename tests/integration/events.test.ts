@@ -123,6 +123,16 @@ for (const setup of SETUPS) {
       assert.equal(beyond.status, 204);
     });
 
+    it('follows a running run resumed after any of its events, and ends with the run', async () => {
+      const id = await start({ agent: 'simulate', input: { events: 50, interval_ms: 20 } });
+      await waitFor(async () => (await agentd.as(key, 'GET', `/v1/runs/${id}`)).body.status === 'running');
+      const result = await readSse(eventsUrl(id, '?after=99999999999999-0'), { token: key, timeoutMs: 30_000 });
+      assert.equal(result.status, 200);
+      assert.deepEqual(result.events, [], 'nothing lies after the resume point');
+      assert.equal(result.closedByServer, true, 'closed when the run ended');
+      assert.equal((await agentd.as(key, 'GET', `/v1/runs/${id}`)).body.status, 'completed');
+    });
+
     it('answers 204 when resuming after the end', async () => {
       const id = await start({ agent: 'echo', input: 'x' });
       const full = await readSse(eventsUrl(id), { token: key });

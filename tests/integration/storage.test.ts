@@ -16,6 +16,7 @@ import { type ArchivedEvent, EventArchiveRepository } from '../../src/db/event-a
 import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
 import {
   DependencyUnavailableError,
+  eventBytes,
   isFinal,
   type NewRun,
   RUN_STATUSES,
@@ -935,6 +936,34 @@ function storageContract(name: string, factory: Factory): void {
         assert.deepEqual(await archive.read(run.id, events.at(-1)!.id, 100), []);
         assert.deepEqual(await archive.lastId(run.id), events.at(-1)!.id);
         assert.equal(await archive.endId(run.id), null);
+      });
+
+      it('reads pages bounded in bytes, summed in the database, up to the event that reaches the bound', async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const values = [{ text: 'x'.repeat(1_000) }, null, { text: 'é'.repeat(300) }, { text: 'y'.repeat(2_000) }, 'z'];
+        const events = eventChain(values);
+        await archive.insert(events.map((event) => ({ runId: run.id, event })));
+        const all = await archive.read(run.id, null, 100);
+        assert.equal(all.length, values.length);
+        // The reader's measure of what it got (jsonb's text): the database cut the page at the same event.
+        const sizes = all.map(eventBytes);
+        const upTo = (n: number) => sizes.slice(0, n).reduce((sum, bytes) => sum + bytes, 0);
+        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3)), all.slice(0, 3));
+        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3) - 1), all.slice(0, 3), 'the event reaching the bound is in');
+        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3) + 1), all.slice(0, 4));
+        assert.deepEqual(await archive.read(run.id, null, 100, 1), all.slice(0, 1), 'at least one');
+        assert.deepEqual(await archive.read(run.id, all[1]!.id, 100, sizes[2]! + sizes[3]!), all.slice(2, 4), 'after an id');
+        assert.deepEqual(await archive.read(run.id, null, 2, upTo(5)), all.slice(0, 2), 'the count bounds it too');
+
+        // An astral character is one character to the database and two UTF-16 units to the
+        // reader: the database's page may be longer, never shorter than what reaches the bound.
+        const astral = await runInStatus('running');
+        await archive.insert(eventChain([{ text: '🚀'.repeat(500) }, 'a', 'b']).map((event) => ({ runId: astral.id, event })));
+        const [rocket] = await archive.read(astral.id, null, 1);
+        // Stopping at the rocket would be a short page to the reader (it has not reached the bound), so an end of what there is.
+        const page = await archive.read(astral.id, null, 100, eventBytes(rocket!) + 1);
+        assert.ok(page.length > 1, `a page of ${page.length}`);
       });
 
       it('skips events already archived, so a retried batch is safe', async () => {

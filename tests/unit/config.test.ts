@@ -84,6 +84,17 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ RUN_TIMEOUT_MS: '5000', MAX_RUN_TIMEOUT_MS: '1000' }), /RUN_TIMEOUT_MS/);
   });
 
+  it('refuses a run backlog bound that cannot hold the largest event', () => {
+    assert.throws(
+      () => loadConfig({ RUN_EVENT_BACKLOG_BYTES: '100000', MAX_EVENT_BYTES: '200000' }),
+      (error: unknown) => error instanceof ConfigError && /RUN_EVENT_BACKLOG_BYTES must be at least MAX_EVENT_BYTES/.test(error.message),
+    );
+    const config = loadConfig({});
+    assert.equal(config.runs.eventBacklogBytes, 4 * 1024 * 1024);
+    assert.equal(config.events.streamMaxBytes, 8 * 1024 * 1024);
+    assert.equal(config.sse.maxListenersPerAccount, 2_500);
+  });
+
   describe('WORKERS', () => {
     const shared = { DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379' };
 

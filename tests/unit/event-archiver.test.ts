@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
-import { DependencyUnavailableError } from '../../src/domain/index.js';
+import { DependencyUnavailableError, eventBytes } from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import { runEvent } from '../helpers/events.js';
 
@@ -83,5 +83,25 @@ describe('EventArchiver', () => {
     archiver.add('good', event(8));
     await archiver.flush();
     assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');
+  });
+
+  it("counts each run's backlog in bytes until its events are archived, and keeps it while they cannot be", async () => {
+    let down = true;
+    const fake = fakeRepository(() => (down ? new DependencyUnavailableError('database') : null));
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, maxBatch: 2, onError: (e) => assert.fail(String(e)) });
+    const a = [event(1, 'x'.repeat(100)), event(2, 'y'), event(3, 'z'.repeat(50))];
+    const b = event(4, 'b');
+    assert.equal(archiver.add('a', a[0]!), eventBytes(a[0]!));
+    assert.equal(archiver.add('b', b), eventBytes(b), "another run's events are not this one's backlog");
+    assert.equal(archiver.add('a', a[1]!), eventBytes(a[0]!) + eventBytes(a[1]!));
+    assert.equal(archiver.add('a', a[2]!), eventBytes(a[0]!) + eventBytes(a[1]!) + eventBytes(a[2]!));
+    const total = [...a, b].reduce((sum, e) => sum + eventBytes(e), 0);
+    assert.equal(archiver.pendingBytes, total);
+    await assert.rejects(archiver.flush(), DependencyUnavailableError);
+    assert.equal(archiver.pendingBytes, total, 'kept while the database is away');
+    down = false;
+    await archiver.flush();
+    assert.equal(archiver.pendingBytes, 0);
+    assert.equal(archiver.add('a', event(5)), eventBytes(event(5)), 'a fresh backlog once archived');
   });
 });

@@ -74,3 +74,76 @@ describe('EventLog.isPastEnd', () => {
     assertUnsubscribed();
   });
 });
+
+describe('EventLog.drain', () => {
+  /** A log whose archiver's flush answers what `flush` says, over an in-process store. */
+  function logWith(flush: () => Promise<void>): { log: EventLog; flushes: () => number; store: MemoryEventStore } {
+    let flushes = 0;
+    const store = new MemoryEventStore({ ttlSeconds: 600, onError: (e) => assert.fail(String(e)) });
+    const archiver = {
+      flush: () => {
+        flushes += 1;
+        return flush();
+      },
+    } as unknown as EventArchiver;
+    const log = new EventLog({ store, archiver, archive: {} as EventArchiveRepository, onError: (e) => assert.fail(String(e)) });
+    return { log, flushes: () => flushes, store };
+  }
+
+  it('asks the archiver to write now, and answers true once everything is written', async () => {
+    const { log, flushes, store } = logWith(() => Promise.resolve());
+    assert.equal(await log.drain(HOUR_MS, new AbortController().signal), true);
+    assert.equal(flushes(), 1);
+    await store.close();
+  });
+
+  it('tries again after a pause when a write fails, within the deadline', async () => {
+    let failures = 2;
+    const { log, flushes, store } = logWith(() => (failures-- > 0 ? Promise.reject(new Error('database away')) : Promise.resolve()));
+    assert.equal(await log.drain(HOUR_MS, new AbortController().signal), true);
+    assert.equal(flushes(), 3);
+    await store.close();
+  });
+
+  it('answers false at the deadline when the writes do not finish, and at once when the run is aborted', async () => {
+    const { log, store } = logWith(() => new Promise(() => undefined));
+    assert.equal(await log.drain(20, new AbortController().signal), false);
+    const failing = logWith(() => Promise.reject(new Error('database away')));
+    assert.equal(await failing.log.drain(200, new AbortController().signal), false);
+    const aborted = new AbortController();
+    const waiting = log.drain(HOUR_MS, aborted.signal);
+    aborted.abort();
+    assert.equal(await waiting, false);
+    await Promise.all([store.close(), failing.store.close()]);
+  });
+});
+
+describe('EventLog.read', () => {
+  it('reads the archive through its limiter: at most archiveReadConcurrency pages at once', async () => {
+    const store = new MemoryEventStore({ ttlSeconds: 600, onError: (e) => assert.fail(String(e)) });
+    const waiting: Array<() => void> = [];
+    const archive = {
+      read: () => new Promise<RunEvent[]>((resolve) => waiting.push(() => resolve([event(1)]))),
+    } as unknown as EventArchiveRepository;
+    const log = new EventLog({
+      store,
+      archiver: {} as EventArchiver,
+      archive,
+      onError: (e) => assert.fail(String(e)),
+      archiveReadConcurrency: 2,
+    });
+    const reads = Array.from({ length: 5 }, () => log.read('run', null, 10, 1_000));
+    await nextTurn();
+    assert.deepEqual(log.archiveReadStats, { active: 2, queued: 3 });
+    while (waiting.length > 0 || log.archiveReadStats.active > 0) {
+      waiting.shift()?.();
+      await nextTurn();
+    }
+    assert.deepEqual(
+      (await Promise.all(reads)).map((page) => page.length),
+      [1, 1, 1, 1, 1],
+    );
+    assert.deepEqual(log.archiveReadStats, { active: 0, queued: 0 });
+    await store.close();
+  });
+});

@@ -1,25 +1,59 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createLogger } from '../../src/observability/logger.js';
 import { RunContext } from '../../src/runtime/run-context.js';
 import type { RunEvent } from '../../src/domain/index.js';
 
-function context(options: { maxEvents?: number; maxEventBytes?: number } = {}) {
+interface ContextOptions {
+  maxEvents?: number;
+  maxEventBytes?: number;
+  backlogBytes?: number;
+  /** The run's backlog after each append (default 0). */
+  backlogAfter?: (appended: readonly RunEvent[]) => number;
+  /** What the log's drain answers (default: drained). */
+  drain?: () => Promise<boolean>;
+  signal?: AbortSignal;
+}
+
+function context(options: ContextOptions = {}) {
   const appended: RunEvent[] = [];
   const limits: string[] = [];
+  const backlogs: string[] = [];
+  const drains: number[] = [];
   const ctx = new RunContext({
     runId: 'r',
     input: null,
     model: null,
     sessionId: null,
-    signal: new AbortController().signal,
+    signal: options.signal ?? new AbortController().signal,
     logger: createLogger('error'),
-    eventLog: { append: (_runId, event) => appended.push(event) },
+    eventLog: {
+      append: (_runId, event) => {
+        appended.push(event);
+        return options.backlogAfter?.(appended) ?? 0;
+      },
+      drain: (timeoutMs) => {
+        drains.push(timeoutMs);
+        return options.drain?.() ?? Promise.resolve(true);
+      },
+    },
     maxEvents: options.maxEvents ?? 100,
     maxEventBytes: options.maxEventBytes ?? 1000,
+    backlogBytes: options.backlogBytes ?? 1_000,
+    backlogWaitMs: 5_000,
     onEventLimit: (message) => limits.push(message),
+    onEventBacklog: (detail) => backlogs.push(detail),
   });
-  return { ctx, appended, limits };
+  return { ctx, appended, limits, backlogs, drains };
+}
+
+/** Whether the promise settled within a turn of the event loop. */
+async function settledNow(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void promise.then(() => (settled = true));
+  await nextTurn();
+  return settled;
 }
 
 describe('RunContext', () => {
@@ -68,5 +102,75 @@ describe('RunContext', () => {
     ctx.closeToAgent();
     ctx.emit('token', { text: 'late' });
     assert.equal(appended.length, 0);
+  });
+
+  describe('back-pressure', () => {
+    it('answers every emit under the bound with the same settled promise (nothing allocated per event)', async () => {
+      const { ctx, drains } = context({ backlogAfter: (events) => events.length * 100 });
+      const first = ctx.emit('token', { text: 'a' });
+      assert.equal(ctx.emit('token', { text: 'b' }), first);
+      assert.equal(await settledNow(first), true);
+      assert.deepEqual(drains, []);
+    });
+
+    it('waits past the bound until the backlog drains, one drain for the emits made meanwhile', async () => {
+      let drained!: (ok: boolean) => void;
+      const { ctx, drains, backlogs } = context({
+        backlogBytes: 1_000,
+        backlogAfter: (events) => events.length * 400,
+        drain: () => new Promise((resolve) => (drained = resolve)),
+      });
+      assert.equal(await settledNow(ctx.emit('token', { n: 1 })), true, '400 bytes');
+      assert.equal(await settledNow(ctx.emit('token', { n: 2 })), true, '800 bytes');
+      const waiting = ctx.emit('token', { n: 3 }); // 1,200 bytes: past the bound
+      const alsoWaiting = ctx.emit('token', { n: 4 });
+      assert.equal(alsoWaiting, waiting, 'the same wait');
+      assert.equal(await settledNow(waiting), false);
+      assert.deepEqual(drains, [5_000], 'one drain, with RUN_EVENT_BACKLOG_WAIT_MS');
+      drained(true);
+      await waiting;
+      assert.deepEqual(backlogs, []);
+    });
+
+    it('fails the run when the backlog does not drain in time, and drops what comes after', async () => {
+      const { ctx, appended, backlogs } = context({ backlogAfter: () => 1_500, drain: () => Promise.resolve(false) });
+      await ctx.emit('token', { n: 1 });
+      assert.equal(backlogs.length, 1);
+      assert.match(backlogs[0] ?? '', /RUN_EVENT_BACKLOG_WAIT_MS/);
+      await ctx.emit('token', { n: 2 });
+      assert.equal(appended.length, 1, 'nothing after the failure');
+      assert.equal(backlogs.length, 1, 'reported once');
+    });
+
+    it('fails the run at once past twice the bound: an agent that does not await emit', async () => {
+      const { ctx, backlogs, drains } = context({ backlogAfter: (events) => events.length * 900 });
+      void ctx.emit('token', { n: 1 });
+      void ctx.emit('token', { n: 2 }); // 1,800: waits
+      void ctx.emit('token', { n: 3 }); // 2,700: past twice the bound
+      assert.equal(backlogs.length, 1);
+      assert.match(backlogs[0] ?? '', /twice RUN_EVENT_BACKLOG_BYTES/);
+      assert.equal(drains.length, 1);
+    });
+
+    it('does not fail a run whose wait ended because the run was aborted', async () => {
+      const controller = new AbortController();
+      const { ctx, backlogs } = context({
+        signal: controller.signal,
+        backlogAfter: () => 1_500,
+        drain: async () => {
+          controller.abort();
+          return false;
+        },
+      });
+      await ctx.emit('token', { n: 1 });
+      assert.deepEqual(backlogs, []);
+    });
+
+    it("never counts the runtime's own events against the run", () => {
+      const { ctx, backlogs, drains } = context({ backlogAfter: () => 10_000 });
+      ctx.emitSystem('end', { status: 'completed' });
+      assert.deepEqual(backlogs, []);
+      assert.deepEqual(drains, []);
+    });
   });
 });

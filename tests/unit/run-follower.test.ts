@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { compareEventIds, type EventId, formatEventId, type RunEvent, takeChain } from '../../src/domain/index.js';
+import { pageOfBytes } from '../../src/streaming/event-store.js';
 import { type FollowLog, type FollowOptions, type FollowSink, RunFollower, UnfillableGapError } from '../../src/streaming/run-follower.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -19,10 +20,14 @@ class FakeLog implements FollowLog {
   readonly listeners = new Set<(event: RunEvent) => void>();
   reads = 0;
 
-  async read(_runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+  /** Each read's limit and byte bound. */
+  readonly pages: Array<{ limit: number; maxBytes: number | undefined }> = [];
+
+  async read(_runId: string, after: EventId | null, limit: number, maxBytes?: number): Promise<RunEvent[]> {
     this.reads += 1;
+    this.pages.push({ limit, maxBytes });
     const newer = this.stored.filter((e) => after === null || compareEventIds(e.id, after) > 0);
-    return takeChain(newer.slice(0, limit), after);
+    return takeChain(pageOfBytes(newer.slice(0, limit), maxBytes ?? Number.MAX_SAFE_INTEGER), after);
   }
 
   subscribe(_runId: string, _after: EventId | null, listener: (event: RunEvent) => void): () => void {
@@ -136,20 +141,30 @@ describe('RunFollower', () => {
     assert.deepEqual(sink.ids, ids(1, 2, 3, 4));
   });
 
-  it('sends nothing after a resume point beyond the end, and keeps following until aborted', async () => {
-    // The events route answers 204 before following a final run resumed past its `end`; a
-    // follower given such a point drops the `end` as already sent and waits, pinging.
+  it('sends nothing after a resume point beyond the end, and ends when the run ends', async () => {
+    // A running run resumed from an id later than any of its events: what comes live up to
+    // the resume point was "already sent", and so is the `end`, which ends the follow.
     const log = new FakeLog();
     const sink = new FakeSink();
-    log.append(event(1), event(2, 'end'));
-    const { done, gone, idle } = follow(log, sink, { after: { ms: 99, seq: 0 }, idleMs: 5 });
-    await waitFor(() => idle.calls >= 2);
-    log.publish(event(2, 'end'));
-    await nextTurn();
-    assert.deepEqual(sink.writes, []);
-    gone.abort();
+    log.append(event(1));
+    const { done, idle } = follow(log, sink, { after: { ms: 99, seq: 0 }, idleMs: 5 });
+    await waitFor(() => idle.calls >= 2, { what: 'the follower to be parked, idle' });
+    log.append(event(2));
+    log.append(event(3, 'end'));
     await done;
-    assert.equal(log.listeners.size, 0);
+    assert.deepEqual(sink.writes, []);
+    assert.equal(log.listeners.size, 0, 'unsubscribed');
+  });
+
+  it('ends on an `end` before the resume point that arrives while it is not parked', async () => {
+    const log = new FakeLog();
+    const sink = new FakeSink();
+    sink.room = false; // not parked on the hot path: live events queue
+    const { done } = follow(log, sink, { after: { ms: 99, seq: 0 } });
+    await waitFor(() => log.reads === 1);
+    log.append(event(1), event(2, 'end'));
+    await done;
+    assert.deepEqual(sink.writes, []);
   });
 
   it('reads again when the idle callback asks (an `end` written for a dead instance)', async () => {
@@ -183,7 +198,7 @@ describe('RunFollower', () => {
       sink.writes.map((w) => w.length),
       [4, 4, 3],
     );
-    assert.equal(sink.drains, 2);
+    assert.equal(sink.drains, 3, 'once before the page (the sink is full from the start), then between writes');
   });
 
   it('calls onOverflow once when queued live events pass maxQueuedBytes', async () => {
@@ -217,5 +232,58 @@ describe('RunFollower', () => {
     } finally {
       mock.timers.reset();
     }
+  });
+
+  it('reads catch-up pages bounded in bytes, asking for as many events as a page holds at the size seen', async () => {
+    const log = new FakeLog();
+    const sink = new FakeSink();
+    const big = 'x'.repeat(64 * 1024);
+    for (let ms = 1; ms <= 20; ms++) log.stored.push(event(ms, 'token', JSON.stringify(big)));
+    log.stored.push(event(21, 'end'));
+    await follow(log, sink, { maxQueuedBytes: 200 * 1024 }).done;
+    assert.equal(sink.ids.length, 21);
+    const [first, second] = log.pages;
+    assert.deepEqual(first, { limit: 16, maxBytes: 200 * 1024 }, 'at most SSE_MAX_BUFFER_BYTES per page');
+    assert.equal(second?.limit, 3, 'as many 64 KB events as 200 KB hold, after the first page');
+    assert.ok(log.pages.length >= 7, `${log.pages.length} pages of about 200 KB`);
+  });
+
+  it('reads the next catch-up page only once the sink has taken the last one', async () => {
+    const log = new FakeLog();
+    /** A client that reads only when told: every write fills its socket. */
+    const sink = new (class extends FakeSink {
+      release: () => void = () => undefined;
+      override send(events: readonly RunEvent[]): boolean {
+        this.room = false;
+        return super.send(events);
+      }
+      override drained(): Promise<void> {
+        this.drains += 1;
+        return new Promise((resolve) => {
+          this.release = () => {
+            this.room = true;
+            resolve();
+          };
+        });
+      }
+    })();
+    const big = JSON.stringify('x'.repeat(100 * 1024));
+    for (let ms = 1; ms <= 10; ms++) log.stored.push(event(ms, 'token', big));
+    log.stored.push(event(11, 'end'));
+    const { done } = follow(log, sink, { maxQueuedBytes: 256 * 1024 });
+    // A page of 3 events (256 KB reached at the third), one write each; between writes, and
+    // before the next page, the follower waits for the sink.
+    for (let drains = 1; drains <= 3; drains++) {
+      await waitFor(() => sink.drains === drains, { what: `wait ${drains} for the sink` });
+      assert.equal(log.reads, 1, 'no second page while the sink holds the first');
+      sink.release();
+    }
+    await waitFor(() => log.reads === 2, { what: 'the second page once the sink took the first' });
+    for (;;) {
+      const settled = await Promise.race([done.then(() => true), nextTurn().then(() => false)]);
+      if (settled) break;
+      sink.release();
+    }
+    assert.equal(sink.ids.length, 11);
   });
 });

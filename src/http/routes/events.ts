@@ -60,14 +60,22 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
       res.status(204).end();
       return;
     }
-    await new RunStream(streams, res, run).serve(after);
+    await RunStream.open(streams, res, account.id).bind(run).serve(after);
   });
 
   router.post('/v1/runs/stream', async (req, res) => {
     const submitted = runRequest(req);
     const cancelOnDisconnect = req.query.cancel_on_disconnect === 'true';
-    const { run } = await deps.manager.submit(submitted);
-    const { clientLeft } = await new RunStream(streams, res, run).serve(null, { 'x-run-id': run.id });
+    // Counted before the run exists: a stream refused for the account's listener limit starts no run.
+    const stream = RunStream.open(streams, res, submitted.accountId);
+    let run;
+    try {
+      ({ run } = await deps.manager.submit(submitted));
+    } catch (error) {
+      stream.release();
+      throw error;
+    }
+    const { clientLeft } = await stream.bind(run).serve(null, { 'x-run-id': run.id });
     if (clientLeft && cancelOnDisconnect) {
       deps.manager.cancel(submitted.accountId, run.id).catch((error: unknown) => {
         deps.logger.warn('cancel on disconnect failed', { runId: run.id, error });

@@ -37,21 +37,43 @@ class MissingEndCheck {
   }
 }
 
-/** One SSE response that streams a run's events to its `end`, then closes. */
+/**
+ * One SSE response that streams a run's events to its `end`, then closes. It counts as one of
+ * its account's followers from `RunStream.open` (which refuses one past the account's limit,
+ * before anything is written) until it closes.
+ */
 export class RunStream {
   private readonly gone = new AbortController();
   private readonly writer: SseWriter;
   private readonly endCheck: MissingEndCheck;
   private clientLeft = false;
   private cutOff = false;
+  /** The resume point the client asked for (null: from the first event). */
+  private resumedAfter: EventId | null = null;
 
-  constructor(
+  private constructor(
     private readonly deps: RunStreamDeps,
     private readonly res: ServerResponse,
     private readonly run: { readonly id: string; readonly accountId: string },
+    /** Stops counting this stream among its account's followers (idempotent). */
+    private readonly release: () => void,
   ) {
     this.writer = new SseWriter(res);
-    this.endCheck = new MissingEndCheck(() => deps.ends.endIfMissing(run));
+    this.endCheck = new MissingEndCheck(() => this.checkEnd());
+  }
+
+  /**
+   * Counts a stream for the account (throws ListenerLimitError past SSE_MAX_LISTENERS_PER_ACCOUNT,
+   * before any byte is written); `bind` gives it its run once known, and `release` gives the
+   * count back if the stream is never served (`serve` does it otherwise).
+   */
+  static open(
+    deps: RunStreamDeps,
+    res: ServerResponse,
+    accountId: string,
+  ): { bind(run: { readonly id: string; readonly accountId: string }): RunStream; release(): void } {
+    const release = deps.followers.open(accountId);
+    return { bind: (run) => new RunStream(deps, res, run, release), release };
   }
 
   /**
@@ -60,9 +82,9 @@ export class RunStream {
    * than the server ending or cutting it off).
    */
   async serve(after: EventId | null, headers: Record<string, string> = {}): Promise<{ clientLeft: boolean }> {
+    this.resumedAfter = after;
     this.res.on('close', this.onClose);
     if (this.res.destroyed) this.onClose(); // the client left while the run was looked up
-    const close = this.deps.followers.open();
     try {
       this.writer.open(headers);
       await new RunFollower({
@@ -80,10 +102,29 @@ export class RunStream {
       this.deps.logger.warn('event stream stopped', { runId: this.run.id, error });
     } finally {
       this.res.off('close', this.onClose);
-      close();
+      this.release();
       this.writer.end();
     }
     return { clientLeft: this.clientLeft };
+  }
+
+  /**
+   * On the idle ticks MissingEndCheck chooses: a client that resumed at or past the run's `end`
+   * (the run ended as it connected, so its `end` never came live) is done; else the missing
+   * `end` of a run whose instance died is written. True when the follower should read again.
+   */
+  private async checkEnd(): Promise<boolean> {
+    if (this.resumedAfter !== null) {
+      try {
+        if (await this.deps.eventLog.isPastEnd(this.run.id, this.resumedAfter, 0)) {
+          this.gone.abort();
+          return false;
+        }
+      } catch (error) {
+        this.deps.logger.warn('could not look up the end of a run; a later check retries', { runId: this.run.id, error });
+      }
+    }
+    return this.deps.ends.endIfMissing(this.run);
   }
 
   private readonly onClose = (): void => {

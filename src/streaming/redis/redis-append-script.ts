@@ -3,22 +3,31 @@ import { ErrorReply } from 'redis';
 import type { RedisClient } from './redis-connections.js';
 
 /**
- * One flush of the event store as one Redis command: XADD every event (`MAXLEN ~`, the
- * runtime's ids), EXPIRE the streams that are due, PUBLISH the notification. One command per
- * flush instead of one per event: the client encodes, queues and settles one command, not
- * hundreds (at 40,000 events/s the per-command work was a large share of the writer's CPU).
+ * One flush of the event store as one Redis command: XADD every event (`MAXLEN ~` its stream's
+ * cap, the runtime's ids), EXPIRE the streams that are due, PUBLISH the notification. One
+ * command per flush instead of one per event: the client encodes, queues and settles one
+ * command, not hundreds (at 40,000 events/s the per-command work was a large share of the
+ * writer's CPU).
  *
- * ARGV: maxLen, ttlSeconds, event count, then per event `key index, id, type, data JSON, prev
- * id`; then the count of streams to expire and their key indexes; then channel and message.
+ * ARGV: ttlSeconds, then each key's MAXLEN (one per KEYS entry, in order), the event count,
+ * then per event `key index, id, type, data JSON, prev id`; then the count of streams to expire
+ * and their key indexes; then channel and message.
  * An XADD refused because its id is not above the stream's top (the event is already there) is skipped;
  * any other refusal is counted and the first reported, and the rest of the batch still goes.
  * Returns `{refused, firstError}`.
  */
 const SCRIPT = `
-local maxLen, ttl, events = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local i, refused, firstError = 4, 0, ''
+local ttl, i, refused, firstError = ARGV[1], 2, 0, ''
+local maxLens = {}
+for k = 1, #KEYS do
+  maxLens[k] = ARGV[i]
+  i = i + 1
+end
+local events = tonumber(ARGV[i])
+i = i + 1
 for _ = 1, events do
-  local reply = redis.pcall('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxLen, ARGV[i + 1],
+  local k = tonumber(ARGV[i])
+  local reply = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxLens[k], ARGV[i + 1],
     't', ARGV[i + 2], 'd', ARGV[i + 3], 'p', ARGV[i + 4])
   if type(reply) == 'table' and reply.err and not string.find(reply.err, 'equal or smaller', 1, true) then
     refused = refused + 1
@@ -49,7 +58,8 @@ export interface AppendBatch {
   /** Stream keys to give the TTL (each must have an event in the batch). */
   readonly expire: readonly string[];
   readonly ttlSeconds: number;
-  readonly maxLen: number;
+  /** Each stream's MAXLEN (`~`), by key: every key of the batch's events. */
+  readonly maxLens: ReadonlyMap<string, number>;
   readonly channel: string;
   readonly message: string;
 }
@@ -78,11 +88,16 @@ export function appendArguments(batch: AppendBatch): { keys: string[]; argv: str
     }
     return index;
   };
-  const argv = [String(batch.maxLen), String(batch.ttlSeconds), String(batch.events.length)];
-  for (const event of batch.events) argv.push(keyIndex(event.key), event.id, event.type, event.json, event.prev);
-  argv.push(String(batch.expire.length));
-  for (const key of batch.expire) argv.push(keyIndex(key));
-  argv.push(batch.channel, batch.message);
+  const eventArgs: string[] = [];
+  for (const event of batch.events) eventArgs.push(keyIndex(event.key), event.id, event.type, event.json, event.prev);
+  const expireArgs = batch.expire.map(keyIndex);
+  const maxLens = keys.map((key) => {
+    const maxLen = batch.maxLens.get(key);
+    if (maxLen === undefined) throw new Error(`no MAXLEN for stream ${key}`);
+    return String(maxLen);
+  });
+  const argv = [String(batch.ttlSeconds), ...maxLens, String(batch.events.length), ...eventArgs];
+  argv.push(String(expireArgs.length), ...expireArgs, batch.channel, batch.message);
   return { keys, argv };
 }
 

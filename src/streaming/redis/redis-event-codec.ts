@@ -3,8 +3,9 @@ import { type EventId, formatEventId, isEventType, parseEventId, type RunEvent }
 /**
  * How events look in Redis (written by redis-append-script.ts). A stream entry has the event's own id (`<ms>-<seq>`, never `*`)
  * and fields `t` (type), `d` (the event's JSON text) and `p` (previous id, empty for the first event).
- * A notification on the events channel names the writing instance and each run's last id:
- * `{"i":"<instanceId>","r":[["<runId>","<ms>-<seq>"],...]}`.
+ * A notification on the events channel names the writing instance and each run's last id,
+ * with a third element `1` when that is the run's `end`:
+ * `{"i":"<instanceId>","r":[["<runId>","<ms>-<seq>"],["<runId>","<ms>-<seq>",1],...]}`.
  */
 
 const LINE_BREAK = /[\r\n]/;
@@ -81,12 +82,15 @@ export function parseXReadReply(reply: unknown): Array<[string, unknown[]]> {
 
 export interface Notification {
   readonly instanceId: string;
-  /** Each run written in the flush, with its last event id. */
-  readonly runs: ReadonlyArray<readonly [string, EventId]>;
+  /** Each run written in the flush, with its last event id and whether that is the run's `end`. */
+  readonly runs: ReadonlyArray<readonly [string, EventId, boolean]>;
 }
 
 export function formatNotification(notification: Notification): string {
-  return JSON.stringify({ i: notification.instanceId, r: notification.runs.map(([runId, id]) => [runId, formatEventId(id)]) });
+  return JSON.stringify({
+    i: notification.instanceId,
+    r: notification.runs.map(([runId, id, ended]) => (ended ? [runId, formatEventId(id), 1] : [runId, formatEventId(id)])),
+  });
 }
 
 /** Null when malformed. */
@@ -100,12 +104,12 @@ export function parseNotification(message: string): Notification | null {
   if (typeof value !== 'object' || value === null) return null;
   const { i, r } = value as { i?: unknown; r?: unknown };
   if (typeof i !== 'string' || !Array.isArray(r)) return null;
-  const runs: Array<[string, EventId]> = [];
+  const runs: Array<[string, EventId, boolean]> = [];
   for (const item of r) {
     if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'string') return null;
     const id = parseEventId(item[1]);
     if (id === null) return null;
-    runs.push([item[0], id]);
+    runs.push([item[0], id, item[2] === 1]);
   }
   return { instanceId: i, runs };
 }

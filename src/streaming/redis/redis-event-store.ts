@@ -1,6 +1,6 @@
 import { withDeadline } from '../../concurrency/deadline.js';
 import { compareEventIds, type EventId, formatEventId, type RunEvent } from '../../domain/index.js';
-import type { EventListener, EventStore, EventStoreStats } from '../event-store.js';
+import { type EventListener, type EventStore, type EventStoreStats, pageOfBytes } from '../event-store.js';
 import { parseStreamEntries } from './redis-event-codec.js';
 import { sealStream } from './redis-seal-script.js';
 import { RedisStreamReader } from './redis-stream-reader.js';
@@ -40,13 +40,14 @@ export class RedisEventStore implements EventStore {
     this.reader.start();
   }
 
-  append(runId: string, event: RunEvent): void {
+  append(runId: string, event: RunEvent): number {
     if (this.closed !== undefined) {
       this.options.onError(new Error(`event store is closed; event ${formatEventId(event.id)} of run ${runId} not stored`));
-      return;
+      return 0;
     }
-    this.writer.append(runId, event);
+    const unwrittenBytes = this.writer.append(runId, event);
     this.reader.deliver(runId, event);
+    return unwrittenBytes;
   }
 
   async appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent> {
@@ -68,17 +69,19 @@ export class RedisEventStore implements EventStore {
   }
 
   /**
-   * Reads the run's stream. On the writing instance, events not written yet are answered from
-   * memory when they are all the reader lacks; otherwise the read waits for them to be written.
+   * Reads the run's stream (XRANGE COUNT `limit`: a caller reading large events asks for few).
+   * On the writing instance, events not written yet are answered from memory when they are all
+   * the reader lacks; otherwise the read waits for them to be written.
    */
-  async read(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+  async read(runId: string, after: EventId | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<RunEvent[]> {
     if (limit <= 0) return [];
     const unwritten = this.writer.unwrittenOf(runId);
     if (unwritten !== undefined) {
       const first = unwritten[0] as RunEvent;
       // Nothing newer than `after` lies before the first unwritten event: they are the answer.
       if (first.prev === null || (after !== null && compareEventIds(first.prev, after) <= 0)) {
-        return unwritten.filter((event) => after === null || compareEventIds(event.id, after) > 0).slice(0, limit);
+        const newer = unwritten.filter((event) => after === null || compareEventIds(event.id, after) > 0);
+        return pageOfBytes(newer.slice(0, limit), maxBytes);
       }
       await withDeadline(this.writer.allWritten(), COMMAND_DEADLINE_MS, 'Redis write');
     }
@@ -89,7 +92,12 @@ export class RedisEventStore implements EventStore {
       COMMAND_DEADLINE_MS,
       'Redis XRANGE',
     );
-    return parseStreamEntries(runId, reply, this.options.onError);
+    return pageOfBytes(parseStreamEntries(runId, reply, this.options.onError), maxBytes);
+  }
+
+  /** Resolves once every event appended so far was written or dropped (failed writes are dropped: the archive keeps them). */
+  written(): Promise<void> {
+    return this.writer.allWritten();
   }
 
   subscribe(runId: string, after: EventId | null, listener: EventListener): () => void {

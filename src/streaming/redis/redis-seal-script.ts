@@ -32,7 +32,7 @@ end
 local id = string.format('%d-%d', ms, seq)
 redis.call('XADD', KEYS[1], id, 't', 'end', 'd', ARGV[4], 'p', prev)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[6], '{"i":' .. cjson.encode(ARGV[7]) .. ',"r":[[' .. cjson.encode(ARGV[8]) .. ',"' .. id .. '"]]}')
+redis.call('PUBLISH', ARGV[6], '{"i":' .. cjson.encode(ARGV[7]) .. ',"r":[[' .. cjson.encode(ARGV[8]) .. ',"' .. id .. '",1]]}')
 return {id, prev, ARGV[4]}
 `;
 

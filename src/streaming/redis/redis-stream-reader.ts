@@ -22,7 +22,7 @@ export interface RedisStreamReaderOptions {
 /** The listeners of one run on this instance. */
 interface Follow {
   readonly listeners: Set<EventListener>;
-  /** Highest id handed to the listeners; nothing at or below it is delivered again. */
+  /** Highest id handed to the listeners; nothing at or below it is delivered again, but an `end`. */
   delivered: EventId | null;
 }
 
@@ -47,6 +47,8 @@ export class RedisStreamReader {
   /** Remote runs to read, because a notification or a (re)subscription named them. */
   private readonly dirty = new Set<string>();
   private reading: Promise<void> | undefined;
+  /** Reads of an `end` for listeners resumed past it (rare); awaited at close. */
+  private readonly fetchingEnds = new Set<Promise<void>>();
   private subscribing: Promise<void> | undefined;
   /** Whether notifications reach this reader (its SUBSCRIBE was confirmed). */
   private subscribed = false;
@@ -111,6 +113,7 @@ export class RedisStreamReader {
     this.stop();
     this.closed ??= (async () => {
       await this.reading;
+      await Promise.all(this.fetchingEnds);
       if (this.subscribing !== undefined) {
         const unsubscribed = this.redis.subscriber
           .unsubscribe(this.keys.eventsChannel, this.onNotification)
@@ -157,13 +160,31 @@ export class RedisStreamReader {
     }
     if (notification.instanceId === this.options.instanceId) return;
     const due: string[] = [];
-    for (const [runId, lastId] of notification.runs) {
+    for (const [runId, lastId, ended] of notification.runs) {
       const follow = this.follows.get(runId);
       if (follow === undefined || this.options.isWriting(runId)) continue;
       if (follow.delivered === null || compareEventIds(lastId, follow.delivered) > 0) due.push(runId);
+      else if (ended) this.fetchEnd(runId, lastId); // followed from past its end: its listeners still learn that it ended
     }
     this.markDirty(due);
   };
+
+  /** Reads the run's `end` (its id is known) and hands it to the run's listeners, old as it is. */
+  private fetchEnd(runId: string, endId: EventId): void {
+    const id = formatEventId(endId);
+    const fetching: Promise<void> = this.redis
+      .counted(this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), id, id]))
+      .then(
+        (reply) => {
+          const follow = this.follows.get(runId);
+          if (follow === undefined) return; // unsubscribed meanwhile
+          for (const event of parseStreamEntries(runId, reply, this.onError)) if (event.type === 'end') this.deliverTo(follow, event);
+        },
+        (error: unknown) => this.onError(error), // its listeners' idle checks look for the end again
+      )
+      .finally(() => this.fetchingEnds.delete(fetching));
+    this.fetchingEnds.add(fetching);
+  }
 
   /** Pub/sub delivers at most once: after a reconnect, re-read every remote run from where it is. */
   private readonly onReconnected = (): void => {
@@ -223,8 +244,10 @@ export class RedisStreamReader {
   }
 
   private deliverTo(follow: Follow, event: RunEvent): void {
-    if (follow.delivered !== null && compareEventIds(event.id, follow.delivered) <= 0) return;
-    follow.delivered = event.id;
+    const newer = follow.delivered === null || compareEventIds(event.id, follow.delivered) > 0;
+    // An `end` goes out even when it is not newer: listeners that resumed past it learn that the run ended.
+    if (!newer && event.type !== 'end') return;
+    if (newer) follow.delivered = event.id;
     // Live iteration: a listener removed by an earlier one gets nothing more.
     for (const listener of follow.listeners) {
       try {

@@ -1,5 +1,5 @@
 import { settledWithin, withDeadline } from '../../concurrency/deadline.js';
-import type { EventId, RunEvent } from '../../domain/index.js';
+import { eventBytes, type EventId, type RunEvent } from '../../domain/index.js';
 import type { RedisConnections } from './redis-connections.js';
 import { appendBatch, type AppendEvent } from './redis-append-script.js';
 import { formatNotification, streamEntryOf } from './redis-event-codec.js';
@@ -12,6 +12,11 @@ export interface RedisStreamWriterOptions {
   readonly instanceId: string;
   /** Approximate cap on entries kept per run stream (`XADD MAXLEN ~`). */
   readonly maxLen: number;
+  /**
+   * Approximate cap on the bytes (`eventBytes`) kept per run stream: each run's MAXLEN is this
+   * over its recent event size (within maxLen). Default: no cap but maxLen.
+   */
+  readonly maxBytes?: number;
   /** How long a run's stream stays after its `end` (refreshed every ttlSeconds/4 while it runs). */
   readonly ttlSeconds: number;
   /** Events per flush (one Redis command) at most; default 1000. */
@@ -27,6 +32,20 @@ interface Pending {
   readonly seq: number;
 }
 
+/** A run this instance appends events of, until its `end` is written and nothing of it is left unwritten. */
+interface WritingRun {
+  /** Its events appended here and not yet written (or dropped), oldest first. */
+  readonly unwritten: RunEvent[];
+  /** Their `eventBytes`. */
+  unwrittenBytes: number;
+  /** Its recent events' average `eventBytes` (a moving average), for its MAXLEN. */
+  averageBytes: number;
+  /** Its `end` was appended. */
+  ended: boolean;
+  /** When its stream last got an EXPIRE that succeeded. */
+  expiredAtMs: number | undefined;
+}
+
 interface Batch {
   readonly events: Pending[];
   /** Runs whose stream gets an EXPIRE in this batch: their end is in it, or their refresh is due. */
@@ -34,6 +53,8 @@ interface Batch {
   readonly nowMs: number;
 }
 
+/** Weight of the newest event in a run's average event size (a moving average over about 8 events). */
+const AVERAGE_WEIGHT = 1 / 8;
 /** A flush is one script run, which Redis runs alone: about 2 µs per event, so ≈ 2 ms at most. */
 const DEFAULT_MAX_EVENTS_PER_FLUSH = 1_000;
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -60,20 +81,15 @@ export class RedisStreamWriter {
   private writtenSeq = 0;
   private readonly writeWaiters: Array<{ seq: number; resolve: () => void }> = [];
   /**
-   * Events appended here and not yet written (or dropped), per run, in order: a reader of a
-   * run this instance writes gets them from memory, not by waiting for the write and reading
-   * them back.
+   * The runs appended here, each with its events not yet written (or dropped), in order: a
+   * reader of a run this instance writes gets them from memory, not by waiting for the write
+   * and reading them back. A run is forgotten once its `end` is written and nothing is left.
    */
-  private readonly unwritten = new Map<string, RunEvent[]>();
+  private readonly runs = new Map<string, WritingRun>();
   private inFlightEvents = 0;
   private flushTimer: { cancel(): void } | undefined;
   private lastFlushAtMs = 0;
   private flushing: Promise<void> | undefined;
-
-  /** Runs this instance is writing: appended, `end` not seen. Their listeners are fed in-process. */
-  private readonly writing = new Set<string>();
-  /** When each run being written last got an EXPIRE that succeeded. */
-  private readonly expiredAtMs = new Map<string, number>();
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: RedisStreamWriterOptions) {
@@ -83,26 +99,36 @@ export class RedisStreamWriter {
     this.maxEventsPerFlush = Math.max(1, Math.floor(options.maxEventsPerFlush ?? DEFAULT_MAX_EVENTS_PER_FLUSH));
   }
 
-  /** Queues the event for a coming flush (one is scheduled at once); returns without waiting. */
-  append(runId: string, event: RunEvent): void {
-    if (event.type === 'end') this.writing.delete(runId);
-    else this.writing.add(runId);
+  /**
+   * Queues the event for a coming flush (one is scheduled at once); returns without waiting,
+   * with the bytes of the run's events not yet written.
+   */
+  append(runId: string, event: RunEvent): number {
+    const bytes = eventBytes(event);
+    let run = this.runs.get(runId);
+    if (run === undefined) {
+      run = { unwritten: [], unwrittenBytes: 0, averageBytes: bytes, ended: false, expiredAtMs: undefined };
+      this.runs.set(runId, run);
+    }
+    run.ended = event.type === 'end';
+    run.unwritten.push(event);
+    run.unwrittenBytes += bytes;
+    run.averageBytes += (bytes - run.averageBytes) * AVERAGE_WEIGHT;
     this.appendedSeq += 1;
     this.queue.push({ runId, event, seq: this.appendedSeq });
-    const unwritten = this.unwritten.get(runId);
-    if (unwritten === undefined) this.unwritten.set(runId, [event]);
-    else unwritten.push(event);
     this.scheduleFlush();
+    return run.unwrittenBytes;
   }
 
   /** Whether this instance is writing the run (appended, `end` not seen yet). */
   isWriting(runId: string): boolean {
-    return this.writing.has(runId);
+    return this.runs.get(runId)?.ended === false;
   }
 
   /** The run's events appended here and not yet written or dropped, oldest first; undefined when none. */
   unwrittenOf(runId: string): readonly RunEvent[] | undefined {
-    return this.unwritten.get(runId);
+    const unwritten = this.runs.get(runId)?.unwritten;
+    return unwritten === undefined || unwritten.length === 0 ? undefined : unwritten;
   }
 
   /** Resolves once every event appended so far was written or dropped. */
@@ -165,10 +191,12 @@ export class RedisStreamWriter {
     } finally {
       this.inFlightEvents = 0;
       for (const { runId, event } of batch.events) {
-        if (event.type === 'end') this.expiredAtMs.delete(runId); // written or dropped, it is the last
-        const unwritten = this.unwritten.get(runId);
-        unwritten?.shift(); // batches are taken in append order: this event is the run's oldest
-        if (unwritten?.length === 0) this.unwritten.delete(runId);
+        const run = this.runs.get(runId);
+        if (run === undefined) continue;
+        run.unwritten.shift(); // batches are taken in append order: this event is the run's oldest
+        run.unwrittenBytes -= eventBytes(event);
+        // Written or dropped, its `end` is the last: nothing more to expire or to answer from memory.
+        if (run.ended && run.unwritten.length === 0) this.runs.delete(runId);
       }
       this.markWritten(batch.events.at(-1)?.seq ?? this.writtenSeq);
     }
@@ -191,29 +219,48 @@ export class RedisStreamWriter {
     const client = this.redis.commands;
     if (!client.isReady) throw new Error(`Redis is not connected: dropped a batch of ${events.length} events`);
     const lastIds = new Map<string, EventId>();
+    const ended = new Set<string>();
+    const maxLens = new Map<string, number>();
     const appends: AppendEvent[] = [];
     for (const { runId, event } of events) {
-      appends.push({ key: this.keys.runStream(runId), ...streamEntryOf(event) });
+      const key = this.keys.runStream(runId);
+      appends.push({ key, ...streamEntryOf(event) });
+      if (!lastIds.has(runId)) maxLens.set(key, this.maxLenOf(runId));
       lastIds.set(runId, event.id);
+      if (event.type === 'end') ended.add(runId);
     }
     const appended = appendBatch(client, {
       events: appends,
       expire: [...expiring].map((runId) => this.keys.runStream(runId)),
       ttlSeconds: this.options.ttlSeconds,
-      maxLen: this.options.maxLen,
+      maxLens,
       channel: this.keys.eventsChannel,
-      message: formatNotification({ instanceId: this.options.instanceId, runs: [...lastIds] }),
+      message: formatNotification({
+        instanceId: this.options.instanceId,
+        runs: [...lastIds].map(([runId, id]) => [runId, id, ended.has(runId)] as const),
+      }),
     });
     // An unresponsive server (not a refused connection) would hold every later flush: give up
     // on this batch after a deadline; the archive has its events.
     await withDeadline(this.redis.counted(appended), COMMAND_DEADLINE_MS, `Redis write of ${events.length} events`);
     // EXPIREs run after the XADDs in the script: they succeeded unless the script failed.
-    for (const runId of expiring) this.expiredAtMs.set(runId, nowMs);
+    for (const runId of expiring) {
+      const run = this.runs.get(runId);
+      if (run !== undefined) run.expiredAtMs = nowMs;
+    }
+  }
+
+  /** The run's MAXLEN: maxLen, or fewer when its recent events are large (maxBytes over their average size). */
+  private maxLenOf(runId: string): number {
+    const { maxLen, maxBytes } = this.options;
+    const averageBytes = this.runs.get(runId)?.averageBytes;
+    if (maxBytes === undefined || averageBytes === undefined) return maxLen;
+    return Math.max(1, Math.min(maxLen, Math.floor(maxBytes / averageBytes)));
   }
 
   /** A run's first write, or ttlSeconds/4 since its last EXPIRE: so a dead writer's stream still expires. */
   private expireDue(runId: string, nowMs: number): boolean {
-    const last = this.expiredAtMs.get(runId);
+    const last = this.runs.get(runId)?.expiredAtMs;
     return last === undefined || nowMs - last >= (this.options.ttlSeconds * 1000) / 4;
   }
 
