@@ -10,16 +10,16 @@ import type { EventListener, EventStore } from './event-store.js';
 const DRAIN_RETRY_MIN_MS = 50;
 const DRAIN_RETRY_MAX_MS = 1_000;
 
-/**
- * A run's events, wherever they are: appended to the fast stream (memory or Redis) and to
- * the durable archive; read from the fast stream when it continues the reader's chain, else
- * from the archive (trimmed, expired, or lost in a Redis restart).
- */
 /** Events read per page when archiving what a dead writer left in the fast stream. */
 const TAIL_PAGE = 100;
 /** Bytes (`eventBytes`) read per page at most, the same bound as a catch-up page. */
 const TAIL_PAGE_BYTES = 256 * 1024;
 
+/**
+ * A run's events, wherever they are: appended to the fast stream (memory or Redis) and to
+ * the durable archive; read from the fast stream when it continues the reader's chain, else
+ * from the archive (trimmed, expired, or lost in a Redis restart).
+ */
 export class EventLog {
   /** Archive page reads in flight at once: a thousand catch-ups queue here, not in the database pool. */
   private readonly archiveReads: LimitFunction;

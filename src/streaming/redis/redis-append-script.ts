@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
-import { ErrorReply } from 'redis';
 import type { RedisClient } from './redis-connections.js';
+import { RedisScript } from './redis-script.js';
 
 /**
  * One flush of the event store as one Redis command: XADD every event (`MAXLEN ~` its stream's
@@ -16,7 +15,7 @@ import type { RedisClient } from './redis-connections.js';
  * any other refusal is counted and the first reported, and the rest of the batch still goes.
  * Returns `{refused, firstError}`.
  */
-const SCRIPT = `
+const SCRIPT = new RedisScript(`
 local ttl, i, refused, firstError = ARGV[1], 2, 0, ''
 local maxLens = {}
 for k = 1, #KEYS do
@@ -40,9 +39,7 @@ for e = 1, expiring do redis.call('EXPIRE', KEYS[tonumber(ARGV[i + e])], ttl) en
 i = i + expiring + 1
 redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 return {refused, firstError}
-`;
-
-const SHA1 = createHash('sha1').update(SCRIPT).digest('hex');
+`);
 
 export interface AppendEvent {
   readonly key: string;
@@ -104,14 +101,7 @@ export function appendArguments(batch: AppendBatch): { keys: string[]; argv: str
 /** Runs the script for a batch (EVALSHA, loading it with EVAL after a Redis restart); throws AppendRefusedError. */
 export async function appendBatch(client: RedisClient, batch: AppendBatch): Promise<void> {
   const { keys, argv } = appendArguments(batch);
-  const tail = [String(keys.length), ...keys, ...argv];
-  let reply: unknown;
-  try {
-    reply = await client.sendCommand<unknown>(['EVALSHA', SHA1, ...tail]);
-  } catch (error) {
-    if (!(error instanceof ErrorReply) || !error.message.startsWith('NOSCRIPT')) throw error;
-    reply = await client.sendCommand<unknown>(['EVAL', SCRIPT, ...tail]);
-  }
+  const reply = await SCRIPT.run(client, keys, argv);
   const [refused, firstError] = Array.isArray(reply) ? reply : [];
   if (typeof refused === 'number' && refused > 0) throw new AppendRefusedError(refused, String(firstError));
 }

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { ErrorReply } from 'redis';
 import { parseEventId, type EventId, type RunEvent } from '../../domain/index.js';
 import type { RedisClient } from './redis-connections.js';
+import { RedisScript } from './redis-script.js';
 
 /**
  * Appends the `end` of a run whose writer is gone, as one script, so it lands after whatever
@@ -14,7 +13,7 @@ import type { RedisClient } from './redis-connections.js';
  * KEYS: the stream. ARGV: notBefore ms, notBefore seq, prevIfEmpty ('' for none), data JSON,
  * ttl seconds, channel, writer instance id, run id. Returns `{id, prev, data}` of the `end`.
  */
-const SCRIPT = `
+const SCRIPT = new RedisScript(`
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local ms, seq, prev = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 if #top > 0 then
@@ -34,9 +33,7 @@ redis.call('XADD', KEYS[1], id, 't', 'end', 'd', ARGV[4], 'p', prev)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '{"i":' .. cjson.encode(ARGV[7]) .. ',"r":[[' .. cjson.encode(ARGV[8]) .. ',"' .. id .. '",1]]}')
 return {id, prev, ARGV[4]}
-`;
-
-const SHA1 = createHash('sha1').update(SCRIPT).digest('hex');
+`);
 
 export interface SealRequest {
   readonly key: string;
@@ -53,15 +50,17 @@ export interface SealRequest {
 export async function sealStream(client: RedisClient, request: SealRequest): Promise<RunEvent> {
   const { notBefore, prevIfEmpty } = request;
   const prevText = prevIfEmpty === null ? '' : `${prevIfEmpty.ms}-${prevIfEmpty.seq}`;
-  const tail = ['1', request.key, String(notBefore.ms), String(notBefore.seq), prevText, request.json, String(request.ttlSeconds)];
-  tail.push(request.channel, request.instanceId, request.runId);
-  let reply: unknown;
-  try {
-    reply = await client.sendCommand<unknown>(['EVALSHA', SHA1, ...tail]);
-  } catch (error) {
-    if (!(error instanceof ErrorReply) || !error.message.startsWith('NOSCRIPT')) throw error;
-    reply = await client.sendCommand<unknown>(['EVAL', SCRIPT, ...tail]);
-  }
+  const argv = [
+    String(notBefore.ms),
+    String(notBefore.seq),
+    prevText,
+    request.json,
+    String(request.ttlSeconds),
+    request.channel,
+    request.instanceId,
+    request.runId,
+  ];
+  const reply = await SCRIPT.run(client, [request.key], argv);
   const [idText, prevReply, json] = Array.isArray(reply) ? (reply as unknown[]) : [];
   const id = typeof idText === 'string' ? parseEventId(idText) : null;
   const prev = typeof prevReply === 'string' && prevReply !== '' ? parseEventId(prevReply) : null;
