@@ -25,20 +25,14 @@ import {
 import type { EventLog } from '../streaming/event-log.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { LingeringAgents } from './lingering-agents.js';
-import { requestHash } from './request-hash.js';
+import { requestHash, type RequestFields } from './request-hash.js';
 import { RunExecution, type RunExecutionDeps, type RunObserver } from './run-execution.js';
 import type { RunEndRecovery } from './run-end-recovery.js';
 import { RunRecorder } from './run-recorder.js';
 
-export interface SubmitRequest {
+/** A request for a run: what the client asked for (`timeoutMs` null: RUN_TIMEOUT_MS), for which account. */
+export interface SubmitRequest extends RequestFields {
   readonly accountId: string;
-  readonly agent: string;
-  readonly input: unknown;
-  readonly sessionId: string | null;
-  readonly model: string | null;
-  /** Null: RUN_TIMEOUT_MS. */
-  readonly timeoutMs: number | null;
-  readonly metadata: unknown;
   readonly idempotencyKey: string | null;
 }
 
