@@ -97,6 +97,8 @@ export class RunFollower {
   private last: EventId | null;
   /** Whether catching up starts with a read of the log (else it sends queued events only). */
   private mustRead = true;
+  /** Queued live events were dropped (see queueFull): the log must be read again for them. */
+  private queueDropped = false;
   /** Live events that arrived while the follower was not parked (or while they left a gap). */
   private readonly queued: RunEvent[] = [];
   private queuedBytes = 0;
@@ -162,6 +164,7 @@ export class RunFollower {
 
   /** One page of the log (a page full by count or bytes means more to read), else the queued live chain. */
   private async catchUp(): Promise<void> {
+    if (this.takeQueueDropped()) this.mustRead = true;
     if (this.mustRead) {
       const { sink } = this.options;
       if (!sink.hasRoom) await sink.drained(); // the next page only once the last one is on its way
@@ -174,15 +177,22 @@ export class RunFollower {
         for (const event of page) bytes += eventBytes(event);
         this.pageEvents = Math.max(1, Math.min(READ_BATCH, Math.floor((this.pageBytes * page.length) / bytes)));
         await this.sendPaced(page);
-        this.mustRead = page.length >= limit || bytes >= this.pageBytes;
+        this.mustRead = page.length >= limit || bytes >= this.pageBytes || this.takeQueueDropped();
         return;
       }
-      this.mustRead = false;
+      this.mustRead = this.takeQueueDropped();
+      if (this.mustRead) return;
     }
     const chain = this.takeQueuedChain();
     if (chain.length > 0) return this.sendPaced(chain);
     if (this.done) return; // the `end` came at or before the resume point
     this.state = this.queued.length > 0 ? 'filling-gap' : 'live';
+  }
+
+  private takeQueueDropped(): boolean {
+    const dropped = this.queueDropped;
+    this.queueDropped = false;
+    return dropped;
   }
 
   /** Waits for a queued live event, the end or the abort; on idle, calls `onIdle`. */
@@ -221,12 +231,26 @@ export class RunFollower {
     }
     this.queued.push(event);
     this.queuedBytes += this.options.sink.bytesOf(event);
-    if (this.queuedBytes > this.options.maxQueuedBytes) {
-      this.overflowed = true;
-      this.options.onOverflow();
-    }
+    if (this.queuedBytes > this.options.maxQueuedBytes) this.queueFull();
     this.notify();
   };
+
+  /**
+   * The live events waiting passed maxQueuedBytes. When the listener is what lags (its socket
+   * is full), it is cut off. When it keeps up and it is this follower's reading that lags (a
+   * fast run caught up page by page), the queue goes (the log holds every event) and the
+   * follower reads on from where it is.
+   */
+  private queueFull(): void {
+    if (!this.options.sink.hasRoom) {
+      this.overflowed = true;
+      this.options.onOverflow();
+      return;
+    }
+    this.queued.length = 0;
+    this.queuedBytes = 0;
+    this.queueDropped = true;
+  }
 
   /**
    * An event at or before `last`: already sent, or before the resume point. An `end` there

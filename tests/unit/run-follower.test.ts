@@ -214,6 +214,21 @@ describe('RunFollower', () => {
     await done;
   });
 
+  it('when its own reading lags (the sink keeps up), drops the queued live events and reads them from the log', async () => {
+    const log = new FakeLog();
+    const sink = new FakeSink();
+    const { done } = follow(log, sink, { maxQueuedBytes: 10, onOverflow: () => assert.fail('a listener that keeps up is never cut off') });
+    await waitFor(() => log.reads === 1);
+    log.append(event(1));
+    await waitFor(() => sink.ids.length === 1);
+    // Events 3..8 arrive while event 2 is missing (a gap): they queue past maxQueuedBytes.
+    const events = [2, 3, 4, 5, 6, 7, 8].map((ms) => event(ms, ms === 8 ? 'end' : 'token', '"12345"'));
+    log.stored.push(...events);
+    for (const e of events.slice(1)) log.publish(e);
+    await done;
+    assert.deepEqual(sink.ids, ['1-0', '2-0', '3-0', '4-0', '5-0', '6-0', '7-0', '8-0']);
+  });
+
   it('gives up on a gap that no read fills within 30 s', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     try {
