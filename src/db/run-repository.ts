@@ -1,5 +1,5 @@
 import type { TierLimits } from '../config/tier-limits.js';
-import { canTransition, isFinal, type NewRun, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
+import { canTransition, isFinal, type NewRun, RUN_STATUSES, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
 import type { Database, Row } from './database.js';
 
 /** What an Idempotency-Key names: its first run, or a refusal when that run's request differed. */
@@ -20,6 +20,21 @@ export interface RunFilter {
 export interface RunCursor {
   readonly createdAt: Date;
   readonly id: string;
+}
+
+/** A run as the operator's dashboard lists it: no input, metadata or output (bounded size). */
+export interface RunSummary {
+  readonly id: string;
+  readonly accountId: string;
+  readonly accountName: string;
+  readonly agent: string;
+  readonly status: RunStatus;
+  readonly sessionId: string | null;
+  readonly instanceId: string;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly errorCode: string | null;
 }
 
 function toDate(value: unknown): Date | null {
@@ -269,6 +284,56 @@ export class RunRepository {
     return rows.map(toRun);
   }
 
+  /** Admin only: the run, whichever account it belongs to. */
+  async getAny(id: string): Promise<RunRecord | null> {
+    const rows = await this.db.query(`SELECT * FROM runs WHERE id = $1`, [id]);
+    return rows[0] === undefined ? null : toRun(rows[0]);
+  }
+
+  /** Admin only: the `limit` newest runs of every account, newest first (index `runs_created`). */
+  async newest(limit: number): Promise<RunSummary[]> {
+    const rows = await this.db.query(
+      `SELECT r.id, r.account_id, a.name AS account_name, r.agent, r.status, r.session_id, r.instance_id,
+              r.created_at, r.started_at, r.finished_at, r.error ->> 'code' AS error_code
+       FROM (SELECT id, account_id, agent, status, session_id, instance_id, created_at, started_at, finished_at, error
+             FROM runs ORDER BY created_at DESC, id DESC LIMIT $1) r
+       JOIN accounts a ON a.id = r.account_id
+       ORDER BY r.created_at DESC, r.id DESC`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      accountId: String(r.account_id),
+      accountName: String(r.account_name),
+      agent: String(r.agent),
+      status: r.status as RunStatus,
+      sessionId: (r.session_id as string | null) ?? null,
+      instanceId: String(r.instance_id),
+      createdAt: toDate(r.created_at) as Date,
+      startedAt: toDate(r.started_at),
+      finishedAt: toDate(r.finished_at),
+      errorCode: (r.error_code as string | null) ?? null,
+    }));
+  }
+
+  /**
+   * Admin only: runs by status on every instance: all queued and running ones, and those that
+   * finished within the last `finishedWithinMs` (both read through partial indexes, so the
+   * cost follows the active and recent runs, not the table). Statuses with none are 0.
+   */
+  async countByStatus(finishedWithinMs: number): Promise<Record<RunStatus, number>> {
+    const rows = await this.db.query<{ status: RunStatus; n: number }>(
+      `SELECT status, count(*)::int AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY status
+       UNION ALL
+       SELECT status, count(*)::int AS n FROM runs
+       WHERE finished_at IS NOT NULL AND finished_at > now() - $1 * interval '1 millisecond' GROUP BY status`,
+      [finishedWithinMs],
+    );
+    const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
+    for (const row of rows) counts[row.status] += Number(row.n);
+    return counts;
+  }
+
   /**
    * Ends every queued or running run recorded for `instanceId` as `interrupted` (used at
    * boot for a restarted instance's leftovers). Returns the runs it ended.
@@ -292,10 +357,12 @@ export class RunRepository {
    * Every lease, on any instance, of the `maxAccounts` accounts holding the most, with the
    * account's tier: the holders of the account and session limits.
    */
-  async leaseHolders(maxAccounts: number): Promise<Array<{ accountId: string; tier: string; sessionId: string | null; runId: string }>> {
+  async leaseHolders(
+    maxAccounts: number,
+  ): Promise<Array<{ accountId: string; accountName: string; tier: string; sessionId: string | null; runId: string }>> {
     const rows = await this.db.query(
       `WITH top AS (SELECT account_id FROM run_leases GROUP BY account_id ORDER BY count(*) DESC, account_id LIMIT $1)
-       SELECT l.account_id, a.tier, l.session_id, l.run_id
+       SELECT l.account_id, a.name, a.tier, l.session_id, l.run_id
        FROM run_leases l JOIN accounts a ON a.id = l.account_id
        WHERE l.account_id IN (SELECT account_id FROM top)
        ORDER BY l.created_at`,
@@ -303,6 +370,7 @@ export class RunRepository {
     );
     return rows.map((r) => ({
       accountId: String(r.account_id),
+      accountName: String(r.name),
       tier: String(r.tier),
       sessionId: (r.session_id as string | null) ?? null,
       runId: String(r.run_id),

@@ -13,6 +13,7 @@ import type { EventStore } from '../streaming/event-store.js';
 import type { Followers } from '../streaming/followers.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
+import { dashboardRouter } from './dashboard/dashboard-router.js';
 import { errorHandler, notFound } from './error-handler.js';
 import { jsonBody } from './json-body.js';
 import { adminRouter } from './routes/admin.js';
@@ -69,6 +70,12 @@ export function createApp(deps: AppDeps): Express {
       metricsAuth: settings.metricsToken === undefined ? open : tokenAuth(settings.metricsToken, throttle),
     }),
   );
+
+  // The operator's page; like the admin routes it does not exist (404) without ADMIN_TOKEN.
+  if (settings.adminToken !== undefined) {
+    const { adminToken, heartbeatMs, maxBufferBytes } = settings;
+    app.use('/dashboard', dashboardRouter({ ...deps, adminToken, throttle, heartbeatMs, maxBufferBytes }));
+  }
 
   const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
   const admin = Router();

@@ -56,7 +56,7 @@ export class CapacityReport {
   private async tenancy(): Promise<{ accounts: Record<string, unknown>; sessions: Record<string, unknown> }> {
     const holders = await this.deps.runs.leaseHolders(TENANCY_ACCOUNTS_MAX);
     const waiting = new Set(this.deps.slots.waiters());
-    const accounts: Record<string, TenancyLimiter & { tier: string }> = {};
+    const accounts: Record<string, TenancyLimiter & { name: string; tier: string }> = {};
     const sessions: Record<string, TenancyLimiter> = {};
     const hold = (limiter: TenancyLimiter, runId: string) => {
       limiter.in_use += 1;
@@ -65,7 +65,15 @@ export class CapacityReport {
     };
     for (const lease of holders) {
       const limit = this.deps.tierLimits.get(lease.tier) ?? 0;
-      hold((accounts[lease.accountId] ??= { tier: lease.tier, limit, in_use: 0, queued: 0, holders: [] }), lease.runId);
+      const account = (accounts[lease.accountId] ??= {
+        name: lease.accountName,
+        tier: lease.tier,
+        limit,
+        in_use: 0,
+        queued: 0,
+        holders: [],
+      });
+      hold(account, lease.runId);
       if (lease.sessionId === null) continue;
       const key = `${lease.accountId}/${lease.sessionId}`;
       hold((sessions[key] ??= { limit: this.deps.sessionMaxInflight, in_use: 0, queued: 0, holders: [] }), lease.runId);

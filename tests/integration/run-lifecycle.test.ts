@@ -132,6 +132,7 @@ for (const storage of STORAGES) {
         const run = await agentd.as(account.apiKey, 'POST', '/v1/runs', { body: { ...LONG, session_id: 'cap' } });
         const capacity = await agentd.admin('GET', '/v1/admin/capacity');
         assert.deepEqual(capacity.body.accounts.limits[account.id], {
+          name: 'acme',
           tier: 'pro',
           limit: 5,
           in_use: 1,

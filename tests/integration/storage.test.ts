@@ -913,6 +913,77 @@ function storageContract(name: string, factory: Factory): void {
       });
     });
 
+    describe("RunRepository's admin reads (the dashboard)", () => {
+      it('newest lists the newest runs of every account, newest first, with the account name and no input', async () => {
+        const first = await newAccount('big');
+        const second = await newAccount('big');
+        const instanceId = unique('inst');
+        const seeded: RunRecord[] = [];
+        // Later than any other test's runs, so they are the newest of the shared database.
+        for (const [i, accountId] of [first, second, first].entries()) {
+          const run = await admitCreated(accountId, instanceId, { status: i === 2 ? 'queued' : 'running', sessionId: `s${i}` });
+          await db.query(`UPDATE runs SET created_at = $2::timestamptz WHERE id = $1`, [
+            run.id,
+            new Date(Date.UTC(2031, 0, 1, 0, 0, i)).toISOString(),
+          ]);
+          seeded.push(run);
+        }
+        assert.ok(await runs.transition(seeded[0]!.id, 'running', 'failed', { error: { code: 'agent_error', message: 'boom' } }));
+        const newest = await runs.newest(3);
+        assert.deepEqual(
+          newest.map((r) => r.id),
+          seeded.map((r) => r.id).reverse(),
+        );
+        const names = await db.query<{ id: string; name: string }>(`SELECT id, name FROM accounts WHERE id = ANY($1::uuid[])`, [
+          `{${first},${second}}`,
+        ]);
+        const nameOf = new Map(names.map((r) => [String(r.id), String(r.name)]));
+        assert.deepEqual(newest[0], {
+          id: seeded[2]!.id,
+          accountId: first,
+          accountName: nameOf.get(first),
+          agent: 'echo',
+          status: 'queued',
+          sessionId: 's2',
+          instanceId,
+          createdAt: new Date(Date.UTC(2031, 0, 1, 0, 0, 2)),
+          startedAt: null,
+          finishedAt: null,
+          errorCode: null,
+        });
+        assert.equal(newest[1]?.accountName, nameOf.get(second));
+        assert.equal(newest[2]?.status, 'failed');
+        assert.equal(newest[2]?.errorCode, 'agent_error');
+        assert.ok(newest[2]?.finishedAt instanceof Date);
+        assert.equal((await runs.newest(1)).length, 1);
+      });
+
+      it('countByStatus counts every active run and the runs that ended within the window', async () => {
+        const before = await runs.countByStatus(60_000);
+        const queued = await runInStatus('queued');
+        await runInStatus('running');
+        await runInStatus('completed');
+        const old = await runInStatus('cancelled');
+        await db.query(`UPDATE runs SET finished_at = now() - interval '2 minutes' WHERE id = $1`, [old.id]);
+        const after = await runs.countByStatus(60_000);
+        assert.deepEqual(Object.keys(after).sort(), [...RUN_STATUSES].sort());
+        assert.equal(after.queued - before.queued, 1);
+        assert.equal(after.running - before.running, 1);
+        assert.equal(after.completed - before.completed, 1);
+        assert.equal(after.cancelled - before.cancelled, 0, 'ended before the window');
+        assert.ok(await runs.transition(queued.id, 'queued', 'cancelled'));
+        const cancelled = await runs.countByStatus(60_000);
+        assert.equal(cancelled.queued - before.queued, 0);
+        assert.equal(cancelled.cancelled - before.cancelled, 1);
+      });
+
+      it('getAny reads a run whichever account it belongs to; null when unknown', async () => {
+        const run = await runInStatus('running');
+        assert.deepEqual(await runs.getAny(run.id), await runs.get(run.accountId, run.id));
+        assert.equal(await runs.getAny(randomUUID()), null);
+      });
+    });
+
     describe('EventArchiveRepository', () => {
       /** What a reader of the archive sees: jsonb may space and order the text its own way, not change the value. */
       const asRead = (events: readonly RunEvent[]) =>

@@ -12,7 +12,7 @@ import { runRequestParser } from './runs.js';
 import { uuidParam } from '../validation.js';
 
 /** How long a resume of a finished run waits for its `end` to be known (live, or in the archive). */
-const END_WAIT_MS = 2_000;
+export const END_WAIT_MS = 2_000;
 
 export interface EventsRouterDeps {
   readonly manager: RunManager;
@@ -26,7 +26,7 @@ export interface EventsRouterDeps {
 }
 
 /** `?after=` wins over `Last-Event-ID`; a malformed id is 400. */
-function resumePoint(req: Request): EventId | null {
+export function resumePoint(req: Request): EventId | null {
   const query = req.query.after;
   const header = req.headers['last-event-id'];
   const [field, raw] = query !== undefined ? ['after', query] : ['Last-Event-ID', header];
