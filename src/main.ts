@@ -2,8 +2,9 @@ import cluster from 'node:cluster';
 import { runPrimary } from './app/cluster-primary.js';
 import { detectMachine } from './concurrency/detect.js';
 import { type Config, loadConfig } from './config/config.js';
-import { ConfigError } from './domain/index.js';
+import { ConfigError, type Logger } from './domain/index.js';
 import { createLogger } from './observability/logger.js';
+import { errorChain } from './observability/serialize-error.js';
 import { startServer } from './app/server.js';
 
 function loadConfigOrExit(): Config {
@@ -18,6 +19,13 @@ function loadConfigOrExit(): Config {
   }
 }
 
+/** Why start-up stopped: the error and its causes on stderr for the person at the terminal, and as a log line. */
+function failedToStart(error: unknown, logger: Logger | undefined): never {
+  logger?.error('failed to start', { error });
+  process.stderr.write(`agentd: failed to start: ${errorChain(error)}\n`);
+  process.exit(1);
+}
+
 /**
  * Entry point: config, then either the cluster primary (WORKERS > 1, in the process that was
  * started) or a server: a lone process or one worker. SIGTERM/SIGINT drain and stop; a second
@@ -25,8 +33,17 @@ function loadConfigOrExit(): Config {
  */
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger(config.server.logLevel, { instanceId: config.instanceId });
+  const { logLevel, logFormat } = config.server;
+  const logger = createLogger(logLevel, {
+    format: logFormat,
+    colors: process.stdout.isTTY,
+    defaultMeta: { instance_id: config.instanceId },
+  });
   process.on('unhandledRejection', (error) => logger.error('unhandled rejection', { error }));
+  // Values are never shown: a misspelt name may still hold a secret.
+  for (const { name, intended } of config.nearMisses) {
+    if (cluster.isPrimary) logger.warn(`unknown variable ${name}; did you mean ${intended}?`, { variable: name, intended });
+  }
   if (cluster.isPrimary && config.server.workers !== 1) {
     const workers = config.server.workers === 'auto' ? (await detectMachine()).effective.cpus : config.server.workers;
     if (workers > 1) process.exit(await runPrimary({ workers, shutdownGraceMs: config.server.shutdownGraceMs, logger }));
@@ -53,10 +70,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  await server;
+  await server.catch((error: unknown) => failedToStart(error, logger));
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`agentd: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+main().catch((error: unknown) => failedToStart(error, undefined));

@@ -110,7 +110,7 @@ class ClusterPrimary {
       return;
     }
     const delayMs = RESTART_BASE_DELAY_MS * 2 ** (slot.quickExits - 1);
-    this.logger.error('worker exited unexpectedly; restarting it', { ...exit, delayMs, quickExits: slot.quickExits });
+    this.logger.error('worker exited unexpectedly; restarting it', { ...exit, delay_ms: delayMs, quick_exits: slot.quickExits });
     slot.restart = setTimeout(() => {
       slot.restart = null;
       this.fork(slot);
@@ -120,7 +120,7 @@ class ClusterPrimary {
   private onSignal(signal: NodeJS.Signals): void {
     this.signals += 1;
     if (this.signals === 1) {
-      this.logger.info('signal received; stopping the workers', { signal, graceMs: this.options.shutdownGraceMs });
+      this.logger.info('signal received; stopping the workers', { signal, grace_ms: this.options.shutdownGraceMs });
       this.stop(0, signal);
       return;
     }
@@ -141,7 +141,7 @@ class ClusterPrimary {
     }
     const waitMs = 2 * this.options.shutdownGraceMs + DRAIN_MARGIN_MS;
     this.deadline = setTimeout(() => {
-      this.logger.error('workers did not stop in time; killing them', { waitMs });
+      this.logger.error('workers did not stop in time; killing them', { wait_ms: waitMs });
       if (this.exitCode === 0) this.exitCode = 1;
       this.killAll();
     }, waitMs);

@@ -18,6 +18,7 @@ import { createApp } from '../http/app.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
 import { createMetrics } from '../observability/metrics.js';
+import { sizingSummary } from '../observability/sizing-summary.js';
 import { AgentRegistry } from '../runtime/agent-registry.js';
 import { InstanceHeartbeat } from '../runtime/instance-heartbeat.js';
 import { LingeringAgents } from '../runtime/lingering-agents.js';
@@ -71,7 +72,7 @@ function startEventLog(settings: Config['events'], db: Database, streams: Stream
     repository: archive,
     intervalMs: settings.archiveFlushMs,
     onError: (error) => logger.error('archiving events failed; will retry', { error }),
-    onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { runId, error }),
+    onRejected: (runId, error) => logger.error('the archive refused an event; it was skipped', { run_id: runId, error }),
   });
   lifecycle.add('event archiver', archiver).start();
   const eventLog = new EventLog({
@@ -186,7 +187,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   const instances = new InstanceRepository(db);
 
   const onBatchRefused = (what: string) => (error: unknown, batchSize: number) =>
-    logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batchSize });
+    logger.warn(`the database refused a batch of ${what}; retrying them one at a time`, { error, batch_size: batchSize });
   const admissions = lifecycle.add('admissions', new AdmissionBatcher({ runs, onBatchRefused: onBatchRefused('admissions') }));
   const transitions = lifecycle.add('status changes', new TransitionBatcher({ runs, onBatchRefused: onBatchRefused('status changes') }));
   const { slots, llm } = createLimiters(config, sizing);
@@ -271,20 +272,15 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       WORKERS: { value: sizing.processes, source: config.server.workers === 'auto' ? 'auto' : config.sources.WORKERS },
       ...streams.limits,
     });
-    logger.info('sizing', {
-      detected: machine,
-      limits,
-      database: db.kind,
-      eventStore: streams.kind,
-      tiers: Object.fromEntries(config.runs.tierLimits),
-    });
+    const tiers = Object.fromEntries(config.runs.tierLimits);
+    logger.info('sizing', sizingSummary(machine, limits, { database: db.kind, eventStore: streams.kind, tiers }));
     await migrate(db);
     const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
     const http = lifecycle.add('http server', new HttpServer(await listen(app, config.server.port, config.server.host)));
     // Added last, so closed first: runs drain while the rest still works.
     lifecycle.add('runs', { close: () => manager.shutdown(config.server.shutdownGraceMs) });
     const url = urlOf(http.server);
-    logger.info('listening', { url, instanceId: config.instanceId });
+    logger.info('listening', { url });
     return {
       url,
       instanceId: config.instanceId,
@@ -293,7 +289,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       // 503), so a load balancer that has not noticed yet sends nobody into a closed port.
       close: () => {
         if (http.server.listening)
-          logger.info('shutting down', { activeRuns: manager.activeCount, graceMs: config.server.shutdownGraceMs });
+          logger.info('shutting down', { active_runs: manager.activeCount, grace_ms: config.server.shutdownGraceMs });
         return lifecycle.closeAll().then(() => {
           logger.info('stopped');
         });

@@ -1,3 +1,5 @@
+import { AsyncResource } from 'node:async_hooks';
+
 /**
  * Group commit: writes that arrive together go to the database as one statement. A batch
  * starts once the callback that submitted its first request is done (a microtask), so the
@@ -47,6 +49,11 @@ export class GroupCommit<Req, Res> {
   private closing: Promise<void> | undefined;
   private whenIdle: (() => void) | undefined;
   private readonly maxInFlight: number;
+  /**
+   * `dispatch` in the async context this GroupCommit was made in: a batch is written for many
+   * callers, so its work (and what it logs) must not carry the context of the one that came first.
+   */
+  private readonly dispatchDetached = AsyncResource.bind(() => this.dispatch());
 
   constructor(private readonly options: GroupCommitOptions<Req, Res>) {
     this.maxInFlight = options.maxInFlight ?? 1;
@@ -69,7 +76,7 @@ export class GroupCommit<Req, Res> {
         this.scheduled = true;
         queueMicrotask(() => {
           this.scheduled = false;
-          this.dispatch();
+          this.dispatchDetached();
         });
       }
     });

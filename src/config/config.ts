@@ -2,8 +2,10 @@ import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { ConfigError } from '../domain/index.js';
 import { checkRoutingRules } from './llm-providers.js';
+import { type NearMiss, nearMisses } from './near-miss.js';
 import { MAX_WORKERS, configSchema } from './schema.js';
 import type { Variable } from './variable.js';
+import { redactPasswords } from '../lib/redact-url.js';
 import { issuePhrase } from '../lib/zod-issue.js';
 
 type Schema = ReturnType<typeof configSchema>;
@@ -39,6 +41,8 @@ export type Config = { readonly [S in SectionName]: ValuesOf<Schema[S]> } & {
   readonly worker: WorkerSlot | null;
   /** Which variables were set in the environment and which took their default. */
   readonly sources: Readonly<Record<EnvName, ValueSource>>;
+  /** Variables set that agentd does not read but that look like one it does (start-up warns of each). */
+  readonly nearMisses: readonly NearMiss[];
 };
 
 /** One variable of the schema with its section and key, in schema order. */
@@ -57,8 +61,19 @@ export function configVariables(): VariableEntry[] {
 }
 
 /**
+ * A value as a message about it shows it: not at all for a secret variable, else quoted with
+ * the password of any URL in it replaced by `***`.
+ */
+function shownValue(variable: Variable, raw: string | undefined): string {
+  if (raw === undefined) return 'nothing';
+  if (variable.secret) return `a value of ${raw.length} characters, not shown`;
+  return JSON.stringify(redactPasswords(raw));
+}
+
+/**
  * Reads the environment once into a frozen Config. Throws ConfigError naming every bad
- * variable and the value it got (secrets redacted). Empty strings count as unset.
+ * variable and the value it got (secrets not shown, URL passwords as `***`). Empty strings
+ * count as unset.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
@@ -73,7 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sources[variable.env] = present ? 'env' : 'default';
       const result = variable.schema.safeParse(present ? raw : undefined);
       if (result.success) values[key] = result.data;
-      else problems.push(`${variable.env} ${issuePhrase(result.error)} (got ${JSON.stringify(raw)})`);
+      else problems.push(`${variable.env} ${issuePhrase(result.error)} (got ${shownValue(variable, raw)})`);
     }
     sections[section] = Object.freeze(values);
   }
@@ -89,7 +104,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     instanceId: worker === null ? configuredId : `${configuredId}/${worker.slot}`,
     worker,
     sources: Object.freeze(sources) as Record<EnvName, ValueSource>,
+    nearMisses: Object.freeze(nearMissesOf(env, parsed.llm.providers)),
   });
+}
+
+/** Near misses among `env`'s names, the variables that LLM_PROVIDERS names for keys and AGENTD_WORKER being read too. */
+function nearMissesOf(env: NodeJS.ProcessEnv, providers: Config['llm']['providers']): NearMiss[] {
+  const keyVariables = providers.flatMap((provider) => (provider.apiKeyEnv === null ? [] : [provider.apiKeyEnv]));
+  const known = configVariables().map((entry) => entry.variable.env);
+  return nearMisses(env, known, new Set([WORKER_ENV, ...keyVariables]));
 }
 
 function invalid(problems: readonly string[]): ConfigError {
@@ -123,7 +146,7 @@ function checkTogether(
     try {
       checkRoutingRules(rules, config.llm.providers);
     } catch (error) {
-      problems.push(`LLM_ROUTING_RULES ${(error as Error).message} (got ${JSON.stringify(env.LLM_ROUTING_RULES)})`);
+      problems.push(`LLM_ROUTING_RULES ${(error as Error).message} (got ${JSON.stringify(redactPasswords(env.LLM_ROUTING_RULES ?? ''))})`);
     }
   }
 }

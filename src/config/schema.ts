@@ -4,6 +4,7 @@ import { parseTierLimits } from './tier-limits.js';
 import { bool, int, parsedText, secret, url, variable } from './variable.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
 
 /** Most worker processes WORKERS may ask for. */
 export const MAX_WORKERS = 256;
@@ -31,9 +32,11 @@ const server = {
       .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits or ._:-')
       .optional(),
   ),
-  adminToken: variable('ADMIN_TOKEN', secret.optional()),
-  metricsToken: variable('METRICS_TOKEN', secret.optional()),
+  adminToken: variable('ADMIN_TOKEN', secret.optional(), { secret: true }),
+  metricsToken: variable('METRICS_TOKEN', secret.optional(), { secret: true }),
   logLevel: variable('LOG_LEVEL', z.enum(LOG_LEVELS).default('info')),
+  /** `json`: one JSON object per line; `pretty`: lines for people (coloured on a TTY). */
+  logFormat: variable('LOG_FORMAT', z.enum(LOG_FORMATS).default('json')),
   maxBodyBytes: variable('MAX_BODY_BYTES', int(1024, 100 * 1024 * 1024).default(1_048_576)),
   shutdownGraceMs: variable('SHUTDOWN_GRACE_MS', int(0, 3_600_000).default(30_000)),
   /** How often this instance renews its liveness; silent for 3 beats (database clock), it is dead and its runs are swept. */
@@ -107,8 +110,8 @@ const sse = {
 /** The `llm` section; `env` resolves the API keys LLM_PROVIDERS names. */
 const llmVariables = (env: NodeJS.ProcessEnv) =>
   ({
-    /** OpenAI-compatible providers; empty: no `chat` agent. */
-    providers: variable('LLM_PROVIDERS', parsedText((text) => parseLlmProviders(text, env)).prefault('[]')),
+    /** OpenAI-compatible providers; empty: no `chat` agent. Secret: a bad value may have a key pasted into it. */
+    providers: variable('LLM_PROVIDERS', parsedText((text) => parseLlmProviders(text, env)).prefault('[]'), { secret: true }),
     /** Unset: = run slots (sized at start-up). */
     globalMaxInflight: variable('GLOBAL_MAX_INFLIGHT', int(1, 100_000).optional(), { limit: true }),
     timeoutMs: variable('LLM_TIMEOUT_MS', int(1, 86_400_000).default(240_000), { limit: true }),

@@ -6,11 +6,17 @@ export interface Variable<N extends string = string, S extends z.ZodType = z.Zod
   readonly schema: S;
   /** Shown in the limits table of `/v1/admin/capacity` and the start-up `sizing` line. */
   readonly limit: boolean;
+  /** Its value is never shown, not even in the message about a bad one (tokens, text that may hold keys). */
+  readonly secret: boolean;
 }
 
-/** Declares a variable; `limit` puts it in the instance's limits table. */
-export function variable<N extends string, S extends z.ZodType>(env: N, schema: S, options: { limit?: boolean } = {}): Variable<N, S> {
-  return { env, schema, limit: options.limit ?? false };
+/** Declares a variable; `limit` puts it in the instance's limits table; `secret` keeps its value out of every message. */
+export function variable<N extends string, S extends z.ZodType>(
+  env: N,
+  schema: S,
+  options: { limit?: boolean; secret?: boolean } = {},
+): Variable<N, S> {
+  return { env, schema, limit: options.limit ?? false, secret: options.secret ?? false };
 }
 
 /** A whole number in [min, max], written in decimal digits. */

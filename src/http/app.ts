@@ -11,6 +11,7 @@ import type { RunManager } from '../runtime/run-manager.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
 import type { Followers } from '../streaming/followers.js';
+import { accessLog } from './access-log.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
 import { dashboardRouter } from './dashboard/dashboard-router.js';
@@ -56,6 +57,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(accessLog(deps.logger));
   const body = jsonBody(settings.maxBodyBytes);
 
   const open: RequestHandler = (_req, _res, next) => next();

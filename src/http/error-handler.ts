@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   AppError,
   InvalidJsonError,
@@ -8,6 +8,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../domain/index.js';
+import { matchedRoute } from './access-log.js';
 
 /**
  * body-parser marks its errors with `type` (and attaches the raw body, which must never reach
@@ -43,12 +44,6 @@ function fromParsers(error: unknown, maxBodyBytes: number): AppError | undefined
   }
 }
 
-/** The matched route's pattern (`/v1/runs/:id`), never the path as sent: log lines carry no request input. */
-function routeOf(req: Request): string {
-  const path: unknown = req.route?.path;
-  return typeof path === 'string' ? path : '(no route)';
-}
-
 export const notFound: RequestHandler = (_req, _res, next) => next(new NotFoundError('No route matches this method and path.'));
 
 /** The one place errors become responses: `{"error": {"code", "message", ...details}}`. */
@@ -56,8 +51,11 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequest
   return (error: unknown, req, res, _next) => {
     const known = error instanceof AppError ? error : fromParsers(error, maxBodyBytes);
     const appError = known ?? new AppError('internal', 500, 'Something went wrong on our side; it was logged.');
-    if (known === undefined) logger.error('request failed', { method: req.method, route: routeOf(req), error });
-    else if (appError.status >= 500) logger.warn('request refused', { method: req.method, route: routeOf(req), code: appError.code });
+    if (known === undefined) logger.error('request failed', { method: req.method, route: matchedRoute(res), error });
+    else if (appError.status >= 500) {
+      const cause = appError.cause === undefined ? {} : { cause: appError.cause };
+      logger.warn('request refused', { method: req.method, route: matchedRoute(res), code: appError.code, ...cause });
+    }
     if (res.headersSent) {
       res.destroy();
       return;

@@ -1,4 +1,4 @@
-import { RunFailure } from '../domain/index.js';
+import { type LogSafeMessage, RunFailure } from '../domain/index.js';
 
 export interface ProviderErrorDetails {
   /** The provider's HTTP status, when it answered. */
@@ -7,13 +7,20 @@ export interface ProviderErrorDetails {
   readonly retryable?: boolean;
   /** What the provider asked us to wait (Retry-After / retry-after-ms), in ms. */
   readonly retryAfterMs?: number;
+  /** `detail` without the provider's own text (which may quote the run's messages), for logs; default `detail`. */
+  readonly logDetail?: string;
 }
 
-/** A provider failed the request; the run ends `failed` with `provider_error` and this message. */
-export class ProviderError extends RunFailure {
+/**
+ * A provider failed the request; the run ends `failed` with `provider_error` and this message.
+ * Logs show `logMessage`, which holds none of the provider's text.
+ */
+export class ProviderError extends RunFailure implements LogSafeMessage {
   readonly status: number | undefined;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  readonly logDetail: string;
+  readonly logMessage: string;
 
   /** `detail` completes the sentence `Provider "<name>" …`. */
   constructor(
@@ -25,6 +32,8 @@ export class ProviderError extends RunFailure {
     this.status = details.status;
     this.retryable = details.retryable ?? false;
     this.retryAfterMs = details.retryAfterMs;
+    this.logDetail = details.logDetail ?? detail;
+    this.logMessage = `Provider "${provider}" ${this.logDetail}.`;
   }
 }
 
@@ -40,8 +49,12 @@ export class ProviderTimeoutError extends RunFailure {
 }
 
 /** The run's model cannot be served by any configured provider (or no routing rule matches). */
-export class ModelRoutingError extends RunFailure {
-  constructor(message: string) {
+export class ModelRoutingError extends RunFailure implements LogSafeMessage {
+  /** `logMessage` without the model the request named. */
+  constructor(
+    message: string,
+    readonly logMessage = message,
+  ) {
     super('provider_error', message);
   }
 }

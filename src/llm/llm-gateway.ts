@@ -85,18 +85,19 @@ export class LlmGateway implements ChatGateway {
       provider: provider.name,
       model: target.model,
       holder: lease.holder,
-      timeoutMs: timeout.timeoutMs,
+      timeout_ms: timeout.timeoutMs,
     });
     try {
       const signal = AbortSignal.any([request.signal, deadline.signal]);
       return await this.withRetries(request, provider, target.model, timeout, signal);
     } catch (error) {
+      // Not the message: a provider's error text may quote the run's messages back.
       if (error instanceof ProviderError || error instanceof ProviderTimeoutError) {
         request.logger?.warn('llm request failed', {
           provider: provider.name,
           model: target.model,
+          ...(error instanceof ProviderError && error.status !== undefined ? { status: error.status } : {}),
           code: error.runErrorCode,
-          error: error.message,
         });
       }
       throw error;
@@ -147,9 +148,12 @@ export class LlmGateway implements ChatGateway {
             decision.reason === 'exhausted'
               ? `after ${retries + 1} attempts (LLM_MAX_RETRIES)`
               : `with no time left to retry before ${timeout.setting}`;
-          throw new ProviderError(provider.name, `${error.detail}; gave up ${why}`, { status: error.status });
+          throw new ProviderError(provider.name, `${error.detail}; gave up ${why}`, {
+            status: error.status,
+            logDetail: `${error.logDetail}; gave up ${why}`,
+          });
         }
-        request.logger?.info('llm request retried', { provider: provider.name, status: error.status, delayMs: decision.delayMs });
+        request.logger?.info('llm request retried', { provider: provider.name, status: error.status, delay_ms: decision.delayMs });
         await sleepOrAbort(decision.delayMs, signal);
       }
     }

@@ -78,6 +78,7 @@ export class ModelRouter {
     const offered = [...this.byModel.keys()];
     throw new ModelRoutingError(
       `No configured provider offers model "${model}"; use "auto" or one of: ${offered.slice(0, 20).join(', ')}${offered.length > 20 ? ', …' : ''} (LLM_PROVIDERS).`,
+      'No configured provider offers the model the run named (LLM_PROVIDERS).',
     );
   }
 

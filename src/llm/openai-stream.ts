@@ -141,12 +141,20 @@ function parseChunk(provider: string, payload: string): z.output<typeof streamCh
   try {
     json = JSON.parse(payload);
   } catch {
-    throw new ProviderError(provider, `sent a stream event that is not JSON: ${clip(payload)}`);
+    throw new ProviderError(provider, `sent a stream event that is not JSON: ${clip(payload)}`, {
+      logDetail: 'sent a stream event that is not JSON',
+    });
   }
   const chunk = streamChunk.safeParse(json);
-  if (!chunk.success) throw new ProviderError(provider, `sent a stream event of an unknown shape: ${clip(payload)}`);
+  if (!chunk.success) {
+    throw new ProviderError(provider, `sent a stream event of an unknown shape: ${clip(payload)}`, {
+      logDetail: 'sent a stream event of an unknown shape',
+    });
+  }
   if (chunk.data.error !== undefined && chunk.data.error !== null) {
-    throw new ProviderError(provider, `reported an error in its stream: ${clip(errorDetail(json) ?? payload)}`);
+    throw new ProviderError(provider, `reported an error in its stream: ${clip(errorDetail(json) ?? payload)}`, {
+      logDetail: 'reported an error in its stream',
+    });
   }
   return chunk.data;
 }
@@ -158,10 +166,16 @@ async function wholeCompletion(provider: string, response: Response, onDelta: (t
   try {
     json = JSON.parse(text);
   } catch {
-    throw new ProviderError(provider, `answered with neither an event stream nor JSON: ${clip(text)}`);
+    throw new ProviderError(provider, `answered with neither an event stream nor JSON: ${clip(text)}`, {
+      logDetail: 'answered with neither an event stream nor JSON',
+    });
   }
   const parsed = completion.safeParse(json);
-  if (!parsed.success) throw new ProviderError(provider, `answered with JSON that is not a chat completion: ${clip(text)}`);
+  if (!parsed.success) {
+    throw new ProviderError(provider, `answered with JSON that is not a chat completion: ${clip(text)}`, {
+      logDetail: 'answered with JSON that is not a chat completion',
+    });
+  }
   const choice = parsed.data.choices[0] as (typeof parsed.data.choices)[number];
   const content = choice.message.content ?? '';
   if (content !== '') onDelta(content);
@@ -187,6 +201,7 @@ async function statusError(provider: ProviderEndpoint, response: Response): Prom
   const retryable = status === 429 || status >= 500;
   return new ProviderError(provider.name, `answered ${status}${detail === undefined ? '' : `: ${clip(detail)}`}`, {
     status,
+    logDetail: `answered ${status}`,
     retryable,
     retryAfterMs: retryable ? parseRetryAfterMs(response.headers, Date.now()) : undefined,
   });

@@ -69,7 +69,7 @@ export class InstanceHeartbeat {
     this.lastBeat = beat;
     this.options.observer.beat(beat);
     if (beat.endedElsewhere.length > 0) {
-      logger.warn('runs of this instance were ended by another instance; stopping their agents', { runIds: beat.endedElsewhere });
+      logger.warn('runs of this instance were ended by another instance; stopping their agents', { run_ids: beat.endedElsewhere });
       runs.endedElsewhere(beat.endedElsewhere);
     }
     if (beat.dead > 0) await this.sweep();

@@ -35,7 +35,15 @@ export class Retention {
   /** One pass now (tests drive it); logs what it deleted. */
   async runOnce(): Promise<RetentionPass> {
     const pass = await this.repository.purge(this.days, MAX_BATCHES);
-    if (pass.runs + pass.idempotencyKeys + pass.instances > 0) this.logger.info('retention cleanup', { days: this.days, ...pass });
+    if (pass.runs + pass.idempotencyKeys + pass.instances > 0) {
+      this.logger.info('retention cleanup', {
+        days: this.days,
+        runs: pass.runs,
+        events: pass.events,
+        idempotency_keys: pass.idempotencyKeys,
+        instances: pass.instances,
+      });
+    }
     return pass;
   }
 

@@ -46,7 +46,7 @@ export class RunEndRecovery {
       try {
         await this.deps.eventLog.ensureEnd(run.id, endData(run), run.finishedAt?.getTime() ?? Date.now());
       } catch (error) {
-        this.deps.logger.warn('could not write the end of a run another instance left; readers retry', { runId: run.id, error });
+        this.deps.logger.warn('could not write the end of a run another instance left; readers retry', { run_id: run.id, error });
       }
     }
   }
@@ -64,7 +64,7 @@ export class RunEndRecovery {
       await this.deps.eventLog.ensureEnd(run.id, endData(current), current.finishedAt.getTime());
       return true;
     } catch (error) {
-      this.deps.logger.warn('could not write the missing end of a run; a later check retries', { runId: run.id, error });
+      this.deps.logger.warn('could not write the missing end of a run; a later check retries', { run_id: run.id, error });
       return false;
     }
   }

@@ -59,6 +59,14 @@ export class RunExecution {
   /** Its `end` event was emitted. */
   private ended = false;
   private readonly logger: Logger;
+  /** When this instance admitted it (Date.now()), for its wait in the queue. */
+  private readonly admittedAtMs = Date.now();
+  /** How long it waited for a slot: 0 when it got one at admission. */
+  private queueWaitMs = 0;
+  /** When its agent started (Date.now()); undefined until it runs. */
+  private runningSinceMs: number | undefined;
+  /** What the agent threw, when it failed the run by throwing. */
+  private agentFailure: { readonly error: unknown } | undefined;
 
   constructor(
     readonly record: RunRecord,
@@ -68,7 +76,7 @@ export class RunExecution {
     logger: Logger,
   ) {
     this.status = record.status as ActiveStatus;
-    this.logger = logger.child({ runId: record.id, agent: record.agent });
+    this.logger = logger.child({ run_id: record.id, account_id: record.accountId, agent: record.agent });
     const { controller } = this;
     this.context = new RunContext({
       runId: record.id,
@@ -90,16 +98,22 @@ export class RunExecution {
     });
   }
 
-  /** Starts the run with its slot, or its place in the slots' queue; returns `done`. Call once. */
+  /**
+   * Starts the run with its slot, or its place in the slots' queue; returns `done`. Call once.
+   * Every line logged while it runs (by its agent or the runtime) carries its run and account.
+   */
   start(acquisition: Acquisition): Promise<void> {
-    this.done = this.lifecycle(acquisition)
-      .catch(async (error: unknown) => {
-        this.logger.error('run lifecycle failed', { error });
-        await this.finish(this.status, ENDINGS.internal('The run failed inside agentd; it was logged.'));
-      })
-      .catch((error: unknown) => {
-        this.logger.error('could not end the run after a failure', { error });
-      });
+    const context = { run_id: this.record.id, account_id: this.record.accountId };
+    this.done = this.logger.withContext(context, () =>
+      this.lifecycle(acquisition)
+        .catch(async (error: unknown) => {
+          this.logger.error('run lifecycle failed', { error });
+          await this.finish(this.status, ENDINGS.internal('The run failed inside agentd; it was logged.'));
+        })
+        .catch((error: unknown) => {
+          this.logger.error('could not end the run after a failure', { error });
+        }),
+    );
     return this.done;
   }
 
@@ -118,6 +132,7 @@ export class RunExecution {
         permit = await this.waitForSlot(acquisition.waiter);
         if (permit === undefined) return;
         const moved = await this.deps.recorder.transition(this.record.id, 'queued', 'running');
+        this.queueWaitMs = Date.now() - this.admittedAtMs;
         if (moved === null) return this.endElsewhere();
         this.status = 'running';
       }
@@ -141,6 +156,7 @@ export class RunExecution {
   private async execute(): Promise<void> {
     const { record, controller, context } = this;
     const startedAt = Date.now();
+    this.runningSinceMs = startedAt;
     this.deps.observer.runStarted(record.agent);
     context.emitSystem('status', { status: 'running' });
     const timer = setTimeout(() => controller.abort(new RunAbort(ENDINGS.timedOut(record.timeoutMs))), record.timeoutMs);
@@ -161,6 +177,7 @@ export class RunExecution {
       if (controller.signal.aborted) ending = endingOf(controller.signal);
       else if (error instanceof RunFailure) ending = ENDINGS.failure(error.runErrorCode, agentErrorMessage(error));
       else ending = ENDINGS.agentError(agentErrorMessage(error));
+      if (!controller.signal.aborted) this.agentFailure = { error };
     } finally {
       clearTimeout(timer);
       aborted.dispose();
@@ -197,7 +214,25 @@ export class RunExecution {
     if (error !== undefined) context.emitSystem('error', error);
     context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
     await this.archive();
-    this.logger.info('run finished', { status: ending.status });
+    this.logFinished(ending.status, error?.code);
+  }
+
+  /**
+   * The one line of a finished run: status, error code, its wait in the queue and how long it
+   * ran (0 when it never did), in ms; at warn with the agent's error and stack when the agent
+   * threw (never the run's input).
+   */
+  private logFinished(status: string, errorCode: string | undefined, elsewhere = false): void {
+    const now = Date.now();
+    const line = {
+      status,
+      ...(errorCode === undefined ? {} : { error_code: errorCode }),
+      queue_wait_ms: this.runningSinceMs === undefined && this.status === 'queued' ? now - this.admittedAtMs : this.queueWaitMs,
+      duration_ms: this.runningSinceMs === undefined ? 0 : now - this.runningSinceMs,
+      ...(elsewhere ? { ended_by: 'another instance' } : {}),
+    };
+    if (this.agentFailure === undefined) this.logger.info('run finished', line);
+    else this.logger.warn('run finished', { ...line, error: this.agentFailure.error });
   }
 
   /**
@@ -210,6 +245,7 @@ export class RunExecution {
     const status = current?.status ?? 'interrupted';
     this.ended = true;
     this.context.closeToAgent();
+    this.logFinished(status, current?.error?.code, true);
     // Unknown (the database is away): write it; a second `end` is harmless to readers, a missing one is not.
     if (await this.deps.eventLog.hasEnd(this.record.id).catch(() => false)) return;
     this.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });

@@ -237,7 +237,7 @@ export class RunManager {
     const from = record.status as ActiveStatus;
     const cancelled = await this.recorder.transition(record.id, from, ENDINGS.cancelled.status);
     if (cancelled === null) return (await this.deps.runs.get(record.accountId, record.id)) ?? record; // it ended meanwhile
-    this.deps.logger.info('cancelled a run whose instance is gone', { runId: record.id, instanceId: record.instanceId });
+    this.deps.logger.info('cancelled a run whose instance is gone', { run_id: record.id, lost_instance_id: record.instanceId });
     await this.deps.ends.writeEnds([cancelled]);
     return cancelled;
   }

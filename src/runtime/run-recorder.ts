@@ -31,7 +31,7 @@ export class RunRecorder {
         return await this.runs.transition(id, from, to, fields);
       } catch (error) {
         if (!(error instanceof DependencyUnavailableError) || this.stopping.signal.aborted) throw error;
-        if (attempt % 10 === 0) this.logger.warn('database unavailable; retrying a run status change', { runId: id, to, attempt });
+        if (attempt % 10 === 0) this.logger.warn('database unavailable; retrying a run status change', { run_id: id, to, attempt });
         try {
           await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt), undefined, { signal: this.stopping.signal });
         } catch {

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { ArchivedEvent, EventArchiveRepository } from '../db/event-archive-repository.js';
 import { BackgroundLoop } from '../concurrency/background-loop.js';
 import { DependencyUnavailableError, eventBytes, type RunEvent } from '../domain/index.js';
@@ -42,6 +43,11 @@ export class EventArchiver {
   private readonly loop: BackgroundLoop;
   private readonly maxBatch: number;
   private closed: Promise<void> | undefined;
+  /**
+   * `writeBatch` in the async context this archiver was made in: a batch holds many runs'
+   * events, so its work (and what it logs) must not carry the context of the run that flushed.
+   */
+  private readonly writeBatchDetached = AsyncResource.bind(() => this.writeBatch());
 
   constructor(private readonly options: EventArchiverOptions) {
     this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
@@ -79,7 +85,7 @@ export class EventArchiver {
     const target = this.added;
     while (this.archived < target) {
       if (this.writing === undefined) {
-        this.writing = this.writeBatch().finally(() => {
+        this.writing = this.writeBatchDetached().finally(() => {
           this.writing = undefined;
         });
       }

@@ -68,20 +68,23 @@ export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs 
   };
 }
 
-/** Runs `src/main.ts` expecting it to refuse to start (killed after `timeoutMs`); returns its exit code and stderr. */
+/** Runs `src/main.ts` expecting it to refuse to start (killed after `timeoutMs`); returns its exit code, stderr and stdout. */
 export async function runAgentdExpectingFailure(
   env: Record<string, string>,
   { timeoutMs = 30_000 } = {},
-): Promise<{ code: number | null; stderr: string }> {
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  // 'close', not 'exit': by then both pipes are read to their end.
+  const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
-  return { code, stderr };
+  return { code, stderr, stdout };
 }

@@ -214,7 +214,7 @@ for (const storage of STORAGES) {
       assert.equal(archived.status, 202, archived.text);
       await logged(
         'the archive refused an event; it was skipped',
-        (line) => line.runId === archived.body.id && line.error?.code === '23514',
+        (line) => line.run_id === archived.body.id && line.error?.code === '23514',
       );
 
       const output = await send(
@@ -223,7 +223,10 @@ for (const storage of STORAGES) {
         JSON.stringify({ agent: 'echo', input: `refuse-output ${mark('input')}`, metadata: { note: mark('metadata') } }),
       );
       assert.equal(output.status, 202, output.text);
-      await logged('could not record the end of the run; a restart with this INSTANCE_ID ends it', (line) => line.runId === output.body.id);
+      await logged(
+        'could not record the end of the run; a restart with this INSTANCE_ID ends it',
+        (line) => line.run_id === output.body.id,
+      );
     });
 
     it('wrote none of the markers to stdout or stderr, through shutdown', async () => {

@@ -262,7 +262,7 @@ describe('a run whose events cannot be archived (its database cut through a TCP 
     proxy.cut();
     const tokensAtCut = smallTokens;
     const failedLine = () =>
-      agentd.logs().find((line) => line.runId === big && String(line.message).includes('could not be written within its memory bound'));
+      agentd.logs().find((line) => line.run_id === big && String(line.message).includes('could not be written within its memory bound'));
     await waitFor(failedLine, { what: 'the big run to give up waiting for its backlog' });
     // The small run's events still stream while the database is away (its backlog is small).
     await waitFor(() => smallTokens > tokensAtCut, { what: 'the small run to stream during the outage' });

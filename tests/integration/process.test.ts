@@ -18,7 +18,7 @@ describe('agentd as an OS process', () => {
   it('fails to start with a clear message when the database is unreachable', async () => {
     const { code, stderr } = await runAgentdExpectingFailure({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/agentd' });
     assert.equal(code, 1);
-    assert.match(stderr, /database is unavailable/);
+    assert.match(stderr, /cannot connect to the database at 127\.0\.0\.1:1\n {2}caused by: .*ECONNREFUSED/);
   });
 
   for (const storage of STORAGES) {

@@ -142,7 +142,7 @@ describe('WORKERS: one port, several agentd processes', () => {
       { timeoutMs: 120_000 },
     );
     assert.equal(code, 1);
-    assert.match(stderr, /database is unavailable/);
+    assert.match(stderr, /cannot connect to the database at 127\.0\.0\.1:1\n {2}caused by: .*ECONNREFUSED/);
   });
 
   describe('WORKERS=2 on Postgres and Redis', () => {

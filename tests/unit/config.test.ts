@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { configVariables, loadConfig } from '../../src/config/config.js';
+import { editDistance } from '../../src/config/near-miss.js';
 import { parseTierLimits } from '../../src/config/tier-limits.js';
 import { ConfigError } from '../../src/domain/index.js';
 
@@ -53,7 +54,6 @@ describe('loadConfig', () => {
     ['RUN_QUEUE_TIMEOUT_MS', '1.5'],
     ['DATABASE_URL', 'mysql://x'],
     ['REDIS_URL', 'not a url'],
-    ['ADMIN_TOKEN', 'short'],
     ['LOG_LEVEL', 'loud'],
     ['TIER_LIMITS', 'free=1'],
     ['TIER_LIMITS', 'free:1,free:2'],
@@ -70,6 +70,77 @@ describe('loadConfig', () => {
       );
     });
   }
+
+  describe('secrets in messages', () => {
+    const messageOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        if (error instanceof ConfigError) return error.message;
+        throw error;
+      }
+      throw new Error('no ConfigError');
+    };
+
+    for (const name of ['ADMIN_TOKEN', 'METRICS_TOKEN']) {
+      it(`names ${name} but never shows its value`, () => {
+        const message = messageOf({ [name]: 'sekret-token' });
+        assert.match(message, new RegExp(`${name} must be at least 16 characters long \\(got a value of 12 characters, not shown\\)`));
+        assert.doesNotMatch(message, /sekret/);
+      });
+    }
+
+    it('shows a bad URL with its password as ***', () => {
+      const message = messageOf({ DATABASE_URL: 'mysql://user:secretpw@db:3306/x', REDIS_URL: 'http://:p%40ss@h' });
+      assert.match(
+        message,
+        /DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\/ \(got "mysql:\/\/user:\*\*\*@db:3306\/x"\)/,
+      );
+      assert.match(message, /REDIS_URL .*"http:\/\/:\*\*\*@h"/);
+      assert.doesNotMatch(message, /secretpw|p%40ss/);
+    });
+
+    it('never shows LLM_PROVIDERS, where a key may have been pasted', () => {
+      const message = messageOf({ LLM_PROVIDERS: '[{"name":"x","api_key":"sk-SECRET"}]' });
+      assert.match(message, /LLM_PROVIDERS /);
+      assert.doesNotMatch(message, /sk-SECRET/);
+    });
+  });
+
+  describe('near misses', () => {
+    const misses = (env: Record<string, string>) => loadConfig(env).nearMisses.map(({ name, intended }) => `${name}->${intended}`);
+
+    it('names a variable agentd does not read but likely meant, with the one it meant', () => {
+      assert.deepEqual(misses({ RUN_QUEU_MAX: '3', DATABSE_URL: 'postgres://u:p@h/d', log_level: 'debug', AGENTD_PORT: '80' }), [
+        'RUN_QUEU_MAX->RUN_QUEUE_MAX',
+        'DATABSE_URL->DATABASE_URL',
+        'log_level->LOG_LEVEL',
+        'AGENTD_PORT->PORT',
+      ]);
+    });
+
+    it('leaves alone the variables agentd reads and the usual ones of a process', () => {
+      const env = {
+        PORT: '1',
+        LOG_LEVEL: 'info',
+        HOME: '/root',
+        HOST: '127.0.0.1',
+        HOSTNAME: 'box',
+        PATH: '/bin',
+        PWD: '/',
+        NODE_ENV: 'production',
+        NODE_OPTIONS: '',
+        TERM: 'xterm',
+        LANG: 'C',
+        USER: 'root',
+        TMPDIR: '/tmp',
+        AGENTD_WORKER: '',
+        LLM_PROVIDERS: '[{"name":"m","base_url":"http://h/v1","api_key_env":"LLM_PROVIDER","models":["a"],"max_in_flight":1}]',
+        LLM_PROVIDER: 'key',
+      };
+      assert.deepEqual(misses(env), []);
+    });
+  });
 
   it('prepares statements unless DB_PREPARED_STATEMENTS=false', () => {
     assert.equal(loadConfig({}).db.preparedStatements, true);
@@ -160,6 +231,17 @@ describe('loadConfig', () => {
       const { sources: defaultSources, ...defaults } = loadConfig({});
       assert.deepEqual(fromExample, defaults);
     });
+  });
+});
+
+describe('editDistance', () => {
+  it('counts insertions, deletions and substitutions', () => {
+    assert.equal(editDistance('RUN_QUEUE_MAX', 'RUN_QUEU_MAX'), 1);
+    assert.equal(editDistance('DATABASE_URL', 'DATABSE_URL'), 1);
+    assert.equal(editDistance('DATABASE_URL', 'DATBAASE_URL'), 2);
+    assert.equal(editDistance('HOST', 'HOME'), 2);
+    assert.equal(editDistance('', 'ab'), 2);
+    assert.equal(editDistance('same', 'same'), 0);
   });
 });
 

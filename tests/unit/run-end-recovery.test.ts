@@ -30,6 +30,7 @@ function recovery(get: () => Promise<RunRecord | null>) {
     info: () => undefined,
     debug: () => undefined,
     child: () => logger,
+    withContext: <T>(_fields: Record<string, unknown>, fn: () => T): T => fn(),
   };
   const deps: RunEndRecoveryDeps = {
     runs: { get, interruptInstance: async () => [] },
@@ -64,6 +65,6 @@ describe('RunEndRecovery.endIfMissing', () => {
       throw failure;
     });
     assert.equal(await r.endIfMissing({ id: 'run-1', accountId: 'acct' }), false);
-    assert.deepEqual(warnings, [{ runId: 'run-1', error: failure }]);
+    assert.deepEqual(warnings, [{ run_id: 'run-1', error: failure }]);
   });
 });

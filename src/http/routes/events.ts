@@ -78,7 +78,7 @@ export function eventsRouter(deps: EventsRouterDeps): Router {
     const { clientLeft } = await stream.bind(run).serve(null, { 'x-run-id': run.id });
     if (clientLeft && cancelOnDisconnect) {
       deps.manager.cancel(submitted.accountId, run.id).catch((error: unknown) => {
-        deps.logger.warn('cancel on disconnect failed', { runId: run.id, error });
+        deps.logger.warn('cancel on disconnect failed', { run_id: run.id, error });
       });
     }
   });

@@ -99,7 +99,7 @@ export class RunStream {
         onIdle: this.onIdle,
       }).follow();
     } catch (error) {
-      this.deps.logger.warn('event stream stopped', { runId: this.run.id, error });
+      this.deps.logger.warn('event stream stopped', { run_id: this.run.id, error });
     } finally {
       this.res.off('close', this.onClose);
       this.release();
@@ -121,7 +121,7 @@ export class RunStream {
           return false;
         }
       } catch (error) {
-        this.deps.logger.warn('could not look up the end of a run; a later check retries', { runId: this.run.id, error });
+        this.deps.logger.warn('could not look up the end of a run; a later check retries', { run_id: this.run.id, error });
       }
     }
     return this.deps.ends.endIfMissing(this.run);

@@ -1,4 +1,5 @@
 import { createClient } from 'redis';
+import { hostAndPort } from '../../lib/redact-url.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -32,7 +33,10 @@ export interface OpenRedisOptions {
   readonly instanceId: string;
   /** Bound on node-redis' per-connection command queue; commands past it are rejected at once. */
   readonly commandsQueueMax: number;
-  /** Connection errors, including every failed reconnect attempt. */
+  /**
+   * Connection errors once connected, including every failed reconnect attempt. The attempts of
+   * the first connect are not reported: if they all fail, `openRedis` rejects with the last.
+   */
   readonly onError: (error: unknown) => void;
 }
 
@@ -42,6 +46,7 @@ const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 2_000;
 /** Attempts before the first connect gives up, so a wrong URL fails start-up instead of hanging it. */
 const FIRST_CONNECT_ATTEMPTS = 5;
+const DEFAULT_PORT = 6379;
 
 /** Reconnect delay after `retries` failed attempts: 50 ms doubling to 2 s, plus up to 10% jitter. */
 export function reconnectDelayMs(retries: number): number {
@@ -60,7 +65,9 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
   const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed !== undefined) {
     for (const client of [commands, subscriber]) if (client.isOpen) client.destroy();
-    throw new Error(`cannot connect to Redis at ${redactUrl(options.url)}`, { cause: failed.reason });
+    // node-redis gives up with a ReconnectStrategyError that wraps the socket's error (ECONNREFUSED, …) as `socketError`.
+    const reason = failed.reason as { socketError?: unknown } | undefined;
+    throw new Error(`cannot connect to Redis at ${hostAndPort(options.url, DEFAULT_PORT)}`, { cause: reason?.socketError ?? reason });
   }
 
   let inFlight = 0;
@@ -83,7 +90,7 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
         inFlight += 1;
         await commands.ping();
       } catch (error) {
-        throw new Error(`Redis at ${redactUrl(options.url)} did not answer PING`, { cause: error });
+        throw new Error(`Redis at ${hostAndPort(options.url, DEFAULT_PORT)} did not answer PING`, { cause: error });
       } finally {
         inFlight -= 1;
       }
@@ -117,8 +124,11 @@ function createNamedClient(options: OpenRedisOptions, name: string): RedisClient
   client.on('ready', () => {
     everReady = true;
   });
-  // node-redis throws 'error' events without a listener; this one is where they are handled.
-  client.on('error', options.onError);
+  // node-redis throws 'error' events without a listener; this one is where they are handled:
+  // reported once connected, and before that by openRedis' rejection when the first connect fails.
+  client.on('error', (error: unknown) => {
+    if (everReady) options.onError(error);
+  });
   return client;
 }
 
@@ -154,15 +164,4 @@ async function quit(client: RedisClient, onError: (error: unknown) => void): Pro
     client.unref();
   }
   await quitting;
-}
-
-/** The URL without its password, for error messages. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable Redis URL>';
-  }
 }
