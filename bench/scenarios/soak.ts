@@ -155,12 +155,12 @@ export async function runSoak(options: {
   /** V8 heap committed and used, and memory outside it, from agentd's /metrics (prom-client defaults). */
   const memory = async (): Promise<Record<string, number>> => {
     const { body } = await request(agent, 'GET', `${options.url}/metrics`, {});
-    const read = (name: string) => Number((new RegExp(`^agentd_process_${name} ([0-9.e+]+)$`, 'm').exec(body) ?? [])[1]);
+    const read = (name: string) => Number((new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(body) ?? [])[1]);
     return {
       heapTotalBytes: read('nodejs_heap_size_total_bytes'),
       heapUsedBytes: read('nodejs_heap_size_used_bytes'),
       externalBytes: read('nodejs_external_memory_bytes'),
-      residentBytes: read('resident_memory_bytes'),
+      residentBytes: read('process_resident_memory_bytes'),
     };
   };
   const quietRss = async (): Promise<[number, number]> => {

@@ -3,18 +3,27 @@ import { echoAgent } from '../agents/echo.js';
 import { simulateAgent } from '../agents/simulate.js';
 import type { Config } from '../config/config.js';
 import type { Agent } from '../domain/index.js';
-import { LlmGateway } from '../llm/llm-gateway.js';
+import { LlmGateway, type LlmObserver } from '../llm/llm-gateway.js';
 import type { LlmLimiters } from '../llm/llm-limiters.js';
 import { modelPatternMatcher } from '../llm/model-patterns.js';
 import { ModelRouter, type RoutingObserver } from '../llm/model-router.js';
 
 /** The built-in agents: `echo`, `simulate`, and `chat` over the configured providers (none without LLM_PROVIDERS). */
-export function builtInAgents(llm: Config['llm'], limiters: LlmLimiters, routing: RoutingObserver): Agent[] {
+export function builtInAgents(
+  llm: Config['llm'],
+  limiters: LlmLimiters,
+  observers: { readonly routing: RoutingObserver; readonly llm: LlmObserver },
+): Agent[] {
   if (llm.providers.length === 0) return [echoAgent, simulateAgent];
   const gateway = new LlmGateway({
     providers: llm.providers,
     limiters,
-    router: new ModelRouter({ providers: llm.providers, rules: llm.routingRules, cacheTtlMs: llm.routingCacheTtlMs, observer: routing }),
+    router: new ModelRouter({
+      providers: llm.providers,
+      rules: llm.routingRules,
+      cacheTtlMs: llm.routingCacheTtlMs,
+      observer: observers.routing,
+    }),
     timeouts: {
       baseMs: llm.timeoutMs,
       webSearchMs: llm.webSearchTimeoutMs,
@@ -24,6 +33,7 @@ export function builtInAgents(llm: Config['llm'], limiters: LlmLimiters, routing
     idleTimeoutMs: llm.idleTimeoutMs,
     maxRetries: llm.maxRetries,
     isThinkingModel: modelPatternMatcher(llm.thinkingModels),
+    observer: observers.llm,
   });
   return [echoAgent, simulateAgent, createChatAgent(gateway)];
 }

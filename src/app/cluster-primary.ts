@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { WORKER_ENV } from '../config/config.js';
 import type { Logger } from '../domain/index.js';
+import { ClusterMetricsPrimary } from '../observability/cluster-metrics.js';
 
 /** The first restart of a slot waits this long; each quick exit in a row doubles it. */
 const RESTART_BASE_DELAY_MS = 250;
@@ -50,6 +51,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
 class ClusterPrimary {
   private readonly slots: Slot[];
   private readonly logger: Logger;
+  /** Sums the workers' metrics for the one that was scraped. */
+  private readonly metrics: ClusterMetricsPrimary;
   /** The signal sent to the workers once stopping. */
   private stopSignal: NodeJS.Signals | null = null;
   private exitCode = 0;
@@ -59,6 +62,9 @@ class ClusterPrimary {
 
   constructor(private readonly options: PrimaryOptions) {
     this.logger = options.logger;
+    this.metrics = new ClusterMetricsPrimary({
+      onError: (error) => this.logger.warn('a cluster metrics message could not be sent', { error }),
+    });
     this.slots = Array.from({ length: options.workers }, (_, i) => ({
       slot: i + 1,
       worker: null,
@@ -84,11 +90,13 @@ class ClusterPrimary {
     slot.startedAtMs = Date.now();
     this.logger.info('worker started', { slot: slot.slot, pid: worker.process.pid });
     worker.on('error', (error: unknown) => this.logger.warn('worker process error', { slot: slot.slot, error }));
+    worker.on('message', (message: unknown) => this.metrics.onMessage(worker, message));
     worker.on('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onExit(slot, worker, code, signal));
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.worker === worker) slot.worker = null;
+    this.metrics.onExit(worker);
     const exit = { slot: slot.slot, pid: worker.process.pid, code, signal };
     if (this.stopSignal !== null) {
       // A worker still loading its modules has no handler yet and dies of the signal itself; it held no runs.
@@ -155,6 +163,7 @@ class ClusterPrimary {
   private finishWhenAllStopped(): void {
     if (!this.slots.every((slot) => slot.worker === null)) return;
     clearTimeout(this.deadline);
+    this.metrics.close();
     this.finish(this.exitCode);
   }
 }

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
 import { sizeRunSlots, type Limit } from '../concurrency/sizing.js';
@@ -17,6 +18,7 @@ import type { Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
+import { ClusterMetricsWorker, primaryChannel } from '../observability/cluster-metrics.js';
 import { createMetrics } from '../observability/metrics.js';
 import { sizingSummary } from '../observability/sizing-summary.js';
 import { AgentRegistry } from '../runtime/agent-registry.js';
@@ -30,6 +32,7 @@ import { EventLog } from '../streaming/event-log.js';
 import { Followers } from '../streaming/followers.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
 import { builtInAgents } from './agents.js';
+import { readBuildInfo } from './build-info.js';
 import { Lifecycle } from './lifecycle.js';
 import { limitTable } from './limit-table.js';
 import { openDatabase } from './open-database.js';
@@ -161,10 +164,21 @@ function httpApp(config: Config, deps: AssembleDeps, parts: RunParts): ReturnTyp
     manager,
     agents,
     capacity,
-    registry: metrics.registry,
+    metrics: metricsSource(config, deps, metrics.registry),
+    http: metrics.http,
     settings: { ...config.server, ...config.sse, maxRunTimeoutMs: config.runs.maxTimeoutMs, tierLimits: config.runs.tierLimits },
   });
   return app;
+}
+
+/**
+ * What GET /metrics answers: this process's registry, or in a cluster worker the sum over
+ * every worker, gathered through the primary.
+ */
+function metricsSource(config: Config, deps: AssembleDeps, registry: Registry) {
+  if (config.worker === null) return registry;
+  const onError = (error: unknown) => deps.logger.warn('a cluster metrics message could not be sent', { error });
+  return deps.lifecycle.add('cluster metrics', new ClusterMetricsWorker(registry, primaryChannel(), { onError })).start();
 }
 
 /** The parts a running instance is made of, for the HTTP app and shutdown. */
@@ -193,8 +207,9 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   const { slots, llm } = createLimiters(config, sizing);
   const listeners = new Followers(config.sse.maxListenersPerAccount);
   const lingering = new LingeringAgents();
-  const metrics = createMetrics({ slots, db, store: streams.store, archiver, listeners, llm, lingering });
-  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics.routing));
+  const build = await readBuildInfo(logger);
+  const metrics = createMetrics({ build, slots, db, store: streams.store, eventLog, archiver, listeners, llm, lingering });
+  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics));
   const manager = new RunManager({
     runs,
     admissions,
@@ -206,7 +221,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
     instances,
     ends,
     logger,
-    observer: metrics.observer,
+    observer: metrics.runs,
     lingering,
     options: { instanceId: config.instanceId, ...config.runs },
   });

@@ -125,6 +125,14 @@ export class DrainingError extends AppError {
   }
 }
 
+/** A cluster worker could not gather every worker's metrics for /metrics. */
+export class MetricsUnavailableError extends AppError {
+  constructor(detail: string, cause?: unknown) {
+    super('metrics_unavailable', 503, `The metrics of every worker could not be gathered (${detail}). Retry shortly.`);
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
 /** A configuration value that cannot be used; start-up stops with this message. */
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -1,5 +1,4 @@
 import express, { Router, type Express, type RequestHandler } from 'express';
-import type { Registry } from 'prom-client';
 import type { AgentRegistry } from '../runtime/agent-registry.js';
 import type { Config } from '../config/config.js';
 import type { TierLimits } from '../config/tier-limits.js';
@@ -17,10 +16,11 @@ import { AuthThrottle } from './auth-throttle.js';
 import { dashboardRouter } from './dashboard/dashboard-router.js';
 import { errorHandler, notFound } from './error-handler.js';
 import { jsonBody } from './json-body.js';
+import { type HttpObserver, rememberErrorCode, rememberMount, requestMetrics } from './request-metrics.js';
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
 import { eventsRouter } from './routes/events.js';
-import { opsRouter } from './routes/ops.js';
+import { type MetricsSource, opsRouter } from './routes/ops.js';
 import { runsRouter } from './routes/runs.js';
 
 /** The operator's view of this instance's sizing and live use (`GET /v1/admin/capacity`). */
@@ -39,7 +39,10 @@ export interface AppDeps {
   readonly manager: RunManager;
   readonly agents: AgentRegistry;
   readonly capacity: CapacitySource;
-  readonly registry: Registry;
+  /** What GET /metrics answers. */
+  readonly metrics: MetricsSource;
+  /** Told of every request once its response has ended. */
+  readonly http: HttpObserver;
   readonly settings: Pick<Config['server'], 'adminToken' | 'metricsToken' | 'maxBodyBytes'> &
     Config['sse'] & {
       readonly maxRunTimeoutMs: number;
@@ -59,6 +62,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   app.use(accessLog(deps.logger));
   const body = jsonBody(settings.maxBodyBytes);
+  app.use(requestMetrics(deps.http));
 
   const open: RequestHandler = (_req, _res, next) => next();
   // One record of failed logins per address, whichever token or key was wrong.
@@ -68,7 +72,7 @@ export function createApp(deps: AppDeps): Express {
       db: deps.db,
       events: deps.store,
       isDraining: () => deps.manager.isDraining,
-      registry: deps.registry,
+      metrics: deps.metrics,
       metricsAuth: settings.metricsToken === undefined ? open : tokenAuth(settings.metricsToken, throttle),
     }),
   );
@@ -81,7 +85,7 @@ export function createApp(deps: AppDeps): Express {
 
   const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
   const admin = Router();
-  admin.use(tokenAuth(settings.adminToken ?? null, throttle), body);
+  admin.use(rememberMount, tokenAuth(settings.adminToken ?? null, throttle), body);
   admin.get('/capacity', async (_req, res) => {
     res.json(await deps.capacity.snapshot());
   });
@@ -106,6 +110,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(runsRouter({ manager: deps.manager, runs: deps.runs, maxRunTimeoutMs: settings.maxRunTimeoutMs }));
 
   app.use(notFound);
-  app.use(errorHandler(deps.logger, settings.maxBodyBytes));
+  app.use(rememberErrorCode, errorHandler(deps.logger, settings.maxBodyBytes));
   return app;
 }

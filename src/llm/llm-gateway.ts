@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LlmProviderConfig } from '../config/llm-providers.js';
 import type { Logger } from '../domain/index.js';
 import { ProviderError, ProviderTimeoutError } from './errors.js';
-import type { LlmLimiters } from './llm-limiters.js';
+import type { LlmLease, LlmLimiters } from './llm-limiters.js';
 import type { ModelRouter } from './model-router.js';
 import { type ChatMessage, streamCompletion } from './openai-stream.js';
 import { type LlmTimeouts, type RequestTimeout, selectTimeout } from './request-timeout.js';
@@ -32,6 +32,22 @@ export interface ChatResult {
   readonly attempts: number;
 }
 
+/** How an LLM request ended: answered, failed or timed out at the provider (or its limiter), cancelled by its run, or another error. */
+export type LlmOutcome = 'ok' | 'provider_error' | 'provider_timeout' | 'cancelled' | 'error';
+
+/** Counts LLM requests (metrics); kept narrow so the gateway knows nothing of prom-client. */
+export interface LlmObserver {
+  /** An attempt failed before its first byte and the request will try again. */
+  retried(provider: string): void;
+  /**
+   * A request routed to `provider` ended. `firstDeltaMs` (to the first piece of the reply) and
+   * `durationMs` run from when it held its permits; null when it got none (or no reply came).
+   */
+  requestEnded(provider: string, outcome: LlmOutcome, firstDeltaMs: number | null, durationMs: number | null): void;
+}
+
+const NO_OBSERVER: LlmObserver = { retried: () => undefined, requestEnded: () => undefined };
+
 /** What agents need of the gateway (a seam for tests). */
 export interface ChatGateway {
   chat(request: ChatRequest): Promise<ChatResult>;
@@ -47,6 +63,8 @@ export interface LlmGatewayOptions {
   readonly isThinkingModel: (model: string) => boolean;
   readonly fetch?: typeof fetch;
   readonly random?: () => number;
+  /** Default: counts nothing. */
+  readonly observer?: LlmObserver;
 }
 
 /**
@@ -59,11 +77,13 @@ export class LlmGateway implements ChatGateway {
   private readonly providers: ReadonlyMap<string, LlmProviderConfig>;
   private readonly fetch: typeof fetch;
   private readonly random: () => number;
+  private readonly observer: LlmObserver;
 
   constructor(private readonly options: LlmGatewayOptions) {
     this.providers = new Map(options.providers.map((p) => [p.name, p]));
     this.fetch = options.fetch ?? globalThis.fetch;
     this.random = options.random ?? Math.random;
+    this.observer = options.observer ?? NO_OBSERVER;
   }
 
   async chat(request: ChatRequest): Promise<ChatResult> {
@@ -74,8 +94,16 @@ export class LlmGateway implements ChatGateway {
       webSearch: request.webSearch,
       thinking: this.options.isThinkingModel(target.model),
     });
-    const lease = await this.options.limiters.lease(request.runId, provider.name, request.signal);
+    let lease: LlmLease;
+    try {
+      lease = await this.options.limiters.lease(request.runId, provider.name, request.signal);
+    } catch (error) {
+      this.observer.requestEnded(provider.name, outcomeOf(error, request.signal), null, null);
+      throw error;
+    }
     // The request's own deadline starts once it holds its permits and covers every attempt.
+    const timing = new RequestTiming();
+    let outcome: LlmOutcome = 'ok';
     const deadline = new AbortController();
     const timer = setTimeout(
       () => deadline.abort(new ProviderTimeoutError(provider.name, `did not finish within ${timeout.timeoutMs} ms (${timeout.setting})`)),
@@ -89,8 +117,9 @@ export class LlmGateway implements ChatGateway {
     });
     try {
       const signal = AbortSignal.any([request.signal, deadline.signal]);
-      return await this.withRetries(request, provider, target.model, timeout, signal);
+      return await this.withRetries({ ...request, onDelta: timing.noteFirst(request.onDelta) }, provider, target.model, timeout, signal);
     } catch (error) {
+      outcome = outcomeOf(error, request.signal);
       // Not the message: a provider's error text may quote the run's messages back.
       if (error instanceof ProviderError || error instanceof ProviderTimeoutError) {
         request.logger?.warn('llm request failed', {
@@ -104,6 +133,7 @@ export class LlmGateway implements ChatGateway {
     } finally {
       clearTimeout(timer);
       lease.release();
+      this.observer.requestEnded(provider.name, outcome, timing.firstDeltaMs, timing.elapsedMs());
     }
   }
 
@@ -154,10 +184,38 @@ export class LlmGateway implements ChatGateway {
           });
         }
         request.logger?.info('llm request retried', { provider: provider.name, status: error.status, delay_ms: decision.delayMs });
+        this.observer.retried(provider.name);
         await sleepOrAbort(decision.delayMs, signal);
       }
     }
   }
+}
+
+/** Times a request from when it holds its permits: to the first piece of its reply, and to its end (ms). */
+class RequestTiming {
+  private readonly startedAt = performance.now();
+  /** Null until the first piece of the reply came. */
+  firstDeltaMs: number | null = null;
+
+  /** `onDelta`, noting when it is first called. */
+  noteFirst(onDelta: (text: string) => void): (text: string) => void {
+    return (text) => {
+      this.firstDeltaMs ??= performance.now() - this.startedAt;
+      onDelta(text);
+    };
+  }
+
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+}
+
+/** The outcome a request that threw `error` counts as; the run's own abort (cancel, timeout, shutdown) is `cancelled`. */
+function outcomeOf(error: unknown, runSignal: AbortSignal): LlmOutcome {
+  if (runSignal.aborted) return 'cancelled';
+  if (error instanceof ProviderTimeoutError) return 'provider_timeout';
+  if (error instanceof ProviderError) return 'provider_error';
+  return 'error';
 }
 
 /** Waits, or rejects with the signal's own reason (not node's AbortError) when it aborts. */

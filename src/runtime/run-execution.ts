@@ -18,10 +18,17 @@ import type { LingeringAgents } from './lingering-agents.js';
 import { RunContext } from './run-context.js';
 import type { RunRecorder } from './run-recorder.js';
 
-/** Observers of run endings (metrics); kept narrow so the runtime knows nothing of prom-client. */
+/** Observers of runs (metrics); kept narrow so the runtime knows nothing of prom-client. */
 export interface RunObserver {
-  runStarted(agent: string): void;
-  runEnded(agent: string, status: string, durationMs: number): void;
+  /** A run was admitted on this instance (queued or running). */
+  runAdmitted(agent: string): void;
+  /** A run got its slot after waiting `queueWaitMs` (0 when one was free at admission). */
+  runStarted(agent: string, queueWaitMs: number): void;
+  /**
+   * This instance ended the run, or found it ended elsewhere: its final status, its error code
+   * (null when none), and how long it ran (null when it never ran), in ms.
+   */
+  runFinished(agent: string, status: string, errorCode: string | null, runningMs: number | null): void;
 }
 
 /** What every execution of this instance shares. */
@@ -136,6 +143,7 @@ export class RunExecution {
         if (moved === null) return this.endElsewhere();
         this.status = 'running';
       }
+      this.deps.observer.runStarted(this.record.agent, this.queueWaitMs);
       await this.execute();
     } finally {
       permit?.release();
@@ -155,9 +163,7 @@ export class RunExecution {
 
   private async execute(): Promise<void> {
     const { record, controller, context } = this;
-    const startedAt = Date.now();
-    this.runningSinceMs = startedAt;
-    this.deps.observer.runStarted(record.agent);
+    this.runningSinceMs = Date.now();
     context.emitSystem('status', { status: 'running' });
     const timer = setTimeout(() => controller.abort(new RunAbort(ENDINGS.timedOut(record.timeoutMs))), record.timeoutMs);
     const aborted = abortPromise(controller.signal);
@@ -187,7 +193,6 @@ export class RunExecution {
     if (!controller.signal.aborted) controller.abort(RUN_ENDED);
     if (!taskSettled) this.deps.lingering.watch(task);
     await this.finish('running', ending);
-    this.deps.observer.runEnded(record.agent, ending.status, Date.now() - startedAt);
   }
 
   /**
@@ -211,6 +216,7 @@ export class RunExecution {
     }
     if (updated === null) return this.endElsewhere();
     this.ended = true;
+    this.observeEnd(ending.status, error?.code ?? null);
     if (error !== undefined) context.emitSystem('error', error);
     context.emitSystem('end', error === undefined ? { status: ending.status } : { status: ending.status, error });
     await this.archive();
@@ -244,12 +250,18 @@ export class RunExecution {
     const current = await this.deps.runs.get(this.record.accountId, this.record.id);
     const status = current?.status ?? 'interrupted';
     this.ended = true;
+    this.observeEnd(status, current?.error?.code ?? null);
     this.context.closeToAgent();
     this.logFinished(status, current?.error?.code, true);
     // Unknown (the database is away): write it; a second `end` is harmless to readers, a missing one is not.
     if (await this.deps.eventLog.hasEnd(this.record.id).catch(() => false)) return;
     this.context.emitSystem('end', current?.error ? { status, error: current.error } : { status });
     await this.archive();
+  }
+
+  private observeEnd(status: string, errorCode: string | null): void {
+    const runningMs = this.runningSinceMs === undefined ? null : Date.now() - this.runningSinceMs;
+    this.deps.observer.runFinished(this.record.agent, status, errorCode, runningMs);
   }
 
   /** The run's events are archived completely at its end (the loop retries on failure). */

@@ -173,6 +173,7 @@ export class RunManager {
     if (admitted.outcome !== 'created') releaseAcquisition(acquisition);
     switch (admitted.outcome) {
       case 'created':
+        this.deps.observer.runAdmitted(agent.name);
         this.launch(admitted.run, agent, input, acquisition);
         return { run: admitted.run, created: true };
       case 'existing':

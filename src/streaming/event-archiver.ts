@@ -39,6 +39,8 @@ export class EventArchiver {
   private pendingBytesTotal = 0;
   private added = 0;
   private archived = 0;
+  /** Events the archive took (`archived` also counts those it refused, which were skipped). */
+  private inserted = 0;
   private writing: Promise<void> | undefined;
   private readonly loop: BackgroundLoop;
   private readonly maxBatch: number;
@@ -73,6 +75,11 @@ export class EventArchiver {
   /** Events accepted and not yet archived. */
   get pendingCount(): number {
     return this.pending.length;
+  }
+
+  /** Events written to the archive since start-up. */
+  get insertedCount(): number {
+    return this.inserted;
   }
 
   /** Bytes (`eventBytes`) of the events accepted and not yet archived. */
@@ -144,6 +151,7 @@ export class EventArchiver {
   private async insertOrSplit(batch: ArchivedEvent[]): Promise<void> {
     try {
       await this.options.repository.insert(batch);
+      this.inserted += batch.length;
     } catch (error) {
       if (error instanceof DependencyUnavailableError) throw error;
       if (batch.length === 1) {

@@ -23,6 +23,7 @@ const TAIL_PAGE_BYTES = 256 * 1024;
 export class EventLog {
   /** Archive page reads in flight at once: a thousand catch-ups queue here, not in the database pool. */
   private readonly archiveReads: LimitFunction;
+  private appended = 0;
 
   constructor(
     private readonly deps: {
@@ -43,6 +44,7 @@ export class EventLog {
    * whichever is more: both are its newest events, so the larger is all that the two hold).
    */
   append(runId: string, event: RunEvent): number {
+    this.appended += 1;
     const unwritten = this.deps.store.append(runId, event);
     const unarchived = this.deps.archiver.add(runId, event);
     return unwritten > unarchived ? unwritten : unarchived;
@@ -82,9 +84,15 @@ export class EventLog {
     }
   }
 
-  /** Archive reads in flight and waiting for their turn. */
-  get archiveReadStats(): { readonly active: number; readonly queued: number } {
-    return { active: this.archiveReads.activeCount, queued: this.archiveReads.pendingCount };
+  /** Events appended by this instance's runs since start-up. */
+  get appendedCount(): number {
+    return this.appended;
+  }
+
+  /** Archive reads allowed at once, in flight, and waiting for their turn. */
+  get archiveReadStats(): { readonly limit: number; readonly active: number; readonly queued: number } {
+    const { concurrency, activeCount, pendingCount } = this.archiveReads;
+    return { limit: concurrency, active: activeCount, queued: pendingCount };
   }
 
   /** Resolves once every event appended so far is archived. */

@@ -10,6 +10,10 @@ export interface EventStoreStats {
   readonly inFlightOps: number;
   /** Events accepted and not yet written. */
   readonly pendingEvents: number;
+  /** node-redis' reconnect attempts since start-up (each failed attempt counts). */
+  readonly reconnectAttempts: number;
+  /** Reconnects that made a connection ready again since start-up. */
+  readonly reconnects: number;
 }
 
 /**

@@ -4,20 +4,33 @@ import { ListenerLimitError } from '../domain/index.js';
 const RETRY_AFTER_S = 1;
 
 /**
- * How many followers (SSE listeners) this instance serves now, in all and per account, for
- * /metrics and the capacity view; an account holds at most `maxPerAccount` of them
- * (SSE_MAX_LISTENERS_PER_ACCOUNT). It lives with the streaming floor so that observability
- * reads it without importing http.
+ * How many followers (SSE listeners) this instance serves now, in all and per account, and
+ * what they were sent, for /metrics and the capacity view; an account holds at most
+ * `maxPerAccount` of them (SSE_MAX_LISTENERS_PER_ACCOUNT). It lives with the streaming floor
+ * so that observability reads it without importing http.
  */
 export class Followers {
   private openCount = 0;
   private readonly byAccount = new Map<string, number>();
+  private eventsSent = 0;
+  private bytesSent = 0;
 
   constructor(private readonly maxPerAccount: number = Number.POSITIVE_INFINITY) {}
 
   /** Followers open now. */
   get count(): number {
     return this.openCount;
+  }
+
+  /** Events and bytes written to followers since start-up. */
+  get sent(): { readonly events: number; readonly bytes: number } {
+    return { events: this.eventsSent, bytes: this.bytesSent };
+  }
+
+  /** Counts one write to a follower: `events` events (0 for a heartbeat) in `bytes` bytes. Called per write, not per event. */
+  wrote(events: number, bytes: number): void {
+    this.eventsSent += events;
+    this.bytesSent += bytes;
   }
 
   /** Accounts with a follower open now. */

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { type MockLlm, mockReply, mockTokens, startMockLlm } from '../../tools/mock-llm/mock-server.js';
 import { startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { metricSum, parseMetrics, type Sample } from '../helpers/metrics.js';
 import { readSse } from '../helpers/sse.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -203,6 +204,39 @@ describe('the chat agent over an OpenAI-compatible provider', () => {
     const run = await agentd.waitForEnd(key, id);
     assert.equal(run.status, 'timed_out');
     assert.equal(run.error.code, 'timeout');
+  });
+
+  it('counts LLM requests by outcome, their retries, time to first token and duration in /metrics', async () => {
+    const scrape = async (): Promise<Sample[]> => parseMetrics((await agentd.as(key, 'GET', '/metrics')).text);
+    const before = await scrape();
+    const ok = [
+      await start({ model: 'mock-small', input: conversation() }),
+      await start({ model: 'mock-500-once', input: conversation() }),
+    ];
+    const failed = await start({ model: 'mock-500', input: conversation() });
+    for (const id of ok) assert.equal((await agentd.waitForEnd(key, id)).status, 'completed');
+    assert.equal((await agentd.waitForEnd(key, failed)).error.code, 'provider_error');
+    const cancelled = await start({ model: 'mock-slow', input: conversation() });
+    await readSse(`${agentd.url}/v1/runs/${cancelled}/events`, { token: key, stopWhen: (seen) => seen.some((e) => e.event === 'token') });
+    await agentd.as(key, 'POST', `/v1/runs/${cancelled}/cancel`);
+    assert.equal((await agentd.waitForEnd(key, cancelled)).status, 'cancelled');
+
+    const after = await waitFor(async () => {
+      const samples = await scrape();
+      return metricSum(samples, 'agentd_llm_requests_total') - metricSum(before, 'agentd_llm_requests_total') === 4 ? samples : undefined;
+    });
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      metricSum(after, name, { provider: 'mock', ...labels }) - metricSum(before, name, { provider: 'mock', ...labels });
+    assert.equal(delta('agentd_llm_requests_total', { outcome: 'ok' }), 2);
+    assert.equal(delta('agentd_llm_requests_total', { outcome: 'provider_error' }), 1);
+    assert.equal(delta('agentd_llm_requests_total', { outcome: 'cancelled' }), 1);
+    // One retry of the 500 that came once, LLM_MAX_RETRIES (2) of the one that stayed.
+    assert.equal(delta('agentd_llm_retries_total'), 3);
+    // A first token came for the two answered requests and the cancelled one, none for the failed one.
+    assert.equal(delta('agentd_llm_time_to_first_token_seconds_count'), 3);
+    assert.ok(delta('agentd_llm_time_to_first_token_seconds_sum') > 0);
+    assert.equal(delta('agentd_llm_request_duration_seconds_count', { outcome: 'ok' }), 2);
+    assert.equal(delta('agentd_llm_request_duration_seconds_count'), 4);
   });
 
   it('shows the LLM limiters with their holders and waiters in capacity and metrics', async () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { metricSum, parseMetrics } from '../helpers/metrics.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { assertIncreasingIds, readSse } from '../helpers/sse.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
@@ -52,6 +53,8 @@ describe('a half-open Redis connection', () => {
     await waitFor(async () => (await reader.admin('GET', '/v1/admin/capacity')).body.redis.connections === 2, {
       what: 'the reader instance to reconnect',
     });
+    const metrics = parseMetrics((await reader.admin('GET', '/metrics')).text);
+    assert.ok(metricSum(metrics, 'agentd_event_store_reconnects_total') >= 2, 'both connections count as reconnected');
 
     const { events } = await listening;
     assertIncreasingIds(events);

@@ -3,6 +3,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN } from '../helpers/agentd.js';
 import { request } from '../helpers/http.js';
+import { metricSum, parseMetrics, type Sample } from '../helpers/metrics.js';
 import { type AgentdProcess, runAgentdExpectingFailure, spawnAgentd } from '../helpers/process.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { createTestDatabase } from '../helpers/test-database.js';
@@ -43,11 +44,16 @@ class Connection {
     });
   }
 
-  async json(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async text(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; text: string }> {
     const res = await this.send(method, path, token, body);
     let text = '';
     for await (const chunk of res.setEncoding('utf8')) text += chunk as string;
-    return { status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) };
+    return { status: res.statusCode ?? 0, text };
+  }
+
+  async json(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const { status, text } = await this.text(method, path, token, body);
+    return { status, body: text === '' ? undefined : JSON.parse(text) };
   }
 
   /** The instance id of the worker behind this connection. */
@@ -192,6 +198,53 @@ describe('WORKERS: one port, several agentd processes', () => {
     it('runs created through the one port run on two workers, each with its own instance id', async () => {
       seen = new Set();
       assert.deepEqual(await runOnBothWorkers(), [`${base}/1`, `${base}/2`]);
+    });
+
+    it('answers /metrics through either worker with the sum over both', async () => {
+      const [one, two] = [await connectTo(cluster?.url ?? '', `${base}/1`), await connectTo(cluster?.url ?? '', `${base}/2`)];
+      const scrape = async (connection: Connection): Promise<Sample[]> => {
+        const res = await connection.text('GET', '/metrics', ADMIN_TOKEN);
+        assert.equal(res.status, 200, res.text);
+        return parseMetrics(res.text);
+      };
+      try {
+        const before = await scrape(one);
+        const finished = (samples: Sample[]) => metricSum(samples, 'agentd_runs_finished_total', { agent: 'echo' });
+        // Round-robin spreads fresh connections over the workers; go on until both ran some.
+        const byWorker = new Map<string, number>();
+        let runs = 0;
+        while (runs < 20 || byWorker.size < 2) {
+          assert.ok(runs < 200, 'the runs went to both workers');
+          const res = await fresh('POST', '/v1/runs', { agent: 'echo', input: runs });
+          assert.equal(res.status, 202, res.text);
+          byWorker.set(res.body.instance_id, (byWorker.get(res.body.instance_id) ?? 0) + 1);
+          runs += 1;
+        }
+        const expected = finished(before) + runs;
+        await waitFor(async () => finished(await scrape(one)) === expected, { what: `${expected} finished runs in worker 1's answer` });
+        const [fromOne, fromTwo] = [await scrape(one), await scrape(two)];
+        for (const samples of [fromOne, fromTwo]) {
+          assert.equal(finished(samples), expected, 'either worker answers for both');
+          assert.equal(
+            metricSum(samples, 'agentd_runs_admitted_total', { agent: 'echo' }),
+            metricSum(before, 'agentd_runs_admitted_total', { agent: 'echo' }) + runs,
+          );
+          assert.equal(samples.filter((s) => s.name === 'agentd_build_info').length, 1, 'build info once');
+          assert.equal(samples.filter((s) => s.name === 'process_cpu_seconds_total').length, 1, 'one CPU figure, summed');
+        }
+        // Each worker reports the fleet it saw at its last beat: the answer is the fleet, not its sum over the workers.
+        await waitFor(async () => metricSum(await scrape(two), 'agentd_instances', { state: 'alive' }) === 2, {
+          what: 'two instances alive',
+        });
+        // Limits add up over the workers: each has its own run slots.
+        const slots = await Promise.all(
+          [one, two].map(async (c) => (await c.json('GET', '/v1/admin/capacity', ADMIN_TOKEN)).body.runs.capacity as number),
+        );
+        assert.equal(metricSum(fromTwo, 'agentd_run_slots'), slots[0]! + slots[1]!);
+      } finally {
+        one.close();
+        two.close();
+      }
     });
 
     it('streams and cancels a run of one worker through the other', async () => {

@@ -83,6 +83,7 @@ describe('EventArchiver', () => {
     archiver.add('good', event(8));
     await archiver.flush();
     assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');
+    assert.equal(archiver.insertedCount, 7, 'the refused event is not counted as archived');
   });
 
   it("counts each run's backlog in bytes until its events are archived, and keeps it while they cannot be", async () => {

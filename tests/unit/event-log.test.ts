@@ -134,7 +134,7 @@ describe('EventLog.read', () => {
     });
     const reads = Array.from({ length: 5 }, () => log.read('run', null, 10, 1_000));
     await nextTurn();
-    assert.deepEqual(log.archiveReadStats, { active: 2, queued: 3 });
+    assert.deepEqual(log.archiveReadStats, { limit: 2, active: 2, queued: 3 });
     while (waiting.length > 0 || log.archiveReadStats.active > 0) {
       waiting.shift()?.();
       await nextTurn();
@@ -143,7 +143,7 @@ describe('EventLog.read', () => {
       (await Promise.all(reads)).map((page) => page.length),
       [1, 1, 1, 1, 1],
     );
-    assert.deepEqual(log.archiveReadStats, { active: 0, queued: 0 });
+    assert.deepEqual(log.archiveReadStats, { limit: 2, active: 0, queued: 0 });
     await store.close();
   });
 });

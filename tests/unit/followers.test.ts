@@ -24,4 +24,11 @@ describe('Followers', () => {
     assert.equal(followers.count, 0);
     assert.equal(followers.accounts, 0, 'an account with none is forgotten');
   });
+
+  it('adds up what was written to followers, write by write', () => {
+    const followers = new Followers();
+    followers.wrote(3, 300);
+    followers.wrote(0, 8); // a heartbeat
+    assert.deepEqual(followers.sent, { events: 3, bytes: 308 });
+  });
 });

@@ -62,7 +62,7 @@ function deps(logger: ReturnType<typeof createLogger>): RunExecutionDeps {
     runs: { get: async () => null },
     recorder: new RunRecorder({ transition: async (id, _from, to) => ({ ...record(id, 'running'), status: to }) }, logger),
     eventLog,
-    observer: { runStarted: () => undefined, runEnded: () => undefined },
+    observer: { runAdmitted: () => undefined, runStarted: () => undefined, runFinished: () => undefined },
     lingering: new LingeringAgents(),
     maxEventsPerRun: 100,
     maxEventBytes: 10_000,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sseFrame } from '../../src/http/sse/sse-frame.js';
+import { sseFrame, sseFrameOf } from '../../src/http/sse/sse-frame.js';
 import { runEvent } from '../helpers/events.js';
 
 const withData = (data: unknown) => runEvent(1_700_000_000_000, { seq: 3, data });
@@ -10,6 +10,12 @@ describe('sseFrame', () => {
     const event = withData({ text: 'hi' });
     assert.equal(sseFrame(event), 'id: 1700000000000-3\nevent: token\ndata: {"text":"hi"}\n\n');
     assert.equal(sseFrame(event), sseFrame(event), 'built once');
+  });
+
+  it('measures the frame in UTF-8 bytes, not characters (what /metrics counts as sent)', () => {
+    const frame = sseFrameOf(withData({ text: 'héllo ✓' }));
+    assert.equal(frame.text, sseFrame(withData({ text: 'héllo ✓' })));
+    assert.equal(frame.bytes, frame.text.length + 1 + 2);
   });
 
   it('keeps line breaks inside strings on the one data line, and the value round-trips', () => {

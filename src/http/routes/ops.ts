@@ -1,15 +1,21 @@
 import { Router, type RequestHandler } from 'express';
-import type { Registry } from 'prom-client';
 import type { Database } from '../../db/database.js';
 import type { EventStore } from '../../streaming/event-store.js';
 import { Readiness } from '../readiness.js';
+
+/** The text of /metrics: this process's registry, or in a cluster worker the sum over every worker. */
+export interface MetricsSource {
+  readonly contentType: string;
+  /** Rejects when the figures cannot be gathered (the answer is then 503). */
+  metrics(): Promise<string>;
+}
 
 /** /healthz, /readyz and /metrics (behind METRICS_TOKEN when set). */
 export function opsRouter(deps: {
   db: Database;
   events: EventStore;
   isDraining: () => boolean;
-  registry: Registry;
+  metrics: MetricsSource;
   metricsAuth: RequestHandler;
 }): Router {
   const router = Router();
@@ -27,7 +33,7 @@ export function opsRouter(deps: {
   });
 
   router.get('/metrics', deps.metricsAuth, async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+    res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
   return router;

@@ -58,7 +58,7 @@ export class RunStream {
     /** Stops counting this stream among its account's followers (idempotent). */
     private readonly release: () => void,
   ) {
-    this.writer = new SseWriter(res);
+    this.writer = new SseWriter(res, deps.followers);
     this.endCheck = new MissingEndCheck(() => this.checkEnd());
   }
 

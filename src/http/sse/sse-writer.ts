@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { RunEvent } from '../../domain/index.js';
 import type { FollowSink } from '../../streaming/run-follower.js';
-import { sseFrame } from './sse-frame.js';
+import { sseFrame, sseFrameOf } from './sse-frame.js';
 
 /** Above this many unsent bytes the writer waits for the socket before taking more events. */
 const HIGH_WATER_BYTES = 256 * 1024;
@@ -11,6 +11,12 @@ const HIGH_WATER_BYTES = 256 * 1024;
  * to send this soon gets them alone, so its client knows it is connected.
  */
 const HEADERS_ALONE_AFTER_MS = 5;
+const PING = ': ping\n\n';
+
+/** Counts what writers send (the instance's Followers); called once per socket write. */
+export interface SseTraffic {
+  wrote(events: number, bytes: number): void;
+}
 
 /**
  * Writes Server-Sent Events to one response. The reader is paced by its socket (the writer
@@ -20,7 +26,10 @@ const HEADERS_ALONE_AFTER_MS = 5;
 export class SseWriter implements FollowSink {
   private headersTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly res: ServerResponse) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly traffic: SseTraffic = { wrote: () => undefined },
+  ) {}
 
   /** Sends the headers of an event stream (status 200), with the first event or alone within a few ms. */
   open(extraHeaders: Record<string, string> = {}): void {
@@ -48,11 +57,17 @@ export class SseWriter implements FollowSink {
    */
   send(events: readonly RunEvent[]): boolean {
     let chunk = '';
-    for (const event of events) chunk += sseFrame(event);
-    if (events.at(-1)?.type !== 'end') return this.write(chunk);
+    let bytes = 0;
+    for (const event of events) {
+      const frame = sseFrameOf(event);
+      chunk += frame.text;
+      bytes += frame.bytes;
+    }
+    if (events.at(-1)?.type !== 'end') return this.write(chunk, events.length, bytes);
     this.sentHeaders();
     if (!this.writable) return false;
     this.res.end(chunk);
+    this.traffic.wrote(events.length, bytes);
     return true;
   }
 
@@ -81,7 +96,7 @@ export class SseWriter implements FollowSink {
 
   /** A `: ping` comment; false if the listener is gone. */
   heartbeat(): boolean {
-    return this.write(': ping\n\n');
+    return this.write(PING, 0, PING.length);
   }
 
   /** Cuts the listener off (it fell behind): no `end`, it resumes with Last-Event-ID. */
@@ -94,10 +109,12 @@ export class SseWriter implements FollowSink {
     if (this.writable) this.res.end();
   }
 
-  private write(chunk: string): boolean {
+  /** Writes `chunk` (`events` events in `bytes` bytes); false if the listener is gone. */
+  private write(chunk: string, events: number, bytes: number): boolean {
     this.sentHeaders();
     if (!this.writable) return false;
     this.res.write(chunk);
+    this.traffic.wrote(events, bytes);
     return true;
   }
 

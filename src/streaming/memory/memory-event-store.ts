@@ -138,7 +138,7 @@ export class MemoryEventStore implements EventStore {
   async written(): Promise<void> {}
 
   stats(): EventStoreStats {
-    return { connections: 0, inFlightOps: 0, pendingEvents: 0 };
+    return { connections: 0, inFlightOps: 0, pendingEvents: 0, reconnectAttempts: 0, reconnects: 0 };
   }
 
   async ping(): Promise<void> {

@@ -21,6 +21,8 @@ export interface RedisConnections {
   connectionCount(): number;
   /** Commands sent through `counted` (or `ping`) and not answered yet. */
   inFlight(): number;
+  /** Since opening, over both connections: node-redis' reconnect attempts, and reconnects that became ready (any cause). */
+  reconnects(): { readonly attempts: number; readonly ready: number };
   /** PINGs over the command connection; rejects naming Redis when it does not answer. */
   ping(): Promise<void>;
   /** Quits both connections (destroying one whose QUIT takes over 2 s). Idempotent. */
@@ -59,8 +61,9 @@ export function reconnectDelayMs(retries: number): number {
  * Once connected they reconnect forever; a first connect that fails 5 times rejects.
  */
 export async function openRedis(options: OpenRedisOptions): Promise<RedisConnections> {
-  const commands = createNamedClient(options, `agentd:${options.instanceId}:commands`);
-  const subscriber = createNamedClient(options, `agentd:${options.instanceId}:subscriber`);
+  const reconnects = { attempts: 0, ready: 0 };
+  const commands = createNamedClient(options, `agentd:${options.instanceId}:commands`, reconnects);
+  const subscriber = createNamedClient(options, `agentd:${options.instanceId}:subscriber`, reconnects);
   const results = await Promise.allSettled([commands.connect(), subscriber.connect()]);
   const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed !== undefined) {
@@ -85,6 +88,7 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
     },
     connectionCount: () => (commands.isReady ? 1 : 0) + (subscriber.isReady ? 1 : 0),
     inFlight: () => inFlight,
+    reconnects: () => ({ ...reconnects }),
     async ping() {
       try {
         inFlight += 1;
@@ -102,7 +106,8 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
   };
 }
 
-function createNamedClient(options: OpenRedisOptions, name: string): RedisClient {
+/** Counts a client's 'reconnecting' events and every 'ready' after its first into `reconnects`. */
+function createNamedClient(options: OpenRedisOptions, name: string, reconnects: { attempts: number; ready: number }): RedisClient {
   let everReady = false;
   const client = createClient({
     url: options.url,
@@ -122,7 +127,11 @@ function createNamedClient(options: OpenRedisOptions, name: string): RedisClient
     },
   });
   client.on('ready', () => {
+    if (everReady) reconnects.ready += 1;
     everReady = true;
+  });
+  client.on('reconnecting', () => {
+    reconnects.attempts += 1;
   });
   // node-redis throws 'error' events without a listener; this one is where they are handled:
   // reported once connected, and before that by openRedis' rejection when the first connect fails.

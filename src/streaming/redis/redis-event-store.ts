@@ -110,10 +110,14 @@ export class RedisEventStore implements EventStore {
   }
 
   stats(): EventStoreStats {
+    const { redis } = this.options;
+    const reconnects = redis.reconnects();
     return {
-      connections: this.options.redis.connectionCount(),
-      inFlightOps: this.options.redis.inFlight(),
+      connections: redis.connectionCount(),
+      inFlightOps: redis.inFlight(),
       pendingEvents: this.writer.pendingEvents(),
+      reconnectAttempts: reconnects.attempts,
+      reconnects: reconnects.ready,
     };
   }
 
