@@ -18,6 +18,9 @@ const FLOORS = {
   observability: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'llm', 'runtime'],
   http: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'runtime'],
   app: ['domain', 'lib', 'concurrency', 'config', 'db', 'streaming', 'llm', 'agents', 'runtime', 'observability', 'http'],
+  // The client takes only types from domain (see below); the CLI drives the client, and reads config for `config check`.
+  client: ['domain'],
+  cli: ['domain', 'lib', 'config', 'client'],
 };
 
 const floorRules = Object.entries(FLOORS).map(([floor, allowed]) => {
@@ -62,6 +65,22 @@ export default tseslint.config(
     },
   },
   ...floorRules,
+  {
+    // agentd/client runs in browsers as it is and loads no server code: types only from domain/, nothing from Node or npm.
+    files: ['src/client/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^\\.\\./domain/', allowTypeImports: true, message: 'src/client/ imports only types from domain/ (import type).' },
+            { regex: '^[^.]', message: 'src/client/ imports no package or Node module: it runs in browsers too.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', 'process', 'Buffer', 'require', 'module', '__dirname', '__filename', 'setImmediate'],
+    },
+  },
   {
     files: ['tests/**/*.ts'],
     // node:test's describe/it return promises the runner itself awaits.

@@ -14,8 +14,10 @@ import { migrate } from '../db/migrations.js';
 import { RetentionRepository } from '../db/retention-repository.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
+import { WebhookRepository } from '../db/webhook-repository.js';
 import type { Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
+import { runView } from '../http/run-view.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
 import { CapacityReport, type LimitTable } from '../observability/capacity-report.js';
 import { ClusterMetricsWorker, primaryChannel } from '../observability/cluster-metrics.js';
@@ -27,6 +29,7 @@ import { LingeringAgents } from '../runtime/lingering-agents.js';
 import { RunEndRecovery } from '../runtime/run-end-recovery.js';
 import { Retention } from '../runtime/retention.js';
 import { RunManager } from '../runtime/run-manager.js';
+import { WebhookDispatcher, type WebhookObserver } from '../runtime/webhook-dispatcher.js';
 import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
 import { Followers } from '../streaming/followers.js';
@@ -87,6 +90,26 @@ function startEventLog(settings: Config['events'], db: Database, streams: Stream
     archiveReadConcurrency: Math.max(1, Math.floor(db.stats().max / 2)),
   });
   return { eventLog, archiver };
+}
+
+/**
+ * Delivers the webhooks of ended runs, whichever instance ran them, when WEBHOOK_SECRET is set
+ * (without it no run carries one, and this instance delivers none). The body is the run's
+ * record as GET /v1/runs/:id shows it, without the delivery's own state.
+ */
+async function startWebhooks(config: Config, db: Database, lifecycle: Lifecycle, logger: Logger, observer: WebhookObserver) {
+  const { secret, ...settings } = config.webhooks;
+  if (secret === undefined) return;
+  const dispatcher = new WebhookDispatcher({
+    instanceId: config.instanceId,
+    settings: { ...settings, key: secret },
+    deliveries: new WebhookRepository(db),
+    render: (run) => JSON.stringify(runView({ ...run, webhook: undefined })),
+    logger,
+    observer,
+  });
+  await dispatcher.start();
+  lifecycle.add('webhook deliveries', dispatcher);
 }
 
 /** The run slots and the LLM request limiters, as sized. */
@@ -166,7 +189,13 @@ function httpApp(config: Config, deps: AssembleDeps, parts: RunParts): ReturnTyp
     capacity,
     metrics: metricsSource(config, deps, metrics.registry),
     http: metrics.http,
-    settings: { ...config.server, ...config.sse, maxRunTimeoutMs: config.runs.maxTimeoutMs, tierLimits: config.runs.tierLimits },
+    settings: {
+      ...config.server,
+      ...config.sse,
+      maxRunTimeoutMs: config.runs.maxTimeoutMs,
+      queueTimeoutMs: config.runs.queueTimeoutMs,
+      tierLimits: config.runs.tierLimits,
+    },
   });
   return app;
 }
@@ -223,7 +252,11 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
     logger,
     observer: metrics.runs,
     lingering,
-    options: { instanceId: config.instanceId, ...config.runs },
+    options: {
+      instanceId: config.instanceId,
+      ...config.runs,
+      webhooks: { enabled: config.webhooks.secret !== undefined, allowPrivate: config.webhooks.allowPrivate },
+    },
   });
   manager.start();
   const heartbeat = new InstanceHeartbeat({
@@ -237,6 +270,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   });
   await heartbeat.start();
   lifecycle.add('heartbeat', heartbeat);
+  await startWebhooks(config, db, lifecycle, logger, metrics.webhooks);
   lifecycle.add('retention', new Retention(new RetentionRepository(db), config.db.retentionDays, logger)).start();
   const app = httpApp(config, deps, { runs, instances, eventLog, archiver, slots, llm, listeners, lingering, metrics, agents, manager });
   return { manager, app };

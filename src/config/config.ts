@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { ConfigError } from '../domain/index.js';
+import { CLI_ENV } from './cli-env.js';
 import { checkRoutingRules } from './llm-providers.js';
 import { type NearMiss, nearMisses } from './near-miss.js';
 import { MAX_WORKERS, configSchema } from './schema.js';
@@ -112,7 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function nearMissesOf(env: NodeJS.ProcessEnv, providers: Config['llm']['providers']): NearMiss[] {
   const keyVariables = providers.flatMap((provider) => (provider.apiKeyEnv === null ? [] : [provider.apiKeyEnv]));
   const known = configVariables().map((entry) => entry.variable.env);
-  return nearMisses(env, known, new Set([WORKER_ENV, ...keyVariables]));
+  return nearMisses(env, known, new Set([WORKER_ENV, ...Object.values(CLI_ENV), ...keyVariables]));
 }
 
 function invalid(problems: readonly string[]): ConfigError {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { parseCorsOrigins } from './cors-origins.js';
 import { parseLlmProviders, parseModelPatterns, parseRoutingRules } from './llm-providers.js';
 import { parseTierLimits } from './tier-limits.js';
+import { parseWebhookSecret } from '../lib/standard-webhooks.js';
 import { bool, int, parsedText, secret, url, variable } from './variable.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -43,6 +45,12 @@ const server = {
   heartbeatMs: variable('INSTANCE_HEARTBEAT_MS', int(100, 600_000).default(5_000), { limit: true }),
   /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
   workers: variable('WORKERS', workers.default(1), { limit: true }),
+  /** Origins whose pages may call /v1 (not /v1/admin) and /openapi.json from a browser; empty: no CORS headers at all. */
+  corsOrigins: variable('CORS_ORIGINS', parsedText(parseCorsOrigins).prefault('')),
+  /** Signs stream tokens, the same on every instance; unset: derived from ADMIN_TOKEN (neither: no stream tokens). */
+  streamTokenSecret: variable('STREAM_TOKEN_SECRET', secret.optional(), { secret: true }),
+  /** How long a stream token may open its run's event stream. */
+  streamTokenTtlSeconds: variable('STREAM_TOKEN_TTL_SECONDS', int(1, 86_400).default(300)),
 } as const;
 
 /** The `runs` section. */
@@ -107,6 +115,24 @@ const sse = {
   maxListenersPerAccount: variable('SSE_MAX_LISTENERS_PER_ACCOUNT', int(1, 10_000_000).default(2_500), { limit: true }),
 } as const;
 
+/** The `webhooks` section. */
+const webhooks = {
+  /** Signs every delivery (`whsec_<base64>` or raw text); unset: runs with a `webhook` are refused (400). The same on every instance. */
+  secret: variable('WEBHOOK_SECRET', parsedText(parseWebhookSecret).optional(), { secret: true }),
+  /** Lets webhooks target loopback, private and link-local addresses (tests, a private network). */
+  allowPrivate: variable('WEBHOOK_ALLOW_PRIVATE', bool.default(false)),
+  /** Attempts per delivery at most, the first included. */
+  maxAttempts: variable('WEBHOOK_MAX_ATTEMPTS', int(1, 100).default(12), { limit: true }),
+  /** No attempt starts later than this after the run ended. */
+  maxAgeMs: variable('WEBHOOK_MAX_AGE_MS', int(1_000, 7 * 86_400_000).default(86_400_000)),
+  /** One attempt (DNS, connect, the answer's status line) takes at most this long. */
+  timeoutMs: variable('WEBHOOK_TIMEOUT_MS', int(100, 300_000).default(10_000), { limit: true }),
+  /** The pause before the first retry; each further one doubles (jittered, at most an hour). */
+  retryBaseMs: variable('WEBHOOK_RETRY_BASE_MS', int(1, 3_600_000).default(5_000)),
+  /** Deliveries this instance attempts at once. */
+  concurrency: variable('WEBHOOK_CONCURRENCY', int(1, 10_000).default(16), { limit: true }),
+} as const;
+
 /** The `llm` section; `env` resolves the API keys LLM_PROVIDERS names. */
 const llmVariables = (env: NodeJS.ProcessEnv) =>
   ({
@@ -134,5 +160,5 @@ const llmVariables = (env: NodeJS.ProcessEnv) =>
  * variables holding their API keys.
  */
 export function configSchema(env: NodeJS.ProcessEnv) {
-  return { server, runs, db, redis, events, sse, llm: llmVariables(env) } as const;
+  return { server, runs, db, redis, events, sse, webhooks, llm: llmVariables(env) } as const;
 }

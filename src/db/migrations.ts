@@ -318,6 +318,79 @@ const MIGRATIONS: readonly Migration[] = [
     // The operator's dashboard lists the newest runs across accounts every second.
     statements: [`CREATE INDEX runs_created ON runs (created_at DESC, id DESC)`],
   },
+  {
+    id: 7,
+    name: 'webhook deliveries',
+    statements: [
+      // Where the run's record goes when it ends; written at admission (agentd_admit_many).
+      `ALTER TABLE runs ADD COLUMN webhook_url text`,
+      // One delivery per run with a webhook, created by the trigger below in the statement that
+      // ends the run. `pending` is due at due_at; a deliverer claims it by moving due_at to the
+      // end of its lease (attempts + 1, claimed_by), so a crashed deliverer's claim comes due
+      // again, and records the attempt's outcome only if `attempts` is still its own.
+      `CREATE TABLE webhook_deliveries (
+        run_id uuid PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        id uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),
+        url text NOT NULL,
+        state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        due_at timestamptz NOT NULL DEFAULT now(),
+        claimed_by text,
+        last_status integer,
+        last_error text,
+        finished_at timestamptz
+      )`,
+      `CREATE INDEX webhook_deliveries_due ON webhook_deliveries (due_at) WHERE state = 'pending'`,
+      // Every path that ends a run (its execution, a cancel of an orphan, the sweeper, a boot's
+      // leftovers) goes through an UPDATE of status: each ending enqueues exactly one delivery.
+      `CREATE FUNCTION agentd_enqueue_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO webhook_deliveries (run_id, url) VALUES (NEW.id, NEW.webhook_url) ON CONFLICT (run_id) DO NOTHING;
+        RETURN NULL;
+      END $$`,
+      `CREATE TRIGGER runs_enqueue_webhook AFTER UPDATE OF status ON runs
+        FOR EACH ROW WHEN (NEW.webhook_url IS NOT NULL AND NEW.status IN ${FINAL} AND OLD.status NOT IN ${FINAL})
+        EXECUTE FUNCTION agentd_enqueue_webhook()`,
+      // Admission as before, and a created run's `webhook` (when the request has one) recorded
+      // in the same statement; a run found by its Idempotency-Key comes with its delivery (as
+      // WEBHOOK_DELIVERY_COLUMN shows it). Instances of the previous release send no webhook.
+      `CREATE OR REPLACE FUNCTION agentd_admit_many(p_requests jsonb, p_tier_limits jsonb, p_session_max integer)
+      RETURNS TABLE (ord integer, outcome text, run jsonb, limit_value integer, active integer)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        r record;
+        a record;
+      BEGIN
+        FOR r IN
+          SELECT e.n::integer AS n, e.req, (e.req ->> 'account_id')::uuid AS account
+          FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS e(req, n)
+          ORDER BY hashtext((e.req ->> 'account_id')::uuid::text), account, n
+        LOOP
+          SELECT * INTO a FROM agentd_admit(
+            (r.req ->> 'id')::uuid, r.account, r.req ->> 'agent', r.req ->> 'status', r.req ->> 'session_id',
+            r.req -> 'input', r.req ->> 'model', r.req -> 'metadata', (r.req ->> 'timeout_ms')::integer,
+            r.req ->> 'idempotency_key', r.req ->> 'instance_id', p_tier_limits, p_session_max,
+            r.req ->> 'request_hash'
+          );
+          ord := r.n;
+          outcome := a.outcome;
+          run := a.run;
+          limit_value := a.limit_value;
+          active := a.active;
+          IF a.outcome = 'created' AND r.req ->> 'webhook' IS NOT NULL THEN
+            UPDATE runs SET webhook_url = r.req ->> 'webhook' WHERE runs.id = (r.req ->> 'id')::uuid;
+            run := a.run || jsonb_build_object('webhook_url', r.req ->> 'webhook');
+          ELSIF a.outcome = 'existing' AND a.run ->> 'webhook_url' IS NOT NULL THEN
+            run := a.run || jsonb_build_object('webhook_delivery', (
+              SELECT jsonb_build_object('state', d.state, 'attempts', d.attempts, 'last_status', d.last_status, 'last_error', d.last_error)
+              FROM webhook_deliveries d WHERE d.run_id = (a.run ->> 'id')::uuid));
+          END IF;
+          RETURN NEXT;
+        END LOOP;
+      END $$`,
+    ],
+  },
 ];
 
 /** Applies every migration the database has not seen yet. */

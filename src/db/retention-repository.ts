@@ -4,6 +4,8 @@ import type { Database } from './database.js';
 export interface RetentionPass {
   readonly runs: number;
   readonly events: number;
+  /** Webhook deliveries of the deleted runs (whatever their state). */
+  readonly webhooks: number;
   readonly idempotencyKeys: number;
   readonly instances: number;
 }
@@ -18,9 +20,10 @@ const KEYS_PER_STATEMENT = 1_000;
 const IDEMPOTENCY_WINDOW = `interval '24 hours'`;
 
 /**
- * Deletes what has outlived RUN_RETENTION_DAYS, in small statements: finished runs and their
- * archived events, Idempotency-Keys past their 24 h, and the rows of instances long dead.
- * Any number of instances may run it at once (rows another one holds are skipped).
+ * Deletes what has outlived RUN_RETENTION_DAYS, in small statements: finished runs with their
+ * archived events and webhook deliveries, Idempotency-Keys past their 24 h, and the rows of
+ * instances long dead. Any number of instances may run it at once (rows another one holds are
+ * skipped).
  */
 export class RetentionRepository {
   constructor(private readonly db: Database) {}
@@ -29,14 +32,22 @@ export class RetentionRepository {
   async purge(days: number, maxBatches: number): Promise<RetentionPass> {
     let runs = 0;
     let events = 0;
+    let webhooks = 0;
     for (let batch = 0; batch < maxBatches; batch += 1) {
       const ids = await this.oldRuns(days);
       if (ids.length === 0) break;
       events += await this.deleteEvents(ids);
+      webhooks += await this.deleteDeliveries(ids, days);
       runs += await this.deleteRuns(ids, days);
       if (ids.length < RUNS_PER_BATCH) break;
     }
-    return { runs, events, idempotencyKeys: await this.clearIdempotencyKeys(maxBatches), instances: await this.deleteInstances(days) };
+    return {
+      runs,
+      events,
+      webhooks,
+      idempotencyKeys: await this.clearIdempotencyKeys(maxBatches),
+      instances: await this.deleteInstances(days),
+    };
   }
 
   private async oldRuns(days: number): Promise<string[]> {
@@ -62,6 +73,19 @@ export class RetentionRepository {
       deleted += n;
       if (n < EVENTS_PER_STATEMENT) return deleted;
     }
+  }
+
+  /** The deliveries of those runs (one per run at most; the foreign key would cascade, this counts them). */
+  private async deleteDeliveries(runIds: readonly string[], days: number): Promise<number> {
+    const rows = await this.db.query<{ n: string }>(
+      `WITH gone AS (
+         DELETE FROM webhook_deliveries d USING runs r
+         WHERE d.run_id = ANY($1::uuid[]) AND r.id = d.run_id AND r.finished_at < now() - $2 * interval '1 day'
+         RETURNING 1
+       ) SELECT count(*) AS n FROM gone`,
+      [`{${runIds.join(',')}}`, days],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   private async deleteRuns(runIds: readonly string[], days: number): Promise<number> {

@@ -1,6 +1,7 @@
 import type { TierLimits } from '../config/tier-limits.js';
 import { canTransition, isFinal, type NewRun, RUN_STATUSES, type RunError, type RunRecord, type RunStatus } from '../domain/index.js';
 import type { Database, Row } from './database.js';
+import { WEBHOOK_DELIVERY_COLUMN, webhookOf } from './webhook-view.js';
 
 /** What an Idempotency-Key names: its first run, or a refusal when that run's request differed. */
 export type IdempotentMatch = { readonly outcome: 'existing'; readonly run: RunRecord } | { readonly outcome: 'key_reused' };
@@ -42,8 +43,12 @@ function toDate(value: unknown): Date | null {
   return value instanceof Date ? value : new Date(String(value));
 }
 
+/** A run's columns and its webhook delivery's (for `toRun`), for a SELECT over `runs`. */
+const RUN_COLUMNS = `runs.*, ${WEBHOOK_DELIVERY_COLUMN}`;
+
 /** Maps a `runs` row, from a plain SELECT or from `to_jsonb(run)`, to a RunRecord. */
 export function toRun(row: Row): RunRecord {
+  const webhook = webhookOf(row);
   return {
     id: String(row.id),
     accountId: String(row.account_id),
@@ -60,6 +65,7 @@ export function toRun(row: Row): RunRecord {
     finishedAt: toDate(row.finished_at),
     error: (row.error as RunError | null) ?? null,
     output: row.output === null || row.output === undefined ? undefined : row.output,
+    ...(webhook === undefined ? {} : { webhook }),
   };
 }
 
@@ -108,6 +114,7 @@ export function encodeRun(run: NewRun): EncodedRun {
     idempotency_key: run.idempotencyKey,
     request_hash: run.requestHash,
     instance_id: run.instanceId,
+    webhook: run.webhookUrl ?? undefined,
   }) as EncodedRun;
 }
 
@@ -140,31 +147,11 @@ export class RunRepository {
   /**
    * Admits a run in one round trip: Idempotency-Key check (its first run, or 'key_reused'
    * when that run's request hash differs), the tier and session limits (counted under the
-   * account's advisory lock) and the insert with its lease.
+   * account's advisory lock) and the insert with its lease (and its webhook). A batch of one.
    */
   async admit(run: NewRun, tierLimits: TierLimits, sessionMaxInflight: number): Promise<AdmitResult> {
-    const rows = await this.db.query<AdmitRow>(
-      `SELECT * FROM agentd_admit($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14)`,
-      [
-        run.id,
-        run.accountId,
-        run.agent,
-        run.status,
-        run.sessionId,
-        json(run.input),
-        run.model,
-        json(run.metadata),
-        run.timeoutMs,
-        run.idempotencyKey,
-        run.instanceId,
-        JSON.stringify(Object.fromEntries(tierLimits)),
-        sessionMaxInflight,
-        run.requestHash,
-      ],
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error('agentd_admit returned no row');
-    return toAdmitResult(row);
+    const [result] = await this.admitMany([encodeRun(run)], tierLimits, sessionMaxInflight);
+    return result as AdmitResult;
   }
 
   /**
@@ -239,7 +226,7 @@ export class RunRepository {
 
   /** The run if it exists and belongs to the account. */
   async get(accountId: string, id: string): Promise<RunRecord | null> {
-    const rows = await this.db.query(`SELECT * FROM runs WHERE id = $1 AND account_id = $2`, [id, accountId]);
+    const rows = await this.db.query(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1 AND account_id = $2`, [id, accountId]);
     return rows[0] === undefined ? null : toRun(rows[0]);
   }
 
@@ -250,7 +237,7 @@ export class RunRepository {
    */
   async findByIdempotencyKey(accountId: string, key: string, requestHash: string | null): Promise<IdempotentMatch | null> {
     const rows = await this.db.query(
-      `SELECT *, request_hash IS NOT NULL AND $3::text IS NOT NULL AND request_hash <> $3 AS key_reused FROM runs
+      `SELECT ${RUN_COLUMNS}, request_hash IS NOT NULL AND $3::text IS NOT NULL AND request_hash <> $3 AS key_reused FROM runs
        WHERE account_id = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'
        ORDER BY created_at DESC LIMIT 1`,
       [accountId, key, requestHash],
@@ -263,7 +250,7 @@ export class RunRepository {
   /** The account's runs, newest first, strictly after `cursor` in that order. */
   async list(accountId: string, filter: RunFilter, limit: number, cursor: RunCursor | null): Promise<RunRecord[]> {
     const rows = await this.db.query(
-      `SELECT * FROM runs
+      `SELECT ${RUN_COLUMNS} FROM runs
        WHERE account_id = $1
          AND ($2::text IS NULL OR status = $2)
          AND ($3::text IS NULL OR agent = $3)
@@ -286,7 +273,7 @@ export class RunRepository {
 
   /** Admin only: the run, whichever account it belongs to. */
   async getAny(id: string): Promise<RunRecord | null> {
-    const rows = await this.db.query(`SELECT * FROM runs WHERE id = $1`, [id]);
+    const rows = await this.db.query(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`, [id]);
     return rows[0] === undefined ? null : toRun(rows[0]);
   }
 

@@ -8,7 +8,8 @@ export interface EventId {
   readonly seq: number;
 }
 
-const EVENT_ID = /^(\d{1,15})-(\d{1,9})$/;
+/** The text of an event id (what parseEventId accepts). */
+export const EVENT_ID = /^(\d{1,15})-(\d{1,9})$/;
 
 /** Parses `<ms>-<seq>`; null when malformed. */
 export function parseEventId(text: string): EventId | null {

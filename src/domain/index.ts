@@ -26,6 +26,9 @@
  * - **cancel bus**: carries a cancel request to the instance that runs the run.
  * - **ending**: how a run ended (`RunEnding`): its final status and, unless it completed or
  *   was cancelled, the error.
+ * - **webhook delivery**: the POST of a run's record to the URL it carries (`RunWebhook`),
+ *   enqueued in the statement that ends the run and attempted by any instance until it is
+ *   delivered or fails.
  */
 export * from './agent.js';
 export * from './cancel-bus.js';
@@ -37,3 +40,5 @@ export * from './run.js';
 export * from './run-ending.js';
 export * from './run-event.js';
 export * from './run-status.js';
+export * from './webhook.js';
+export * from './wire.js';

@@ -1,4 +1,5 @@
 import type { ActiveStatus, RunStatus } from './run-status.js';
+import type { RunWebhook } from './webhook.js';
 
 /** Why a run failed, as its record and its `error`/`end` events show it. */
 export interface RunError {
@@ -25,6 +26,8 @@ export interface RunRecord {
   readonly error: RunError | null;
   /** Data of the run's last `message` event; undefined when it had none. */
   readonly output: unknown;
+  /** The webhook the run carries and its delivery; undefined when it has none. */
+  readonly webhook?: RunWebhook;
 }
 
 /** A run about to be admitted: what the admission statement inserts. */
@@ -45,4 +48,6 @@ export interface NewRun {
    */
   readonly requestHash: string | null;
   readonly instanceId: string;
+  /** Where the run record is POSTed when the run ends (a checked, normalised http(s) URL); null or absent: nowhere. */
+  readonly webhookUrl?: string | null;
 }

@@ -13,6 +13,7 @@ import type { Followers } from '../streaming/followers.js';
 import { accessLog } from './access-log.js';
 import { ApiKeyAuth, tokenAuth } from './auth.js';
 import { AuthThrottle } from './auth-throttle.js';
+import { cors } from './cors.js';
 import { dashboardRouter } from './dashboard/dashboard-router.js';
 import { errorHandler, notFound } from './error-handler.js';
 import { jsonBody } from './json-body.js';
@@ -20,8 +21,11 @@ import { type HttpObserver, rememberErrorCode, rememberMount, requestMetrics } f
 import { adminRouter } from './routes/admin.js';
 import { agentsRouter } from './routes/agents.js';
 import { eventsRouter } from './routes/events.js';
+import { openApiRouter } from './routes/openapi.js';
 import { type MetricsSource, opsRouter } from './routes/ops.js';
 import { runsRouter } from './routes/runs.js';
+import { streamTokenAuth, streamTokenRouter } from './routes/stream-tokens.js';
+import { StreamTokens } from './stream-tokens.js';
 
 /** The operator's view of this instance's sizing and live use (`GET /v1/admin/capacity`). */
 export interface CapacitySource {
@@ -43,9 +47,13 @@ export interface AppDeps {
   readonly metrics: MetricsSource;
   /** Told of every request once its response has ended. */
   readonly http: HttpObserver;
-  readonly settings: Pick<Config['server'], 'adminToken' | 'metricsToken' | 'maxBodyBytes'> &
+  readonly settings: Pick<
+    Config['server'],
+    'adminToken' | 'metricsToken' | 'maxBodyBytes' | 'corsOrigins' | 'streamTokenSecret' | 'streamTokenTtlSeconds'
+  > &
     Config['sse'] & {
       readonly maxRunTimeoutMs: number;
+      readonly queueTimeoutMs: number;
       readonly tierLimits: TierLimits;
     };
 }
@@ -67,6 +75,11 @@ export function createApp(deps: AppDeps): Express {
   const open: RequestHandler = (_req, _res, next) => next();
   // One record of failed logins per address, whichever token or key was wrong.
   const throttle = new AuthThrottle();
+  // For the API's routes only (/v1 below the admin routes, /openapi.json): never the admin's or the dashboard's.
+  const apiCors = cors(settings.corsOrigins);
+  app.use(
+    openApiRouter({ settings: { maxRunTimeoutMs: settings.maxRunTimeoutMs, tierNames: [...settings.tierLimits.keys()] }, cors: apiCors }),
+  );
   app.use(
     opsRouter({
       db: deps.db,
@@ -93,6 +106,10 @@ export function createApp(deps: AppDeps): Express {
   admin.use(notFound);
   app.use('/v1/admin', admin);
 
+  const streamTokens = StreamTokens.fromSettings(settings);
+  app.use('/v1', apiCors);
+  // A browser's EventSource authenticates with ?token= (it cannot send Authorization); the key check then lets it pass.
+  app.get('/v1/runs/:id/events', streamTokenAuth({ tokens: streamTokens, accounts: deps.accounts, throttle }));
   app.use('/v1', keyAuth.middleware, body);
   app.use(agentsRouter(deps.agents));
   app.use(
@@ -107,7 +124,17 @@ export function createApp(deps: AppDeps): Express {
       maxRunTimeoutMs: settings.maxRunTimeoutMs,
     }),
   );
-  app.use(runsRouter({ manager: deps.manager, runs: deps.runs, maxRunTimeoutMs: settings.maxRunTimeoutMs }));
+  app.use(
+    runsRouter({
+      manager: deps.manager,
+      runs: deps.runs,
+      eventLog: deps.eventLog,
+      listeners: deps.listeners,
+      maxRunTimeoutMs: settings.maxRunTimeoutMs,
+      queueTimeoutMs: settings.queueTimeoutMs,
+    }),
+  );
+  app.use(streamTokenRouter({ tokens: streamTokens, runs: deps.runs }));
 
   app.use(notFound);
   app.use(rememberErrorCode, errorHandler(deps.logger, settings.maxBodyBytes));

@@ -39,7 +39,12 @@ export class ApiKeyAuth {
     private readonly throttle: AuthThrottle,
   ) {}
 
+  /** Authenticates a /v1 request by its key; one a stream token already authenticated passes as it is. */
   readonly middleware: RequestHandler = async (req, _res, next) => {
+    if (req.account !== undefined) {
+      next();
+      return;
+    }
     const key = bearer(req);
     const account = key === null ? null : await this.lookup(hashApiKey(key));
     if (account === null) {

@@ -1,7 +1,22 @@
-import type { RunRecord } from '../domain/index.js';
+import type { RunRecord, RunView, RunWebhook } from '../domain/index.js';
+import type { RunBody } from './response-schemas.js';
 
-/** A run as the contract shows it. */
-export function runView(run: RunRecord): Record<string, unknown> {
+/** A run's webhook as the contract shows it: `last_status` and `last_error` once an attempt has them. */
+function webhookView(webhook: RunWebhook): NonNullable<RunBody['webhook']> {
+  return {
+    url: webhook.url,
+    state: webhook.state,
+    attempts: webhook.attempts,
+    ...(webhook.lastStatus === null ? {} : { last_status: webhook.lastStatus }),
+    ...(webhook.lastError === null ? {} : { last_error: webhook.lastError }),
+  };
+}
+
+/**
+ * A run as the contract shows it: typed by its schema in the OpenAPI document, and at least
+ * `RunView`, the shape the client is typed with.
+ */
+export function runView(run: RunRecord): RunBody & RunView {
   return {
     id: run.id,
     status: run.status,
@@ -14,5 +29,6 @@ export function runView(run: RunRecord): Record<string, unknown> {
     ...(run.output === undefined ? {} : { output: run.output }),
     instance_id: run.instanceId,
     events_url: `/v1/runs/${run.id}/events`,
+    ...(run.webhook === undefined ? {} : { webhook: webhookView(run.webhook) }),
   };
 }

@@ -7,6 +7,7 @@ import type { RoutingObserver } from '../llm/model-router.js';
 import type { HeartbeatObserver } from '../runtime/instance-heartbeat.js';
 import type { LingeringAgents } from '../runtime/lingering-agents.js';
 import type { RunObserver } from '../runtime/run-execution.js';
+import type { WebhookObserver } from '../runtime/webhook-dispatcher.js';
 import type { EventArchiver } from '../streaming/event-archiver.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
@@ -42,6 +43,7 @@ export interface Metrics {
   readonly llm: LlmObserver;
   readonly routing: RoutingObserver;
   readonly heartbeat: HeartbeatObserver;
+  readonly webhooks: WebhookObserver;
   readonly http: HttpMetrics;
 }
 
@@ -64,6 +66,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     llm: llm.observer,
     routing: llm.routing,
     heartbeat: heartbeatMetrics(registry),
+    webhooks: webhookMetrics(registry),
     http: httpMetrics(registry),
   };
 }
@@ -186,4 +189,16 @@ function heartbeatMetrics(registry: Registry): HeartbeatObserver {
     },
     swept: (runs) => swept.inc(runs),
   };
+}
+
+/** Webhook attempts this instance made, by what they came to. */
+function webhookMetrics(registry: Registry): WebhookObserver {
+  const attempts = new Counter({
+    name: 'agentd_webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome: delivered (2xx), retry (due again later) or failed (given up).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'retry', 'failed']) attempts.inc({ outcome }, 0);
+  return { attempted: (state) => attempts.inc({ outcome: state === 'pending' ? 'retry' : state }) };
 }

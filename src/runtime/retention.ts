@@ -8,8 +8,9 @@ const INTERVAL_MS = 60 * 60 * 1000;
 const MAX_BATCHES = 50;
 
 /**
- * Deletes what is older than RUN_RETENTION_DAYS every hour, in small batches (see
- * RetentionRepository); a failed pass is logged and the next one retries.
+ * Deletes what is older than RUN_RETENTION_DAYS (runs with their events and webhook
+ * deliveries) every hour, in small batches (see RetentionRepository); a failed pass is logged
+ * and the next one retries.
  */
 export class Retention {
   private readonly loop: BackgroundLoop;
@@ -40,6 +41,7 @@ export class Retention {
         days: this.days,
         runs: pass.runs,
         events: pass.events,
+        webhook_deliveries: pass.webhooks,
         idempotency_keys: pass.idempotencyKeys,
         instances: pass.instances,
       });

@@ -29,6 +29,7 @@ import { requestHash, type RequestFields } from './request-hash.js';
 import { RunExecution, type RunExecutionDeps, type RunObserver } from './run-execution.js';
 import type { RunEndRecovery } from './run-end-recovery.js';
 import { RunRecorder } from './run-recorder.js';
+import { checkWebhookUrl, type WebhookPolicy } from './webhook-target.js';
 
 /** A request for a run: what the client asked for (`timeoutMs` null: RUN_TIMEOUT_MS), for which account. */
 export interface SubmitRequest extends RequestFields {
@@ -42,6 +43,8 @@ export type RunManagerOptions = Pick<
   'tierLimits' | 'sessionMaxInflight' | 'timeoutMs' | 'maxEventsPerRun' | 'maxEventBytes' | 'eventBacklogBytes' | 'eventBacklogWaitMs'
 > & {
   readonly instanceId: string;
+  /** Whether runs may carry a webhook (WEBHOOK_SECRET is set) and where it may point; default: off. */
+  readonly webhooks?: WebhookPolicy;
 };
 
 const RETRY_AFTER_S = 1;
@@ -120,9 +123,12 @@ export class RunManager {
    * Admits a run and starts it (or queues it for a slot) without waiting for it.
    * `created` is false when an Idempotency-Key matched an earlier run.
    */
-  async submit(request: SubmitRequest): Promise<{ run: RunRecord; created: boolean }> {
-    const agent = this.deps.agents.get(request.agent);
-    const input = this.deps.agents.parseInput(agent, request.input);
+  async submit(submitted: SubmitRequest): Promise<{ run: RunRecord; created: boolean }> {
+    const agent = this.deps.agents.get(submitted.agent);
+    const input = this.deps.agents.parseInput(agent, submitted.input);
+    const { webhook } = submitted;
+    const policy = this.deps.options.webhooks ?? { enabled: false, allowPrivate: false };
+    const request = webhook === null || webhook === undefined ? submitted : { ...submitted, webhook: checkWebhookUrl(webhook, policy) };
     const admission = this.admitAndLaunch(request, agent, input);
     this.admitting.add(admission);
     try {
@@ -162,6 +168,7 @@ export class RunManager {
           idempotencyKey: request.idempotencyKey,
           requestHash: hash,
           instanceId: options.instanceId,
+          webhookUrl: request.webhook ?? null,
         },
         options.tierLimits,
         options.sessionMaxInflight,

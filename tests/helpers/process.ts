@@ -17,9 +17,15 @@ export interface AgentdProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `src/main.ts` as its own OS process and waits for its "listening" log line. */
-export async function spawnAgentd(env: Record<string, string>, { startTimeoutMs = 30_000 } = {}): Promise<AgentdProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * Runs `src/main.ts` (or `args`, e.g. the CLI's `serve`) as its own OS process and waits for its
+ * "listening" log line.
+ */
+export async function spawnAgentd(
+  env: Record<string, string>,
+  { startTimeoutMs = 30_000, args = ['src/main.ts'] }: { startTimeoutMs?: number; args?: readonly string[] } = {},
+): Promise<AgentdProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
 /**
  * The retention cleanup on Postgres and PGlite: finished runs older than RUN_RETENTION_DAYS go
- * with every archived event, in small statements; newer and unfinished runs stay;
+ * with every archived event and their webhook deliveries, in small statements; newer and unfinished runs stay;
  * Idempotency-Keys past 24 h are cleared; instances long dead and holding nothing go.
  */
 import assert from 'node:assert/strict';
@@ -40,7 +40,7 @@ for (const [name, open] of [
       await fx?.teardown();
     });
 
-    const run = async (status: ActiveStatus, idempotencyKey: string | null = null): Promise<string> => {
+    const run = async (status: ActiveStatus, idempotencyKey: string | null = null, webhookUrl: string | null = null): Promise<string> => {
       const id = randomUUID();
       const admitted = await runs.admit(
         {
@@ -56,6 +56,7 @@ for (const [name, open] of [
           idempotencyKey,
           requestHash: null,
           instanceId,
+          webhookUrl,
         },
         LIMITS,
         1,
@@ -72,9 +73,11 @@ for (const [name, open] of [
     };
     const count = async (sql: string, params: unknown[]) => Number((await db.query<{ n: string }>(sql, params))[0]?.n);
 
-    it('deletes old finished runs with all their events, keeps the rest, clears old keys and forgets long-dead instances', async () => {
-      const old = await run('running');
+    it('deletes old finished runs with all their events and deliveries, keeps the rest, clears old keys and forgets long-dead instances', async () => {
+      const old = await run('running', null, 'https://hooks.example.com/old');
       await finish(old, 40);
+      const recentHook = await run('running', null, 'https://hooks.example.com/recent');
+      await finish(recentHook, 2);
       await new EventArchiveRepository(db).insert(
         eventChain(Array.from({ length: 12_000 }, (_, i) => i)).map((event) => ({ runId: old, event })),
       );
@@ -91,9 +94,15 @@ for (const [name, open] of [
       await db.query(`UPDATE runs SET instance_id = $2 WHERE id = $1`, [unfinished, busy]);
 
       const pass = await new RetentionRepository(db).purge(30, 10);
-      assert.deepEqual(pass, { runs: 1, events: 12_000, idempotencyKeys: 2, instances: 1 });
+      assert.deepEqual(pass, { runs: 1, events: 12_000, webhooks: 1, idempotencyKeys: 2, instances: 1 });
       assert.equal(await count(`SELECT count(*) AS n FROM runs WHERE id = $1`, [old]), 0);
       assert.equal(await count(`SELECT count(*) AS n FROM run_events WHERE run_id = $1`, [old]), 0);
+      assert.equal(await count(`SELECT count(*) AS n FROM webhook_deliveries WHERE run_id = $1`, [old]), 0);
+      assert.equal(
+        await count(`SELECT count(*) AS n FROM webhook_deliveries WHERE run_id = $1`, [recentHook]),
+        1,
+        'a recent run keeps its delivery',
+      );
       assert.equal(await count(`SELECT count(*) AS n FROM runs WHERE id = ANY($1::uuid[])`, [`{${recent},${unfinished},${fresh}}`]), 3);
       const keys = await db.query<{ id: string; key: string | null }>(
         `SELECT id, idempotency_key AS key FROM runs WHERE id = ANY($1::uuid[])`,
@@ -107,7 +116,13 @@ for (const [name, open] of [
         (await db.query(`SELECT id FROM instances WHERE id = ANY($1::text[]) ORDER BY id`, [`{${gone},${busy}}`])).map((r) => r.id),
         [busy],
       );
-      assert.deepEqual(await new RetentionRepository(db).purge(30, 10), { runs: 0, events: 0, idempotencyKeys: 0, instances: 0 });
+      assert.deepEqual(await new RetentionRepository(db).purge(30, 10), {
+        runs: 0,
+        events: 0,
+        webhooks: 0,
+        idempotencyKeys: 0,
+        instances: 0,
+      });
     });
   });
 }

@@ -13,9 +13,12 @@ import { AccountRepository, hashApiKey, KEY_PREFIX_LENGTH } from '../../src/db/a
 import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
 import { type ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
-import { type AdmitResult, RunRepository } from '../../src/db/run-repository.js';
+import { InstanceRepository } from '../../src/db/instance-repository.js';
+import { type AdmitResult, encodeRun, encodeStatusChange, RunRepository } from '../../src/db/run-repository.js';
+import { WebhookRepository } from '../../src/db/webhook-repository.js';
 import {
   DependencyUnavailableError,
+  ENDINGS,
   eventBytes,
   isFinal,
   type NewRun,
@@ -1114,6 +1117,165 @@ function storageContract(name: string, factory: Factory): void {
           await archiver.close();
           await store.close();
         }
+      });
+    });
+
+    describe('webhook deliveries', () => {
+      const HOOK = 'https://hooks.example.com/agentd?token=t';
+      const deliveriesOf = (ids: readonly string[]) =>
+        db.query<{ run_id: string; url: string; state: string; attempts: number }>(
+          `SELECT run_id, url, state, attempts FROM webhook_deliveries WHERE run_id = ANY($1::uuid[]) ORDER BY run_id`,
+          [`{${ids.join(',')}}`],
+        );
+      const forget = (ids: readonly string[]) =>
+        db.query(`DELETE FROM webhook_deliveries WHERE run_id = ANY($1::uuid[])`, [`{${ids.join(',')}}`]);
+
+      it('admission records the webhook; every way a run ends enqueues exactly one delivery, and a run without one none', async () => {
+        const accountId = await newAccount('big');
+        const [dead, sweeper, restarted] = [unique('dead'), unique('sweeper'), unique('restarted')];
+        const single = await admitCreated(accountId, unique('inst'), { webhookUrl: HOOK });
+        assert.deepEqual(single.webhook, { url: HOOK, state: 'pending', attempts: 0, lastStatus: null, lastError: null });
+        assert.deepEqual(await runs.get(accountId, single.id), single);
+        const batch = (
+          await runs.admitMany(
+            [0, 1, 2].map(() => encodeRun(newRun(accountId, unique('inst'), { webhookUrl: HOOK }))),
+            LIMITS,
+            2,
+          )
+        ).map(assertCreated);
+        const orphan = await admitCreated(accountId, dead, { webhookUrl: HOOK });
+        const leftover = await admitCreated(accountId, restarted, { webhookUrl: HOOK, status: 'queued' });
+        const plain = await admitCreated(accountId, unique('inst'));
+        assert.equal(plain.webhook, undefined);
+        assert.deepEqual(await deliveriesOf([single.id, ...batch.map((r) => r.id)]), [], 'nothing is due before a run ends');
+
+        // Its own execution (one at a time and batched), a cancel, the sweeper, a restart's leftovers.
+        assert.ok(await runs.transition(single.id, 'running', 'completed'));
+        const [b0, b1, b2] = batch.map((r) => r.id) as [string, string, string];
+        const changed = await runs.transitionMany([
+          encodeStatusChange(b0, 'running', 'failed', { error: { code: 'agent_error', message: 'x' } }),
+          encodeStatusChange(b1, 'running', 'cancelled'),
+          encodeStatusChange(b2, 'running', 'timed_out', { error: { code: 'timeout', message: 'x' } }),
+          encodeStatusChange(b2, 'running', 'completed'), // the same run twice in a batch: one applies
+          encodeStatusChange(plain.id, 'running', 'completed'),
+        ]);
+        assert.equal(changed.filter((r) => r !== null).length, 4);
+        await db.query(
+          `INSERT INTO instances (id, beat_interval_ms, last_beat_at) VALUES ($1, 1000, now() - interval '1 hour'), ($2, 1000, now())`,
+          [dead, sweeper],
+        );
+        assert.deepEqual(
+          (await new InstanceRepository(db).sweep(sweeper, ENDINGS.instanceLost.error, 10)).map((r) => r.id),
+          [orphan.id],
+        );
+        assert.equal((await runs.interruptInstance(restarted, ENDINGS.instanceLost.error)).length, 1);
+        // Later writes to ended runs change nothing.
+        assert.equal(await runs.transition(single.id, 'running', 'failed'), null);
+        await db.query(`UPDATE runs SET status = status WHERE id = $1`, [single.id]);
+
+        const ended = [single, ...batch, orphan, leftover].map((r) => r.id);
+        const rows = await deliveriesOf([...ended, plain.id]);
+        assert.deepEqual(
+          rows.map((r) => [r.run_id, r.url, r.state, r.attempts]),
+          [...ended].sort().map((id) => [id, HOOK, 'pending', 0]),
+        );
+        const [delivery] = await db.query<{ n: number }>(
+          `SELECT count(DISTINCT id)::int AS n FROM webhook_deliveries WHERE run_id = ANY($1::uuid[])`,
+          [`{${ended.join(',')}}`],
+        );
+        assert.equal(delivery?.n, ended.length, 'each delivery has its own id');
+        await forget(ended);
+      });
+
+      it('an Idempotency-Key repeat finds the run with its delivery as it stands', async () => {
+        const accountId = await newAccount('big');
+        const key = unique('key');
+        const run = await admitCreated(accountId, unique('inst'), { webhookUrl: HOOK, idempotencyKey: key, requestHash: 'h' });
+        assert.ok(await runs.transition(run.id, 'running', 'completed'));
+        await db.query(
+          `UPDATE webhook_deliveries SET state = 'delivered', attempts = 2, last_status = 200, last_error = NULL WHERE run_id = $1`,
+          [run.id],
+        );
+        const delivered = { url: HOOK, state: 'delivered', attempts: 2, lastStatus: 200, lastError: null };
+        const again = await runs.admit(
+          newRun(accountId, unique('inst'), { webhookUrl: HOOK, idempotencyKey: key, requestHash: 'h' }),
+          LIMITS,
+          2,
+        );
+        assert.equal(again.outcome, 'existing');
+        assert.deepEqual('run' in again && again.run.webhook, delivered);
+        const found = await runs.findByIdempotencyKey(accountId, key, 'h');
+        assert.deepEqual(found?.outcome === 'existing' && found.run.webhook, delivered);
+        await forget([run.id]);
+      });
+
+      it('hands each due delivery to one claimer, hides it for its lease, and records only the current attempt', async () => {
+        const accountId = await newAccount('big');
+        const ids: string[] = [];
+        for (let i = 0; i < 12; i += 1) {
+          const run = await admitCreated(accountId, unique('inst'), { webhookUrl: `${HOOK}&n=${i}` });
+          assert.ok(await runs.transition(run.id, 'running', 'completed', { output: { n: i } }));
+          ids.push(run.id);
+        }
+        const [ca, cb] = [unique('claimer'), unique('claimer')];
+        const other = fx.openAnother?.();
+        const [a, b] = [new WebhookRepository(db), new WebhookRepository(other ?? db)];
+        let heldByA: string[];
+        try {
+          const [first, second] = await Promise.all([a.claim(ca, 8, 60_000), b.claim(cb, 8, 60_000)]);
+          const claimed = [...first, ...second];
+          assert.deepEqual(claimed.map((d) => d.run.id).sort(), [...ids].sort(), 'every delivery claimed once');
+          for (const d of claimed) {
+            assert.equal(d.attempt, 1);
+            assert.equal(d.run.status, 'completed');
+            assert.deepEqual(d.run.output, { n: Number(new URL(d.url).searchParams.get('n')) });
+            assert.ok(d.ageMs >= 0 && d.ageMs < 60_000, String(d.ageMs));
+          }
+          assert.deepEqual(await a.claim(ca, 100, 60_000), [], 'leased');
+          heldByA = first.map((d) => d.run.id);
+        } finally {
+          await other?.close();
+        }
+        const repo = new WebhookRepository(db);
+        const [one, two] = ids as [string, string];
+        // A retry due at once; then a lease of 0 ms (as if it ran out): the next claim makes
+        // attempt 3, and attempt 2's outcome is not recorded.
+        assert.ok(await repo.record(one, 1, { state: 'pending', lastStatus: 500, lastError: 'the receiver answered 500', retryInMs: 0 }));
+        assert.deepEqual(
+          (await repo.claim(ca, 100, 0)).map((d) => [d.run.id, d.attempt]),
+          [[one, 2]],
+        );
+        assert.deepEqual(
+          (await repo.claim(cb, 100, 60_000)).map((d) => [d.run.id, d.attempt]),
+          [[one, 3]],
+        );
+        assert.equal(await repo.record(one, 2, { state: 'delivered', lastStatus: 200, lastError: null }), false);
+        assert.ok(await repo.record(one, 3, { state: 'delivered', lastStatus: 204, lastError: null }));
+        assert.equal(
+          await repo.record(one, 3, { state: 'failed', lastStatus: null, lastError: 'late' }),
+          false,
+          'a delivery over stays over',
+        );
+        assert.ok(await repo.record(two, 1, { state: 'failed', lastStatus: 410, lastError: 'the receiver answered 410' }));
+        assert.deepEqual((await runs.get(accountId, one))?.webhook, {
+          url: `${HOOK}&n=0`,
+          state: 'delivered',
+          attempts: 3,
+          lastStatus: 204,
+          lastError: null,
+        });
+        assert.deepEqual((await runs.list(accountId, {}, 20, null)).find((r) => r.id === two)?.webhook, {
+          url: `${HOOK}&n=1`,
+          state: 'failed',
+          attempts: 1,
+          lastStatus: 410,
+          lastError: 'the receiver answered 410',
+        });
+        // A claimer that restarts frees what it still holds, and only that.
+        const stillA = heldByA.filter((id) => id !== one && id !== two).sort();
+        assert.equal(await repo.releaseClaims(ca), stillA.length);
+        assert.deepEqual((await repo.claim(unique('claimer'), 100, 60_000)).map((d) => d.run.id).sort(), stillA);
+        await forget(ids);
       });
     });
 

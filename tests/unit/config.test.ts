@@ -135,6 +135,10 @@ describe('loadConfig', () => {
         USER: 'root',
         TMPDIR: '/tmp',
         AGENTD_WORKER: '',
+        // The CLI's own (the client side), often set in the same shell as the server's.
+        AGENTD_URL: 'http://127.0.0.1:3000',
+        AGENTD_API_KEY: 'key',
+        AGENTD_ADMIN_TOKEN: 'token',
         LLM_PROVIDERS: '[{"name":"m","base_url":"http://h/v1","api_key_env":"LLM_PROVIDER","models":["a"],"max_in_flight":1}]',
         LLM_PROVIDER: 'key',
       };

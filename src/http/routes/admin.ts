@@ -1,26 +1,23 @@
 import { Router } from 'express';
-import { z } from 'zod';
 import type { TierLimits } from '../../config/tier-limits.js';
 import type { Account, AccountRepository } from '../../db/account-repository.js';
 import { InvalidRequestError, NotFoundError } from '../../domain/index.js';
 import type { ApiKeyAuth } from '../auth.js';
+import { accountBodies } from '../request-schemas.js';
+import type { AccountBody } from '../response-schemas.js';
 import { parse, uuidParam } from '../validation.js';
 
 /** Key prefixes are the first 8 characters of a base64url key. */
 const KEY_PREFIX = /^[A-Za-z0-9_-]{8}$/;
 
-function accountView(account: Account): Record<string, unknown> {
+function accountView(account: Account): AccountBody {
   return { id: account.id, name: account.name, tier: account.tier, created_at: account.createdAt.toISOString() };
 }
 
 /** Accounts and keys; mounted at /v1/admin behind ADMIN_TOKEN. */
 export function adminRouter(deps: { accounts: AccountRepository; auth: ApiKeyAuth; tierLimits: TierLimits }): Router {
   const router = Router();
-  const tier = z.string().refine((t) => deps.tierLimits.has(t), {
-    message: `must be one of: ${[...deps.tierLimits.keys()].join(', ')} (TIER_LIMITS)`,
-  });
-  const createBody = z.object({ name: z.string().trim().min(1).max(200), tier }).strict();
-  const patchBody = z.object({ tier }).strict();
+  const { create: createBody, patch: patchBody } = accountBodies([...deps.tierLimits.keys()]);
   const body = (value: unknown): unknown => {
     if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new InvalidRequestError('The body must be a JSON object.', 'body');

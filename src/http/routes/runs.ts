@@ -1,45 +1,14 @@
-import { Router, type Request } from 'express';
-import { z } from 'zod';
+import { Router, type Request, type Response } from 'express';
 import type { RunCursor, RunRepository } from '../../db/run-repository.js';
-import { InvalidRequestError, NotFoundError, RUN_STATUSES } from '../../domain/index.js';
+import { InvalidRequestError, isFinal, NotFoundError, type RunRecord } from '../../domain/index.js';
 import type { RunManager, SubmitRequest } from '../../runtime/run-manager.js';
+import { RunWaiter } from '../../runtime/run-waiter.js';
+import type { EventLog } from '../../streaming/event-log.js';
+import type { Followers } from '../../streaming/followers.js';
 import { accountOf } from '../auth.js';
+import { idempotencyKey, runListQuery, runRequestBody } from '../request-schemas.js';
 import { runView } from '../run-view.js';
 import { parse, uuidParam } from '../validation.js';
-
-const DEFAULT_PAGE = 50;
-const MAX_PAGE = 200;
-
-function createRunBody(maxRunTimeoutMs: number) {
-  return z
-    .object({
-      agent: z.string().min(1).max(100),
-      input: z.unknown().optional(),
-      session_id: z.string().min(1).max(200).nullish(),
-      model: z.string().min(1).max(200).nullish(),
-      timeout_ms: z.number().int().min(1).max(maxRunTimeoutMs).nullish(),
-      metadata: z.record(z.string(), z.unknown()).nullish(),
-    })
-    .strict();
-}
-
-/** A query string of printable text (Postgres refuses U+0000; control characters are never ids). */
-const queryText = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .regex(/^[^\u0000-\u001f]*$/, 'must not contain control characters');
-
-const listQuery = z.object({
-  status: z.enum(RUN_STATUSES).optional(),
-  agent: queryText(100).optional(),
-  session_id: queryText(200).optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
-  cursor: z.string().max(200).optional(),
-});
-
-const idempotencyKey = z.string().min(1).max(200);
 
 function encodeCursor(cursor: RunCursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt.toISOString(), cursor.id])).toString('base64url');
@@ -71,7 +40,7 @@ function decodeCursor(text: string): RunCursor {
  * to use.
  */
 export function runRequestParser(maxRunTimeoutMs: number): (req: Request) => SubmitRequest {
-  const schema = createRunBody(maxRunTimeoutMs);
+  const schema = runRequestBody(maxRunTimeoutMs);
   return (req) => {
     const body: unknown = req.body;
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -87,23 +56,73 @@ export function runRequestParser(maxRunTimeoutMs: number): (req: Request) => Sub
       model: parsed.model ?? null,
       timeoutMs: parsed.timeout_ms ?? null,
       metadata: parsed.metadata ?? null,
+      webhook: parsed.webhook ?? null,
       idempotencyKey: header === undefined ? null : parse(idempotencyKey, header, 'Idempotency-Key'),
     };
   };
 }
 
-export function runsRouter(deps: { manager: RunManager; runs: RunRepository; maxRunTimeoutMs: number }): Router {
+export interface RunsRouterDeps {
+  readonly manager: RunManager;
+  readonly runs: RunRepository;
+  readonly eventLog: EventLog;
+  /** A wait counts as one of its account's listeners (SSE_MAX_LISTENERS_PER_ACCOUNT) while it waits. */
+  readonly listeners: Followers;
+  readonly maxRunTimeoutMs: number;
+  /** RUN_QUEUE_TIMEOUT_MS: part of how long a wait may take. */
+  readonly queueTimeoutMs: number;
+}
+
+/**
+ * How long POST /v1/runs/wait waits beyond the run's own bounds (its queue wait and its
+ * timeout): time for a lost instance's run to be swept (3 heartbeats and a sweep) and more.
+ */
+export const WAIT_MARGIN_MS = 60_000;
+
+/**
+ * Answers a wait: 200 with the final record, or 202 with the record as it stands when the wait's
+ * bound passed first; nothing when the client has left (the run goes on).
+ */
+async function answerWait(waiter: RunWaiter, run: RunRecord, limitMs: number, res: Response): Promise<void> {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  res.on('close', onClose);
+  if (res.destroyed) gone.abort(); // the client left while the run was admitted
+  try {
+    const current = (await waiter.wait(run, limitMs, gone.signal)) ?? run;
+    if (gone.signal.aborted) return;
+    res.status(isFinal(current.status) ? 200 : 202).json(runView(current));
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+export function runsRouter(deps: RunsRouterDeps): Router {
   const router = Router();
   const runRequest = runRequestParser(deps.maxRunTimeoutMs);
+  const waiter = new RunWaiter({ runs: deps.runs, eventLog: deps.eventLog });
 
   router.post('/v1/runs', async (req, res) => {
     const { run } = await deps.manager.submit(runRequest(req));
     res.status(202).location(`/v1/runs/${run.id}`).json(runView(run));
   });
 
+  router.post('/v1/runs/wait', async (req, res) => {
+    const submitted = runRequest(req);
+    // Counted before the run exists: a wait refused for the account's listener limit starts no run.
+    const release = deps.listeners.open(submitted.accountId);
+    try {
+      const { run } = await deps.manager.submit(submitted);
+      res.location(`/v1/runs/${run.id}`).setHeader('x-run-id', run.id);
+      await answerWait(waiter, run, deps.queueTimeoutMs + run.timeoutMs + WAIT_MARGIN_MS, res);
+    } finally {
+      release();
+    }
+  });
+
   router.get('/v1/runs', async (req, res) => {
     const account = accountOf(req);
-    const query = parse(listQuery, req.query, 'query');
+    const query = parse(runListQuery, req.query, 'query');
     const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
     const page = await deps.runs.list(
       account.id,
