@@ -9,6 +9,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../domain/index.js';
 import { matchedRoute } from './access-log.js';
+import { carriesRetryAfter } from './openapi/api-errors.js';
 
 /**
  * body-parser marks its errors with `type` (and attaches the raw body, which must never reach
@@ -60,10 +61,14 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequest
       res.destroy();
       return;
     }
-    if (typeof appError.details.retry_after_s === 'number') {
-      res.setHeader('Retry-After', String(appError.details.retry_after_s));
-    }
-    if (appError.code === 'dependency_unavailable' || appError.code === 'draining') res.setHeader('Retry-After', '1');
-    res.status(appError.status).json({ error: { code: appError.code, message: appError.message, ...appError.details } });
+    const details = carriesRetryAfter(appError.status) ? { ...appError.details, retry_after_s: retryAfterS(appError) } : appError.details;
+    if (typeof details.retry_after_s === 'number') res.setHeader('Retry-After', String(details.retry_after_s));
+    res.status(appError.status).json({ error: { code: appError.code, message: appError.message, ...details } });
   };
+}
+
+/** Seconds a refused client should wait: the error's own figure, else one second. */
+function retryAfterS(error: AppError): number {
+  const own = error.details.retry_after_s;
+  return typeof own === 'number' && own > 0 ? own : 1;
 }

@@ -100,5 +100,6 @@ export const readySchema = z.object({
 export const notReadySchema = z.object({
   status: z.literal('not_ready'),
   failures: z.array(z.string()),
+  retry_after_s: z.number().int().meta({ description: 'As the Retry-After header.' }),
   degraded: z.array(z.string()).optional(),
 });

@@ -114,6 +114,9 @@ describe('OpenAPI document on the embedded default', () => {
     await asPro('POST', '/v1/runs', '/v1/runs', { ...idempotent, body: { agent: 'echo', input: 'another' } });
     await asPro('POST', '/v1/runs', '/v1/runs', { body: { agent: 'nope' } });
     await asPro('POST', '/v1/runs', '/v1/runs', { body: { agent: 'echo', timeout_ms: -1 } });
+    const waited = await asPro('POST', '/v1/runs/wait', '/v1/runs/wait', { body: { agent: 'echo', input: 'wait for me' } });
+    assert.equal(waited.body.status, 'completed');
+    await asPro('POST', '/v1/runs/wait', '/v1/runs/wait', { body: { agent: 'nope' } });
     const failing = await asPro('POST', '/v1/runs', '/v1/runs', {
       body: { agent: 'simulate', input: { events: 3, interval_ms: 1, fail_at: 1 } },
     });

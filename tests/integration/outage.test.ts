@@ -44,6 +44,8 @@ describe('a database outage (through a TCP proxy)', () => {
     const refused = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'echo' } });
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error.code, 'dependency_unavailable');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal(refused.body.error.retry_after_s, 1);
     assert.equal((await request(agentd.url, 'GET', '/healthz')).status, 200);
     // A blip does not take the instance out of the load balancer; an outage does, within seconds.
     const blip = await request(agentd.url, 'GET', '/readyz');
@@ -57,6 +59,7 @@ describe('a database outage (through a TCP proxy)', () => {
       { what: '/readyz to fail' },
     );
     assert.match(ready.body.failures.join(' '), /database/);
+    assert.equal(ready.headers.get('retry-after'), '1');
     // The agent finishes while the database is away (10 events, 50 ms apart); its end cannot
     // be recorded yet, so the stream has no `end` until the database is back.
     await waitFor(async () => (await agentd.as(key, 'GET', `/v1/runs/${id}`)).status === 503, { what: 'reads to fail' });

@@ -42,6 +42,9 @@ describe('a free account across two server processes', () => {
       assert.equal(r.body.error.code, 'account_concurrency_limit');
       assert.equal(r.body.error.limit, 1);
       assert.equal(r.body.error.active, 1);
+      // Every 429 says when to come back, in the header and the body.
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal(r.body.error.retry_after_s, 1);
     }
     const runId = admitted[0]?.body.id as string;
     const still = await request(b.url, 'POST', '/v1/runs', { token: key, body: { agent: 'echo' } });

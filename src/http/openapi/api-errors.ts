@@ -20,12 +20,12 @@ export const API_ERRORS = {
   idempotency_key_reused: { status: 422, details: [], description: 'the Idempotency-Key was used within 24 h with another body' },
   account_concurrency_limit: {
     status: 429,
-    details: ['limit', 'active'],
+    details: ['limit', 'active', 'retry_after_s'],
     description: 'the account has as many queued+running runs as its tier allows (`limit`, `active`)',
   },
   session_concurrency_limit: {
     status: 429,
-    details: ['limit', 'active'],
+    details: ['limit', 'active', 'retry_after_s'],
     description: 'the session has SESSION_MAX_INFLIGHT queued+running runs (`limit`, `active`)',
   },
   listener_limit: {
@@ -40,13 +40,13 @@ export const API_ERRORS = {
     description: 'the server has neither STREAM_TOKEN_SECRET nor ADMIN_TOKEN to sign stream tokens',
   },
   capacity_exhausted: { status: 503, details: ['retry_after_s'], description: "this instance's run slots and wait queue are full" },
-  draining: { status: 503, details: [], description: 'this instance is shutting down' },
+  draining: { status: 503, details: ['retry_after_s'], description: 'this instance is shutting down' },
   dependency_unavailable: {
     status: 503,
-    details: ['dependency'],
+    details: ['dependency', 'retry_after_s'],
     description: 'the database or the event store cannot answer; nothing was changed',
   },
-  metrics_unavailable: { status: 503, details: [], description: "a cluster worker's metrics could not be gathered" },
+  metrics_unavailable: { status: 503, details: ['retry_after_s'], description: "a cluster worker's metrics could not be gathered" },
 } as const satisfies Record<string, { status: number; details: readonly ErrorDetail[]; description: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -111,7 +111,12 @@ function operationRoutes(): ApiOperation[] {
       summary: 'Whether to send this instance traffic',
       description:
         'Ready when the database and the event store answer and the instance is not draining; a blip shorter than a few seconds shows as `degraded`.',
-      responses: { 200: json('Ready.', readySchema), 503: json('Not ready: `failures` says why.', notReadySchema) },
+      responses: {
+        200: json('Ready.', readySchema),
+        503: json('Not ready: `failures` says why.', notReadySchema, {
+          'Retry-After': z.string().meta({ description: 'Seconds to wait before retrying.' }),
+        }),
+      },
     },
     {
       ...common,

@@ -73,7 +73,7 @@ function errorResponses(operation: ApiOperation): Record<number, ZodOpenApiRespo
   const responses: Record<number, ZodOpenApiResponseObject> = {};
   for (const [status, group] of byStatus(codes)) {
     const description = group.map((code) => `\`${code}\`: ${API_ERRORS[code].description}.`).join(' ');
-    const headers = carriesRetryAfter(status) ? { 'Retry-After': retryAfterHeader.optional() } : undefined;
+    const headers = carriesRetryAfter(status) ? { 'Retry-After': retryAfterHeader } : undefined;
     responses[status] = response(description, { content: { 'application/json': errorBody(group) }, ...(headers && { headers }) });
   }
   return responses;

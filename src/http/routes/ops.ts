@@ -29,7 +29,11 @@ export function opsRouter(deps: {
     const { ready, failures, degraded } = await readiness.report();
     const shown = degraded.length === 0 ? {} : { degraded };
     if (ready) res.json({ status: 'ready', ...shown });
-    else res.status(503).json({ status: 'not_ready', failures, ...shown });
+    else
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({ status: 'not_ready', failures, retry_after_s: 1, ...shown });
   });
 
   router.get('/metrics', deps.metricsAuth, async (_req, res) => {
