@@ -77,7 +77,10 @@ export function effectiveResources(readings: MachineReadings): MachineFigures {
     { value: Math.max(1, host.cpus), source: 'os.availableParallelism()' },
     quota == null || !(quota.value > 0)
       ? null
-      : { value: Math.max(1, Math.ceil(quota.value)), source: `cgroup ${cpuLimitName(cgroup)} ${quota.file} (${quota.value} cores)` },
+      : {
+          value: Math.max(1, Math.ceil(quota.value)),
+          source: `cgroup ${cpuLimitName(cgroup)} ${quota.file} (${quota.value} ${quota.value === 1 ? 'core' : 'cores'})`,
+        },
     cpuset == null ? null : { value: Math.max(1, cpuset.value), source: `cgroup cpuset ${cpuset.file}` },
   );
   const memoryBytes = lowest(
