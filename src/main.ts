@@ -19,11 +19,15 @@ function loadConfigOrExit(): Config {
   }
 }
 
-/** Why start-up stopped: the error and its causes on stderr for the person at the terminal, and as a log line. */
+/**
+ * Why start-up stopped: the error and its causes on stderr for the person at the terminal, and
+ * as a log line. Exit 2 for a configuration that cannot work with the servers found (e.g. Redis
+ * maxclients too low for DB_INSTANCES × WORKERS), so a cluster primary stops instead of restarting; else 1.
+ */
 function failedToStart(error: unknown, logger: Logger | undefined): never {
   logger?.error('failed to start', { error });
   process.stderr.write(`agentd: failed to start: ${errorChain(error)}\n`);
-  process.exit(1);
+  process.exit(error instanceof ConfigError ? 2 : 1);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
-import { sizeRunSlots, type Limit } from '../concurrency/sizing.js';
+import { sizeRunSlots, type Limit, type RunSlotsBound } from '../concurrency/sizing.js';
 import type { Config } from '../config/config.js';
 import { AccountRepository } from '../db/account-repository.js';
 import { AdmissionBatcher } from '../db/admission-batcher.js';
@@ -52,6 +52,8 @@ export interface RunningServer {
 interface Sizing {
   readonly processes: number;
   readonly runSlots: Limit;
+  /** What bounded the run slots (the capacity view's `sizing.run_slots.bound_by`). */
+  readonly runSlotsBound: RunSlotsBound;
   readonly queueMax: Limit;
   readonly llmInflight: Limit;
 }
@@ -59,10 +61,21 @@ interface Sizing {
 function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
   // A cluster worker sizes its share of the machine; explicit limits are per process.
   const processes = config.worker?.count ?? 1;
-  const runSlots = sizeRunSlots(machine.effective, config.runs.memoryPerRunMb, config.runs.maxConcurrentAgentRuns, processes);
+  const { boundBy, ...runSlots } = sizeRunSlots(
+    machine.effective,
+    config.runs.memoryPerRunMb,
+    config.runs.maxConcurrentAgentRuns,
+    processes,
+  );
   const orSlots = (value: number | undefined): Limit =>
     value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' };
-  return { processes, runSlots, queueMax: orSlots(config.runs.queueMax), llmInflight: orSlots(config.llm.globalMaxInflight) };
+  return {
+    processes,
+    runSlots,
+    runSlotsBound: boundBy,
+    queueMax: orSlots(config.runs.queueMax),
+    llmInflight: orSlots(config.llm.globalMaxInflight),
+  };
 }
 
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
@@ -162,6 +175,7 @@ function httpApp(config: Config, deps: AssembleDeps, parts: RunParts): ReturnTyp
   const capacity = new CapacityReport({
     instanceId: config.instanceId,
     machine: deps.machine,
+    sizing: { runSlots: deps.sizing.runSlots.value, boundBy: deps.sizing.runSlotsBound, processes: deps.sizing.processes },
     limits: deps.limits,
     slots,
     db,
@@ -309,7 +323,9 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       events: config.events,
       instanceId: config.instanceId,
       instances: config.db.instances,
+      processes: sizing.processes,
       runSlots: sizing.runSlots.value,
+      logger,
       onError: (error) => logger.error('event stream error', { error }),
     });
     lifecycle.add('event streams', streams).start();

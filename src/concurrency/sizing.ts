@@ -33,35 +33,95 @@ function fromOverride(name: string, value: number | undefined): Limit | null {
   return value === undefined ? null : { value: requirePositiveInteger(name, value), source: 'env' };
 }
 
+/** A figure sized for, with what set it (`os.availableParallelism()`, `cgroup cpu.max <file> (1.5 cores)`, …). */
+export interface Sourced {
+  readonly value: number;
+  readonly source: string;
+}
+
+/** The machine as sized for: each figure with the limit that won. */
+export interface MachineFigures {
+  readonly cpus: Sourced;
+  readonly memoryBytes: Sourced;
+}
+
+/** What the figures are lowered from: the host's, the cgroup's limits and process.constrainedMemory(). */
+export interface MachineReadings {
+  /** os.availableParallelism() (the CPU affinity mask, so a cpuset too) and os.totalmem(). */
+  readonly host: Resources;
+  readonly cgroup: CgroupLimits | null;
+  /** process.constrainedMemory(); null, 0 or 2^60 and above: none. */
+  readonly constrainedMemoryBytes: number | null;
+}
+
 function isLimit(bytes: number | null | undefined): bytes is number {
   return bytes != null && Number.isFinite(bytes) && bytes > 0 && bytes < UNLIMITED_BYTES;
 }
 
-/** Host figures lowered to the cgroup's and process.constrainedMemory()'s limits where those are lower (a 0 or undefined constrained memory means none). cpus is the quota rounded up to a whole core, at least 1. */
-export function effectiveResources(host: Resources, cgroup: CgroupLimits | null, constrainedMemoryBytes: number | null): Resources {
-  let cpus = host.cpus;
-  if (cgroup?.cpuLimit != null && cgroup.cpuLimit > 0) cpus = Math.min(cpus, Math.ceil(cgroup.cpuLimit));
-
-  let memoryBytes = host.memoryBytes;
-  for (const limit of [cgroup?.memoryLimitBytes, constrainedMemoryBytes]) {
-    if (isLimit(limit)) memoryBytes = Math.min(memoryBytes, limit);
-  }
-  return { cpus: Math.max(1, Math.ceil(cpus)), memoryBytes };
+/** The smallest candidate; on a tie the earlier one, so the more specific source is named. */
+function lowest(first: Sourced, ...others: (Sourced | null)[]): Sourced {
+  return others.reduce<Sourced>((best, next) => (next !== null && next.value < best.value ? next : best), first);
 }
+
+/**
+ * The host figures lowered to every limit below them, naming the one that won: CPUs to the
+ * cgroup's quota (rounded up to a whole core) and cpuset, memory to the cgroup's limit and
+ * process.constrainedMemory(). At least 1 CPU.
+ */
+export function effectiveResources(readings: MachineReadings): MachineFigures {
+  const { host, cgroup, constrainedMemoryBytes } = readings;
+  const quota = cgroup?.cpuQuota;
+  const cpuset = cgroup?.cpusetCpus;
+  const memory = cgroup?.memoryBytes;
+  const cpus = lowest(
+    { value: Math.max(1, host.cpus), source: 'os.availableParallelism()' },
+    quota == null || !(quota.value > 0)
+      ? null
+      : {
+          value: Math.max(1, Math.ceil(quota.value)),
+          source: `cgroup ${cpuLimitName(cgroup)} ${quota.file} (${quota.value} ${quota.value === 1 ? 'core' : 'cores'})`,
+        },
+    cpuset == null ? null : { value: Math.max(1, cpuset.value), source: `cgroup cpuset ${cpuset.file}` },
+  );
+  const memoryBytes = lowest(
+    { value: host.memoryBytes, source: 'os.totalmem()' },
+    memory == null || !isLimit(memory.value) ? null : { value: memory.value, source: `cgroup ${memoryLimitName(cgroup)} ${memory.file}` },
+    isLimit(constrainedMemoryBytes) ? { value: constrainedMemoryBytes, source: 'process.constrainedMemory()' } : null,
+  );
+  return { cpus, memoryBytes };
+}
+
+function cpuLimitName(cgroup: CgroupLimits | null): string {
+  return cgroup?.version === 1 ? 'cpu.cfs_quota_us' : 'cpu.max';
+}
+
+function memoryLimitName(cgroup: CgroupLimits | null): string {
+  return cgroup?.version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
+}
+
+/** What bounded the run slots: the CPU or the memory figure, the 2000 cap, or MAX_CONCURRENT_AGENT_RUNS. */
+export type RunSlotsBound = 'cpus' | 'memory' | 'cap' | 'env';
 
 /**
  * Run slots of one process = min(floor(min(cpus × 10, floor(memory ÷ memoryPerRunMb MiB)) ÷ processes), 2000),
  * at least 1: `processes` (WORKERS, default 1) share the machine, and 2000 bounds one event loop.
- * `override` (from MAX_CONCURRENT_AGENT_RUNS, per process) wins with source 'env'.
+ * `override` (from MAX_CONCURRENT_AGENT_RUNS, per process) wins with source 'env'. `boundBy` says which term won.
  */
-export function sizeRunSlots(resources: Resources, memoryPerRunMb: number, override?: number, processes = 1): Limit {
+export function sizeRunSlots(
+  resources: Resources,
+  memoryPerRunMb: number,
+  override?: number,
+  processes = 1,
+): Limit & { readonly boundBy: RunSlotsBound } {
   const fromEnv = fromOverride('MAX_CONCURRENT_AGENT_RUNS', override);
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return { ...fromEnv, boundBy: 'env' };
   if (!(memoryPerRunMb > 0)) throw new Error(`memoryPerRunMb must be positive, got ${memoryPerRunMb}`);
   const share = requirePositiveInteger('WORKERS', processes);
   const byCpu = resources.cpus * RUN_SLOTS_PER_CPU;
   const byMemory = Math.floor(resources.memoryBytes / (memoryPerRunMb * MIB));
-  return { value: Math.max(1, Math.min(Math.floor(Math.min(byCpu, byMemory) / share), MAX_RUN_SLOTS)), source: 'auto' };
+  const perProcess = Math.floor(Math.min(byCpu, byMemory) / share);
+  const boundBy: RunSlotsBound = perProcess > MAX_RUN_SLOTS ? 'cap' : byMemory < byCpu ? 'memory' : 'cpus';
+  return { value: Math.max(1, Math.min(perProcess, MAX_RUN_SLOTS)), source: 'auto', boundBy };
 }
 
 export interface DbPoolInput {
@@ -86,25 +146,15 @@ export function sizeDbPool(input: DbPoolInput): Limit {
 
 export interface RedisInput {
   readonly runSlots: number;
-  readonly serverMaxClients: number | null; // CONFIG GET maxclients when known
-  readonly instances: number;
   readonly commandsQueueMaxOverride?: number; // REDIS_COMMANDS_QUEUE_MAX
 }
 export interface RedisLimits {
-  readonly connections: Limit; // fixed 2 per instance (commands, pub/sub subscriber) — source 'auto'
+  readonly connections: Limit; // fixed 2 per process (commands, pub/sub subscriber) — source 'auto'
   readonly commandsQueueMax: Limit; // max(10000, runSlots * 50) unless overridden; bounds the commands node-redis holds
 }
 
-/** Throws Error naming the problem if instances × connections would exceed serverMaxClients. */
+/** The Redis limits of one process: its 2 connections and node-redis' command queue bound. */
 export function sizeRedis(input: RedisInput): RedisLimits {
-  const instances = requirePositiveInteger('instances', input.instances);
-  const needed = instances * REDIS_CONNECTIONS_PER_INSTANCE;
-  if (input.serverMaxClients !== null && needed > input.serverMaxClients) {
-    throw new Error(
-      `Redis maxclients is ${input.serverMaxClients} but ${instances} agentd instances need ` +
-        `${needed} connections (${REDIS_CONNECTIONS_PER_INSTANCE} each); raise maxclients or lower the instance count`,
-    );
-  }
   return {
     connections: { value: REDIS_CONNECTIONS_PER_INSTANCE, source: 'auto' },
     commandsQueueMax: fromOverride('REDIS_COMMANDS_QUEUE_MAX', input.commandsQueueMaxOverride) ?? {
@@ -112,4 +162,26 @@ export function sizeRedis(input: RedisInput): RedisLimits {
       source: 'auto',
     },
   };
+}
+
+export interface RedisClientsInput {
+  readonly serverMaxClients: number; // CONFIG GET maxclients
+  readonly instances: number; // DB_INSTANCES: agentd instances sharing the server
+  readonly processes: number; // WORKERS per instance; each process opens its own connections
+}
+
+/**
+ * Null when every process of every instance fits in the server's maxclients
+ * (instances × processes × 2 connections), else the problem, naming the figures.
+ */
+export function redisClientsProblem(input: RedisClientsInput): string | null {
+  const instances = requirePositiveInteger('DB_INSTANCES', input.instances);
+  const processes = requirePositiveInteger('WORKERS', input.processes);
+  const needed = instances * processes * REDIS_CONNECTIONS_PER_INSTANCE;
+  if (needed <= input.serverMaxClients) return null;
+  return (
+    `Redis maxclients is ${input.serverMaxClients} but ${instances} agentd instances (DB_INSTANCES) of ${processes} ` +
+    `processes each (WORKERS) need ${needed} connections (${REDIS_CONNECTIONS_PER_INSTANCE} per process); ` +
+    `raise maxclients or lower DB_INSTANCES or WORKERS`
+  );
 }

@@ -5,7 +5,7 @@ import { CLI_ENV } from './cli-env.js';
 import { checkRoutingRules } from './llm-providers.js';
 import { type NearMiss, nearMisses } from './near-miss.js';
 import { MAX_WORKERS, configSchema } from './schema.js';
-import type { Variable } from './variable.js';
+import { isSet, nameRead, type Variable } from './variable.js';
 import { redactPasswords } from '../lib/redact-url.js';
 import { issuePhrase } from '../lib/zod-issue.js';
 
@@ -84,12 +84,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const section of Object.keys(schema) as SectionName[]) {
     const values: Record<string, unknown> = {};
     for (const [key, variable] of Object.entries(schema[section] as Record<string, Variable>)) {
-      const raw = env[variable.env];
-      const present = raw !== undefined && raw.trim() !== '';
+      const name = nameRead(variable, env);
+      const raw = env[name];
+      const present = isSet(raw);
       sources[variable.env] = present ? 'env' : 'default';
       const result = variable.schema.safeParse(present ? raw : undefined);
       if (result.success) values[key] = result.data;
-      else problems.push(`${variable.env} ${issuePhrase(result.error)} (got ${shownValue(variable, raw)})`);
+      else problems.push(`${name} ${issuePhrase(result.error)} (got ${shownValue(variable, raw)})`);
     }
     sections[section] = Object.freeze(values);
   }
@@ -112,7 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** Near misses among `env`'s names, the variables that LLM_PROVIDERS names for keys and AGENTD_WORKER being read too. */
 function nearMissesOf(env: NodeJS.ProcessEnv, providers: Config['llm']['providers']): NearMiss[] {
   const keyVariables = providers.flatMap((provider) => (provider.apiKeyEnv === null ? [] : [provider.apiKeyEnv]));
-  const known = configVariables().map((entry) => entry.variable.env);
+  const known = configVariables().flatMap((entry) => [entry.variable.env, ...entry.variable.aliases]);
   return nearMisses(env, known, new Set([WORKER_ENV, ...Object.values(CLI_ENV), ...keyVariables]));
 }
 
@@ -128,9 +129,10 @@ function checkTogether(
   problems: string[],
 ): void {
   if (config.server.workers !== 1 && (sources.DATABASE_URL === 'default' || sources.REDIS_URL === 'default')) {
+    const name = isSet(env.WORKERS) ? 'WORKERS' : 'WEB_CONCURRENCY';
     problems.push(
-      `WORKERS needs DATABASE_URL and REDIS_URL, which its worker processes share runs, events and cancels through ` +
-        `(got ${JSON.stringify(env.WORKERS)})`,
+      `${name} needs DATABASE_URL and REDIS_URL, which its worker processes share runs, events and cancels through ` +
+        `(got ${JSON.stringify(env[name])})`,
     );
   }
   if (config.runs.timeoutMs > config.runs.maxTimeoutMs) {

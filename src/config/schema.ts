@@ -43,8 +43,11 @@ const server = {
   shutdownGraceMs: variable('SHUTDOWN_GRACE_MS', int(0, 3_600_000).default(30_000)),
   /** How often this instance renews its liveness; silent for 3 beats (database clock), it is dead and its runs are swept. */
   heartbeatMs: variable('INSTANCE_HEARTBEAT_MS', int(100, 600_000).default(5_000), { limit: true }),
-  /** Processes to run on this port; 1: this process serves (no cluster); `auto`: the container-aware CPU count. */
-  workers: variable('WORKERS', workers.default(1), { limit: true }),
+  /**
+   * Processes to run on this port; 1: this process serves (no cluster); `auto`: the
+   * container-aware CPU count. WEB_CONCURRENCY (the name Heroku and others set) when WORKERS is unset.
+   */
+  workers: variable('WORKERS', workers.default(1), { limit: true, aliases: ['WEB_CONCURRENCY'] }),
   /** Origins whose pages may call /v1 (not /v1/admin) and /openapi.json from a browser; empty: no CORS headers at all. */
   corsOrigins: variable('CORS_ORIGINS', parsedText(parseCorsOrigins).prefault('')),
   /** Signs stream tokens, the same on every instance; unset: derived from ADMIN_TOKEN (neither: no stream tokens). */

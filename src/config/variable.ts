@@ -8,15 +8,29 @@ export interface Variable<N extends string = string, S extends z.ZodType = z.Zod
   readonly limit: boolean;
   /** Its value is never shown, not even in the message about a bad one (tokens, text that may hold keys). */
   readonly secret: boolean;
+  /** Conventional other names read when `env` is unset (WEB_CONCURRENCY for WORKERS); `env` wins when both are set. */
+  readonly aliases: readonly string[];
 }
 
-/** Declares a variable; `limit` puts it in the instance's limits table; `secret` keeps its value out of every message. */
+/**
+ * Declares a variable; `limit` puts it in the instance's limits table; `secret` keeps its value
+ * out of every message; `aliases` are other names read when `env` is unset.
+ */
 export function variable<N extends string, S extends z.ZodType>(
   env: N,
   schema: S,
-  options: { limit?: boolean; secret?: boolean } = {},
+  options: { limit?: boolean; secret?: boolean; aliases?: readonly string[] } = {},
 ): Variable<N, S> {
-  return { env, schema, limit: options.limit ?? false, secret: options.secret ?? false };
+  return { env, schema, limit: options.limit ?? false, secret: options.secret ?? false, aliases: options.aliases ?? [] };
+}
+
+/** Whether an environment value counts as set (empty and blank strings do not). */
+export const isSet = (raw: string | undefined): raw is string => raw !== undefined && raw.trim() !== '';
+
+/** The name `variable` is read from in `env`: its own when set, else the first alias set, else its own. */
+export function nameRead(variable: Variable, env: NodeJS.ProcessEnv): string {
+  if (isSet(env[variable.env])) return variable.env;
+  return variable.aliases.find((alias) => isSet(env[alias])) ?? variable.env;
 }
 
 /** A whole number in [min, max], written in decimal digits. */

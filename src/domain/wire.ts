@@ -87,10 +87,31 @@ export interface LimitView {
   readonly source: 'auto' | 'env' | 'default';
 }
 
+/** A figure the instance was sized for and the limit that set it (`cgroup cpu.max /sys/fs/cgroup/…`, `os.totalmem()`, …). */
+export interface SourcedFigureView {
+  readonly value: number;
+  readonly source: string;
+}
+
+/** How the answering process was sized: the figures, each with the limit that won, and what bounded its run slots. */
+export interface SizingView {
+  readonly cpus: SourcedFigureView;
+  readonly memory_bytes: SourcedFigureView;
+  readonly run_slots: {
+    readonly value: number;
+    /** `env`: MAX_CONCURRENT_AGENT_RUNS; `cap`: 2000 per process; else the figure that bounded the auto size. */
+    readonly bound_by: 'cpus' | 'memory' | 'cap' | 'env';
+    /** Processes sharing the machine (WORKERS); auto run slots are each one's share. */
+    readonly workers: number;
+  };
+}
+
 /** `GET /v1/admin/capacity`: the answering instance's sizing and live use (more sections than typed here). */
 export interface CapacityView {
   readonly instance_id: string;
   readonly detected: { readonly cpus: number; readonly memory_bytes: number; readonly [key: string]: unknown };
+  /** Absent from servers older than this field. */
+  readonly sizing?: SizingView;
   readonly limits: Readonly<Record<string, LimitView>>;
   readonly runs: { readonly capacity: number; readonly in_use: number; readonly queued: number; readonly [key: string]: unknown };
   readonly [section: string]: unknown;

@@ -81,10 +81,31 @@ export const accountCreatedSchema = accountSchema.extend(issuedKeySchema.shape);
 
 export const keyRevokedSchema = z.object({ key_prefix: z.string(), revoked: z.literal(true) });
 
+/** A sized figure and the limit that set it, e.g. `cgroup cpu.max /sys/fs/cgroup/…/cpu.max (1.5 cores)` or `os.totalmem()`. */
+const sourcedFigure = z.looseObject({
+  value: z.number(),
+  source: z.string().meta({ description: 'The limit that won: a cgroup file, process.constrainedMemory(), or the host figure.' }),
+});
+
 /** Loosely typed: the operator's view grows with the runtime. */
 export const capacitySchema = z.looseObject({
   instance_id: z.string(),
   detected: z.looseObject({ cpus: z.number(), memory_bytes: z.number() }),
+  sizing: z
+    .looseObject({
+      cpus: sourcedFigure,
+      memory_bytes: sourcedFigure,
+      run_slots: z.looseObject({
+        value: z.number(),
+        bound_by: z.enum(['cpus', 'memory', 'cap', 'env']).meta({
+          description: 'What bounded the run slots: the CPU or memory figure, the 2000 cap, or MAX_CONCURRENT_AGENT_RUNS (env).',
+        }),
+        workers: z
+          .number()
+          .meta({ description: 'Processes sharing the machine (WORKERS); auto run slots are a share of the machine each.' }),
+      }),
+    })
+    .meta({ description: 'The figures this process was sized for, each with the limit that won, and what bounded its run slots.' }),
   limits: z.record(z.string(), z.looseObject({ value: z.unknown(), source: z.enum(['auto', 'env', 'default']) })),
   runs: z.looseObject({ capacity: z.number(), in_use: z.number(), queued: z.number() }),
   db_pool: z.looseObject({ max: z.number(), in_use: z.number(), idle: z.number(), waiting: z.number() }),

@@ -1,6 +1,6 @@
 import type { DetectedMachine } from '../concurrency/detect.js';
 import type { FairSemaphore } from '../concurrency/fair-semaphore.js';
-import type { Limit } from '../concurrency/sizing.js';
+import type { Limit, RunSlotsBound } from '../concurrency/sizing.js';
 import type { Database } from '../db/database.js';
 import type { InstanceRepository } from '../db/instance-repository.js';
 import type { RunRepository } from '../db/run-repository.js';
@@ -23,6 +23,13 @@ interface TenancyLimiter {
   holders: string[];
 }
 
+/** How the run slots were sized: their number, what bounded it, and the processes sharing the machine (WORKERS). */
+export interface RunSlotsSizing {
+  readonly runSlots: number;
+  readonly boundBy: RunSlotsBound;
+  readonly processes: number;
+}
+
 /** Most accounts the capacity view lists with their leases. */
 const TENANCY_ACCOUNTS_MAX = 100;
 
@@ -32,6 +39,7 @@ export class CapacityReport {
     private readonly deps: {
       readonly instanceId: string;
       readonly machine: DetectedMachine;
+      readonly sizing: RunSlotsSizing;
       readonly limits: LimitTable;
       readonly slots: FairSemaphore;
       readonly db: Database;
@@ -81,6 +89,30 @@ export class CapacityReport {
     return { accounts, sessions };
   }
 
+  /** The figures sized for, each with the limit that won, and what bounded the run slots. */
+  private sizing(): Record<string, unknown> {
+    const { machine, sizing } = this.deps;
+    return {
+      cpus: { value: machine.figures.cpus.value, source: machine.figures.cpus.source },
+      memory_bytes: { value: machine.figures.memoryBytes.value, source: machine.figures.memoryBytes.source },
+      run_slots: { value: sizing.runSlots, bound_by: sizing.boundBy, workers: sizing.processes },
+    };
+  }
+
+  /** The cgroup limits read, when there is a cgroup mount. */
+  private cgroup(): Record<string, unknown> {
+    const { cgroup } = this.deps.machine;
+    if (cgroup === null) return {};
+    return {
+      cgroup: {
+        version: cgroup.version,
+        cpu_limit: cgroup.cpuQuota?.value ?? null,
+        cpuset_cpus: cgroup.cpusetCpus?.value ?? null,
+        memory_limit_bytes: cgroup.memoryBytes?.value ?? null,
+      },
+    };
+  }
+
   async snapshot(): Promise<Record<string, unknown>> {
     const { machine, slots, db } = this.deps;
     const pool = db.stats();
@@ -96,17 +128,11 @@ export class CapacityReport {
         cpus: machine.effective.cpus,
         memory_bytes: machine.effective.memoryBytes,
         host: { cpus: machine.host.cpus, memory_bytes: machine.host.memoryBytes },
-        ...(machine.cgroup === null
-          ? {}
-          : {
-              cgroup: {
-                version: machine.cgroup.version,
-                cpu_limit: machine.cgroup.cpuLimit,
-                memory_limit_bytes: machine.cgroup.memoryLimitBytes,
-              },
-            }),
+        ...this.cgroup(),
         ...(machine.constrainedMemoryBytes === null ? {} : { constrained_memory_bytes: machine.constrainedMemoryBytes }),
       },
+      // Which limit won for CPUs, memory and run slots, and why.
+      sizing: this.sizing(),
       limits: this.deps.limits,
       runs: {
         capacity: slots.capacity,

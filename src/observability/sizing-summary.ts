@@ -12,7 +12,7 @@ export interface SizingFacts {
 
 /**
  * The fields of the start-up `sizing` line, compact: the machine as sized for (CPUs, MiB; the
- * host's figures too when a container limit lowered them), every limit as `NAME: value`, and
+ * host's figures and the limits that won too when a container limit lowered them), every limit as `NAME: value`, and
  * in `sources` only the limits not at their default (`env`: set; `auto`: sized at start-up).
  * `/v1/admin/capacity` has the whole report.
  */
@@ -30,7 +30,14 @@ export function sizingSummary(machine: DetectedMachine, limits: LimitTable, fact
     machine: {
       cpus: effective.cpus,
       memory_mib: memoryMib(effective.memoryBytes),
-      ...(limited ? { host_cpus: host.cpus, host_memory_mib: memoryMib(host.memoryBytes) } : {}),
+      ...(limited
+        ? {
+            host_cpus: host.cpus,
+            host_memory_mib: memoryMib(host.memoryBytes),
+            cpus_from: machine.figures.cpus.source,
+            memory_from: machine.figures.memoryBytes.source,
+          }
+        : {}),
     },
     limits: values,
     sources,

@@ -1,11 +1,12 @@
 import type { Config } from '../config/config.js';
-import { type Limit, sizeRedis } from '../concurrency/sizing.js';
+import { type Limit, redisClientsProblem, sizeRedis } from '../concurrency/sizing.js';
 import { LocalCancelBus } from './memory/local-cancel-bus.js';
-import type { CancelBus } from '../domain/index.js';
+import { type CancelBus, ConfigError, type Logger } from '../domain/index.js';
 import type { EventStore } from './event-store.js';
 import { MemoryEventStore } from './memory/memory-event-store.js';
 import { RedisCancelBus } from './redis/redis-cancel-bus.js';
-import { openRedis } from './redis/redis-connections.js';
+import { openRedis, type RedisConnections } from './redis/redis-connections.js';
+import { readMaxClients } from './redis/redis-max-clients.js';
 import { RedisEventStore } from './redis/redis-event-store.js';
 import { RedisKeys } from './redis/redis-keys.js';
 import { RedisLiveness } from './redis/redis-liveness.js';
@@ -31,8 +32,22 @@ export interface StreamBackendSettings {
   readonly instanceId: string;
   /** Instances sharing the Redis server (DB_INSTANCES). */
   readonly instances: number;
+  /** Processes of this instance (WORKERS), each with its own connections. */
+  readonly processes: number;
   readonly runSlots: number;
+  readonly logger: Logger;
   readonly onError: (error: unknown) => void;
+}
+
+/**
+ * Stops start-up (ConfigError) when every process of every instance would not fit in the
+ * server's maxclients; skipped when the server refuses CONFIG GET.
+ */
+async function checkMaxClients(redis: RedisConnections, settings: StreamBackendSettings): Promise<void> {
+  const serverMaxClients = await readMaxClients(redis.commands, settings.logger);
+  if (serverMaxClients === null) return;
+  const problem = redisClientsProblem({ serverMaxClients, instances: settings.instances, processes: settings.processes });
+  if (problem !== null) throw new ConfigError(problem);
 }
 
 /**
@@ -60,8 +75,6 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
   }
   const sized = sizeRedis({
     runSlots,
-    serverMaxClients: null,
-    instances: settings.instances,
     ...(redisSettings.commandsQueueMax === undefined ? {} : { commandsQueueMaxOverride: redisSettings.commandsQueueMax }),
   });
   const redis = await openRedis({
@@ -70,6 +83,12 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     commandsQueueMax: sized.commandsQueueMax.value,
     onError,
   });
+  try {
+    await checkMaxClients(redis, settings);
+  } catch (error) {
+    await redis.close();
+    throw error;
+  }
   const keys = new RedisKeys(redisSettings.keyPrefix);
   const store = new RedisEventStore({
     redis,

@@ -24,13 +24,12 @@ export interface PrivateRedis {
 
 /**
  * A Redis server of this test alone, on a free loopback port, for what must not touch the
- * shared one (FLUSHALL). Stopped with SIGTERM.
+ * shared one (FLUSHALL, CONFIG SET); `extraArgs` go to redis-server. Stopped with SIGTERM.
  */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export async function startPrivateRedis(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   const client = createClient({ url, socket: { reconnectStrategy: () => 100 } });
   client.on('error', () => undefined); // connection attempts before the server listens

@@ -167,10 +167,14 @@ describe('the agentd CLI against a live agentd', () => {
   it('shows capacity with the admin token', async () => {
     const plain = await cli(['capacity'], { AGENTD_ADMIN_TOKEN: ADMIN_TOKEN });
     assert.equal(plain.code, 0, plain.stderr);
-    assert.match(plain.stdout, /^run slots\s+\d+ of \d+ in use, \d+ queued$/m);
+    assert.match(plain.stdout, /^run slots\s+\d+ of \d+ in use, \d+ queued; bound by (cpus|memory|cap)$/m);
+    assert.match(plain.stdout, /^cpus\s+\d+ \((os\.availableParallelism\(\)|cgroup .+)\)$/m);
+    assert.match(plain.stdout, /^memory\s+[\d.]+ GiB \((os\.totalmem\(\)|process\.constrainedMemory\(\)|cgroup .+)\)$/m);
     assert.match(plain.stdout, /^MAX_CONCURRENT_AGENT_RUNS\s+\d+\s+auto$/m);
     const json = await cli(['capacity', '--json'], { AGENTD_ADMIN_TOKEN: ADMIN_TOKEN });
-    assert.equal(JSON.parse(json.stdout).instance_id, agentd.server.instanceId);
+    const report = JSON.parse(json.stdout);
+    assert.equal(report.instance_id, agentd.server.instanceId);
+    assert.equal(report.sizing.run_slots.value, report.runs.capacity);
     const wrong = await cli(['capacity'], { AGENTD_ADMIN_TOKEN: 'wrong-token-0123456789abcdef' });
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /unauthorized \(401\)/);

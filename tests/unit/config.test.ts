@@ -61,6 +61,7 @@ describe('loadConfig', () => {
     ['WORKERS', 'abc'],
     ['WORKERS', '0'],
     ['WORKERS', '1000'],
+    ['WEB_CONCURRENCY', 'lots'],
     ['DB_PREPARED_STATEMENTS', 'yes'],
   ] as const) {
     it(`stops on ${name}=${JSON.stringify(value)} naming the variable and the value`, () => {
@@ -193,6 +194,26 @@ describe('loadConfig', () => {
       });
     }
 
+    it('reads WEB_CONCURRENCY when WORKERS is unset; WORKERS wins when both are set', () => {
+      const fromAlias = loadConfig({ ...shared, WEB_CONCURRENCY: '3' });
+      assert.equal(fromAlias.server.workers, 3);
+      assert.equal(fromAlias.sources.WORKERS, 'env');
+      assert.equal(loadConfig({ ...shared, WEB_CONCURRENCY: 'auto' }).server.workers, 'auto');
+      assert.equal(loadConfig({ ...shared, WORKERS: '2', WEB_CONCURRENCY: '8' }).server.workers, 2);
+      assert.equal(loadConfig({ ...shared, WORKERS: '', WEB_CONCURRENCY: '8' }).server.workers, 8);
+      // WORKERS set: a WEB_CONCURRENCY it overrides is not even parsed.
+      assert.equal(loadConfig({ ...shared, WORKERS: '2', WEB_CONCURRENCY: 'lots' }).server.workers, 2);
+      assert.deepEqual(loadConfig({ WEB_CONCURRENCY: '1' }).nearMisses, []);
+    });
+
+    it('names WEB_CONCURRENCY when it asks for workers without DATABASE_URL', () => {
+      assert.throws(
+        () => loadConfig({ REDIS_URL: shared.REDIS_URL, WEB_CONCURRENCY: '4' }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.message.includes('WEB_CONCURRENCY needs DATABASE_URL') && error.message.includes('"4"'),
+      );
+    });
+
     it('gives a forked worker the id <INSTANCE_ID>/<slot> and its share', () => {
       const config = loadConfig({ ...shared, WORKERS: 'auto', INSTANCE_ID: 'vps', AGENTD_WORKER: '3/8' });
       assert.equal(config.instanceId, 'vps/3');
@@ -215,7 +236,7 @@ describe('loadConfig', () => {
       name: m[2] as string,
       value: m[3] as string,
     }));
-    const variables = configVariables().map((entry) => entry.variable.env);
+    const variables = configVariables().flatMap((entry) => [entry.variable.env, ...entry.variable.aliases]);
 
     it('lists every variable, and only variables agentd reads', () => {
       const names = new Set(documented.map((d) => d.name));
