@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait-for.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -17,16 +18,32 @@ export interface AgentdProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  readonly startTimeoutMs?: number;
+  /** What tsx runs: `src/main.ts` unless told (e.g. the CLI's `serve`). */
+  readonly args?: readonly string[];
+  /** Another command line altogether (e.g. `npm start` in a production install), run in `cwd`. */
+  readonly command?: readonly [string, ...string[]];
+  readonly cwd?: string;
+  /**
+   * Runs it in a process group of its own and signals the whole group, as a terminal's Ctrl-C
+   * does: for a command such as `npm start`, whose npm and shell do not pass signals on.
+   */
+  readonly group?: boolean;
+}
+
 /**
- * Runs `src/main.ts` (or `args`, e.g. the CLI's `serve`) as its own OS process and waits for its
+ * Runs `src/main.ts` (or `args`, or `command`) as its own OS process and waits for its
  * "listening" log line.
  */
 export async function spawnAgentd(
   env: Record<string, string>,
-  { startTimeoutMs = 30_000, args = ['src/main.ts'] }: { startTimeoutMs?: number; args?: readonly string[] } = {},
+  { startTimeoutMs = 30_000, args = ['src/main.ts'], command, cwd = ROOT, group = false }: SpawnOptions = {},
 ): Promise<AgentdProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    cwd: ROOT,
+  const [file, ...argv] = command ?? [process.execPath, '--import', 'tsx', ...args];
+  const child = spawn(file, argv, {
+    cwd,
+    detached: group,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -68,10 +85,28 @@ export async function spawnAgentd(
     stdout: () => stdout,
     logs: () => logs,
     async kill(signal) {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      if (!group) {
+        child.kill(signal);
+        return exited;
+      }
+      const pgid = -(child.pid as number);
+      process.kill(pgid, signal);
+      const code = await exited;
+      await waitFor(() => !groupAlive(pgid), { what: `process group ${-pgid} to exit` });
+      return code;
     },
   };
+}
+
+/** Whether any process of the group `pgid` (negative) is still running. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `src/main.ts` expecting it to refuse to start (killed after `timeoutMs`); returns its exit code, stderr and stdout. */
