@@ -1,21 +1,11 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { AgentdError } from '../client/index.js';
+import { packageVersion } from '../lib/embedded-assets.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { Interrupted } from './follow.js';
 import { buildProgram } from './program.js';
 import { processTerminal, type Terminal } from './terminal.js';
-
-/** package.json's version: two folders up both from src/cli/ and from dist/cli/. */
-function packageVersion(): string {
-  try {
-    const json = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof json.version === 'string' ? json.version : 'unknown';
-  } catch {
-    return 'unknown'; // run from an unusual layout: --version says so
-  }
-}
 
 /** A hint for the codes a person at the terminal can act on. */
 function hint(error: AgentdError): string {
@@ -49,9 +39,14 @@ function exitCodeFor(error: unknown, terminal: Terminal): number {
   return EXIT.error;
 }
 
-const terminal = processTerminal((process.env.NO_COLOR ?? '') !== '');
-try {
-  await buildProgram(terminal, packageVersion()).parseAsync(process.argv);
-} catch (error) {
-  process.exitCode = exitCodeFor(error, terminal);
+/** Runs the command line; no top-level await, so the single executable's CommonJS bundle can hold it. */
+async function main(): Promise<void> {
+  const terminal = processTerminal((process.env.NO_COLOR ?? '') !== '');
+  try {
+    await buildProgram(terminal, packageVersion(import.meta.url)).parseAsync(process.argv);
+  } catch (error) {
+    process.exitCode = exitCodeFor(error, terminal);
+  }
 }
+
+void main();

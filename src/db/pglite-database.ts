@@ -5,7 +5,8 @@
  * statement's text and parameters; they leave as a `DatabaseError`, which holds neither.
  */
 import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
+import { EMBEDDED, embeddedAsset } from '../lib/embedded-assets.js';
 import type { Database, PoolStats, Queryable, Row } from './database.js';
 import { toDatabaseError } from './database-error.js';
 
@@ -18,14 +19,31 @@ function toParams(params: readonly unknown[] | undefined): unknown[] {
   return params ? params.map((p) => (p === undefined ? null : p)) : [];
 }
 
+type WasmModule = NonNullable<PGliteOptions['pgliteWasmModule']>;
+
+/** `WebAssembly.compile`, which Node has though its type declarations here do not. */
+function compileWasm(bytes: ArrayBuffer): Promise<WasmModule> {
+  const { WebAssembly } = globalThis as unknown as { WebAssembly: { compile(bytes: ArrayBuffer): Promise<WasmModule> } };
+  return WebAssembly.compile(bytes);
+}
+
+/**
+ * In the single executable, PGlite's WebAssembly and data come from the executable itself (it
+ * would look for them beside its own module, which is not on disk); elsewhere PGlite finds them.
+ */
+async function embeddedPgliteFiles(): Promise<Pick<PGliteOptions, 'pgliteWasmModule' | 'initdbWasmModule' | 'fsBundle'>> {
+  const wasm = embeddedAsset(EMBEDDED.pgliteWasm);
+  const initdb = embeddedAsset(EMBEDDED.initdbWasm);
+  const data = embeddedAsset(EMBEDDED.pgliteData);
+  if (wasm === undefined || initdb === undefined || data === undefined) return {};
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([compileWasm(wasm), compileWasm(initdb)]);
+  return { pgliteWasmModule, initdbWasmModule, fsBundle: new Blob([data]) };
+}
+
 export async function createPgliteDatabase(opts: PgliteDatabaseOptions): Promise<Database> {
-  let pg: PGlite;
-  if (opts.dataDir === undefined) {
-    pg = await PGlite.create();
-  } else {
-    await mkdir(opts.dataDir, { recursive: true });
-    pg = await PGlite.create({ dataDir: opts.dataDir });
-  }
+  const files = await embeddedPgliteFiles();
+  if (opts.dataDir !== undefined) await mkdir(opts.dataDir, { recursive: true });
+  const pg = await PGlite.create({ ...files, ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }) });
 
   let inFlight = 0;
   let closing: Promise<void> | undefined;
