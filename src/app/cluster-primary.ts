@@ -41,8 +41,8 @@ interface Slot {
 }
 
 /**
- * Runs the cluster primary, which does no agentd work: forks `workers` workers that share the
- * listening port (round-robin), restarts one that exits unexpectedly (backoff from 250 ms; up to
+ * Runs the cluster primary, which does no agentd work: binds the port and forks `workers` workers,
+ * handing each connection to the next one (ConnectionRouter, round-robin), restarts one that exits unexpectedly (backoff from 250 ms; up to
  * 5 restarts in a row of workers that exited within 60 s of their start, then it gives up), forwards SIGTERM/SIGINT and waits for
  * the workers to drain. Resolves with the process's exit code: 0 after a clean stop, 1 when a
  * worker could not stop or kept exiting, 2 when a worker refused its configuration, 130 on a

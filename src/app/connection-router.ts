@@ -81,7 +81,8 @@ export class ConnectionRouter {
     const peer = this.peers.get(worker.id);
     if (peer === undefined) return;
     this.peers.delete(worker.id);
-    if (peer.inFlight.size > 0) this.logger.warn('worker left with connections it had not taken; routing them on', { connections: peer.inFlight.size });
+    if (peer.inFlight.size > 0)
+      this.logger.warn('worker left with connections it had not taken; routing them on', { connections: peer.inFlight.size });
     for (const socket of peer.inFlight.values()) this.route(socket);
   }
 
@@ -103,10 +104,10 @@ export class ConnectionRouter {
     }
     const id = ++this.sequence;
     peer.inFlight.set(id, socket);
-    const sent = peer.worker.send({ type: CONNECTION_MESSAGE, id }, socket, { keepOpen: true }, (error) => {
+    // false from send() means its queue is long, not that it failed: the message still goes.
+    peer.worker.send({ type: CONNECTION_MESSAGE, id }, socket, { keepOpen: true }, (error) => {
       if (error !== null) this.lost(peer, error);
     });
-    if (!sent) this.lost(peer, undefined);
   }
 
   /** The next worker that accepts connections and whose channel is open, round-robin. */

@@ -343,8 +343,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       // The listener keeps serving while the runs drain (new runs get 503 draining, /readyz
       // 503), so a load balancer that has not noticed yet sends nobody into a closed port.
       close: () => {
-        if (http.accepting)
-          logger.info('shutting down', { active_runs: manager.activeCount, grace_ms: config.server.shutdownGraceMs });
+        if (http.accepting) logger.info('shutting down', { active_runs: manager.activeCount, grace_ms: config.server.shutdownGraceMs });
         return lifecycle.closeAll().then(() => {
           logger.info('stopped');
         });
