@@ -50,7 +50,16 @@ async function main(): Promise<void> {
   }
   if (cluster.isPrimary && config.server.workers !== 1) {
     const workers = config.server.workers === 'auto' ? (await detectMachine()).effective.cpus : config.server.workers;
-    if (workers > 1) process.exit(await runPrimary({ workers, shutdownGraceMs: config.server.shutdownGraceMs, logger }));
+    if (workers > 1)
+      process.exit(
+        await runPrimary({
+          workers,
+          shutdownGraceMs: config.server.shutdownGraceMs,
+          port: config.server.port,
+          host: config.server.host,
+          logger,
+        }),
+      );
     logger.info('WORKERS=auto found one CPU; serving in this process');
   }
   // Handlers go in before start-up, so a signal that arrives while starting stops the server once it is up.

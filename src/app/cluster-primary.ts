@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { WORKER_ENV } from '../config/config.js';
 import type { Logger } from '../domain/index.js';
 import { ClusterMetricsPrimary } from '../observability/cluster-metrics.js';
+import { ConnectionRouter } from './connection-router.js';
 
 /** The first restart of a slot waits this long; each quick exit in a row doubles it. */
 const RESTART_BASE_DELAY_MS = 250;
@@ -24,6 +25,9 @@ export interface PrimaryOptions {
   readonly workers: number;
   /** After SIGTERM/SIGINT a worker gets twice this plus 10 s to drain before it is killed. */
   readonly shutdownGraceMs: number;
+  /** PORT and HOST: the primary binds them and hands each connection to a worker (ConnectionRouter). */
+  readonly port: number;
+  readonly host: string;
   readonly logger: Logger;
 }
 
@@ -37,8 +41,8 @@ interface Slot {
 }
 
 /**
- * Runs the cluster primary, which does no agentd work: forks `workers` workers that share the
- * listening port (round-robin), restarts one that exits unexpectedly (backoff from 250 ms; up to
+ * Runs the cluster primary, which does no agentd work: binds the port and forks `workers` workers,
+ * handing each connection to the next one (ConnectionRouter, round-robin), restarts one that exits unexpectedly (backoff from 250 ms; up to
  * 5 restarts in a row of workers that exited within 60 s of their start, then it gives up), forwards SIGTERM/SIGINT and waits for
  * the workers to drain. Resolves with the process's exit code: 0 after a clean stop, 1 when a
  * worker could not stop or kept exiting, 2 when a worker refused its configuration, 130 on a
@@ -53,6 +57,9 @@ class ClusterPrimary {
   private readonly logger: Logger;
   /** Sums the workers' metrics for the one that was scraped. */
   private readonly metrics: ClusterMetricsPrimary;
+  private readonly router: ConnectionRouter;
+  /** The port bound; 0 until run() binds it. */
+  private port = 0;
   /** The signal sent to the workers once stopping. */
   private stopSignal: NodeJS.Signals | null = null;
   private exitCode = 0;
@@ -65,6 +72,7 @@ class ClusterPrimary {
     this.metrics = new ClusterMetricsPrimary({
       onError: (error) => this.logger.warn('a cluster metrics message could not be sent', { error }),
     });
+    this.router = new ConnectionRouter(this.logger);
     this.slots = Array.from({ length: options.workers }, (_, i) => ({
       slot: i + 1,
       worker: null,
@@ -74,28 +82,37 @@ class ClusterPrimary {
     }));
   }
 
-  run(): Promise<number> {
+  async run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.finish = resolve));
-    cluster.schedulingPolicy = cluster.SCHED_RR;
     process.on('SIGTERM', (signal) => this.onSignal(signal));
     process.on('SIGINT', (signal) => this.onSignal(signal));
-    this.logger.info('starting workers', { workers: this.options.workers, pid: process.pid });
-    for (const slot of this.slots) this.fork(slot);
+    this.port = await this.router.listen(this.options.port, this.options.host);
+    this.logger.info('starting workers', { workers: this.options.workers, pid: process.pid, port: this.port });
+    for (const slot of this.slots) if (this.stopSignal === null) this.fork(slot);
+    this.finishWhenAllStopped();
     return done;
   }
 
   private fork(slot: Slot): void {
-    const worker = cluster.fork({ [WORKER_ENV]: `${slot.slot}/${this.options.workers}` });
+    // PORT is the one bound (PORT=0 picks one), so each worker reports the URL it is reached at.
+    const worker = cluster.fork({ [WORKER_ENV]: `${slot.slot}/${this.options.workers}`, PORT: String(this.port) });
     slot.worker = worker;
     slot.startedAtMs = Date.now();
+    this.router.add(worker);
     this.logger.info('worker started', { slot: slot.slot, pid: worker.process.pid });
     worker.on('error', (error: unknown) => this.logger.warn('worker process error', { slot: slot.slot, error }));
-    worker.on('message', (message: unknown) => this.metrics.onMessage(worker, message));
+    worker.on('message', (message: unknown) => {
+      this.router.onMessage(worker, message);
+      this.metrics.onMessage(worker, message);
+    });
+    // The channel closes as the process dies, often before 'exit': route elsewhere from then on.
+    worker.on('disconnect', () => this.router.remove(worker));
     worker.on('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onExit(slot, worker, code, signal));
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.worker === worker) slot.worker = null;
+    this.router.remove(worker);
     this.metrics.onExit(worker);
     const exit = { slot: slot.slot, pid: worker.process.pid, code, signal };
     if (this.stopSignal !== null) {
@@ -163,6 +180,7 @@ class ClusterPrimary {
   private finishWhenAllStopped(): void {
     if (!this.slots.every((slot) => slot.worker === null)) return;
     clearTimeout(this.deadline);
+    this.router.close();
     this.metrics.close();
     this.finish(this.exitCode);
   }

@@ -1,5 +1,3 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
@@ -38,6 +36,7 @@ import { builtInAgents } from './agents.js';
 import { readBuildInfo } from './build-info.js';
 import { Lifecycle } from './lifecycle.js';
 import { limitTable } from './limit-table.js';
+import { listenOnPort, serveFromPrimary } from './http-listener.js';
 import { openDatabase } from './open-database.js';
 
 export interface RunningServer {
@@ -290,18 +289,6 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   return { manager, app };
 }
 
-function listen(app: Runtime['app'], port: number, host: string): Promise<Server> {
-  return new Promise<Server>((resolve, reject) => {
-    const server = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
-  });
-}
-
-function urlOf(server: Server): string {
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
-}
-
 /**
  * The composition root: sizes the instance, opens the database and the event store, wires
  * the runs and the HTTP app, and listens. Nothing else connects or starts timers. On close,
@@ -341,10 +328,13 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     logger.info('sizing', sizingSummary(machine, limits, { database: db.kind, eventStore: streams.kind, tiers }));
     await migrate(db);
     const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
-    const http = lifecycle.add('http server', new HttpServer(await listen(app, config.server.port, config.server.host)));
+    const { port, host } = config.server;
+    // A cluster worker serves the connections the primary hands it (connection-router.ts).
+    const listener = config.worker === null ? await listenOnPort(app, port, host) : serveFromPrimary(app, port, host);
+    const http = lifecycle.add('http server', listener);
     // Added last, so closed first: runs drain while the rest still works.
     lifecycle.add('runs', { close: () => manager.shutdown(config.server.shutdownGraceMs) });
-    const url = urlOf(http.server);
+    const { url } = http;
     logger.info('listening', { url });
     return {
       url,
@@ -353,8 +343,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       // The listener keeps serving while the runs drain (new runs get 503 draining, /readyz
       // 503), so a load balancer that has not noticed yet sends nobody into a closed port.
       close: () => {
-        if (http.server.listening)
-          logger.info('shutting down', { active_runs: manager.activeCount, grace_ms: config.server.shutdownGraceMs });
+        if (http.accepting) logger.info('shutting down', { active_runs: manager.activeCount, grace_ms: config.server.shutdownGraceMs });
         return lifecycle.closeAll().then(() => {
           logger.info('stopped');
         });
@@ -363,21 +352,5 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
   } catch (error) {
     await lifecycle.closeAll();
     throw error;
-  }
-}
-
-/** The listening HTTP server as a lifecycle resource. */
-class HttpServer {
-  private stopped: Promise<void> | undefined;
-
-  constructor(readonly server: Server) {}
-
-  /** Stops accepting, closes every connection still open and waits until the server has stopped. Idempotent. */
-  close(): Promise<void> {
-    this.stopped ??= new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-    return this.stopped;
   }
 }

@@ -287,8 +287,7 @@ describe('WORKERS: one port, several agentd processes', () => {
       assert.equal(run.body.instance_id, `${base}/1`);
       const pid = workerPid(cluster as AgentdProcess, 1);
       process.kill(pid, 'SIGKILL');
-      // Until the primary sees the exit it may still hand a new connection to the dead worker,
-      // which then hangs (a node:cluster limit); from the log line on, worker 2 takes them all.
+      // From the log line on, worker 2 takes every connection (worker-kill.test.ts covers the moments before).
       await waitFor(
         () => cluster?.logs().some((entry) => entry.message === 'worker exited unexpectedly; restarting it' && entry.pid === pid),
         {
