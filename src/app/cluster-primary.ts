@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { WORKER_ENV } from '../config/config.js';
 import type { Logger } from '../domain/index.js';
 import { ClusterMetricsPrimary } from '../observability/cluster-metrics.js';
+import { inSingleExecutable } from '../lib/embedded-assets.js';
 import { ConnectionRouter } from './connection-router.js';
 
 /** The first restart of a slot waits this long; each quick exit in a row doubles it. */
@@ -88,6 +89,10 @@ class ClusterPrimary {
     process.on('SIGINT', (signal) => this.onSignal(signal));
     this.port = await this.router.listen(this.options.port, this.options.host);
     this.logger.info('starting workers', { workers: this.options.workers, pid: process.pid, port: this.port });
+    // node:cluster runs a worker as `<node> <argv[1]> <argv[2…]>`. The single executable's
+    // argv[1] repeats its own path and it reads its arguments from argv[2], so the worker's
+    // command line starts there (`agentd serve`), else the worker would see its path as a command.
+    if (inSingleExecutable()) cluster.setupPrimary({ exec: process.argv[2] ?? 'serve', args: process.argv.slice(3) });
     for (const slot of this.slots) if (this.stopSignal === null) this.fork(slot);
     this.finishWhenAllStopped();
     return done;

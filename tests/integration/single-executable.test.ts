@@ -9,7 +9,9 @@ import { buildBinary } from '../../tools/binary/build.js';
 import { ADMIN_TOKEN } from '../helpers/agentd.js';
 import { request } from '../helpers/http.js';
 import { type AgentdProcess, spawnAgentd } from '../helpers/process.js';
+import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { readSse } from '../helpers/sse.js';
+import { createTestDatabase } from '../helpers/test-database.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const run = promisify(execFile);
@@ -92,5 +94,38 @@ describe('the single executable, alone in an empty folder, on the embedded defau
     assert.equal(res.status, 200, 'the key and the run are still there');
     assert.equal(res.body.status, 'completed');
     assert.ok((await stat(join(dir, 'data'))).isDirectory());
+  });
+
+  it('uses real Postgres and Redis when told, and forks its workers (WORKERS=2) as itself', async () => {
+    await (agentd as AgentdProcess).kill('SIGTERM');
+    const database = await createTestDatabase();
+    const prefix = uniquePrefix();
+    try {
+      const env = {
+        PATH: NO_NODE_PATH,
+        ADMIN_TOKEN,
+        DATABASE_URL: database.url,
+        REDIS_URL: redisUrl(),
+        REDIS_KEY_PREFIX: prefix,
+        WORKERS: '2',
+      };
+      agentd = await spawnAgentd(env, { command: [executable, 'serve'], cwd: dir, startTimeoutMs: 60_000 });
+      await waitFor(() => (agentd as AgentdProcess).logs().filter((line) => line.message === 'listening').length === 2, {
+        what: 'both workers to listen',
+      });
+      const account = await api('POST', '/v1/admin/accounts', { name: 'real', tier: 'pro' }, ADMIN_TOKEN);
+      key = account.body.api_key as string;
+      const streamed = await readSse(`${(agentd as AgentdProcess).url}/v1/runs/stream`, {
+        token: key,
+        method: 'POST',
+        body: { agent: 'echo', input: 'on real services' },
+      });
+      assert.deepEqual(streamed.events.at(-1)?.data, { status: 'completed' });
+      assert.equal(await (agentd as AgentdProcess).kill('SIGTERM'), 0);
+      agentd = undefined;
+    } finally {
+      await cleanupPrefix(prefix);
+      await database.drop();
+    }
   });
 });
