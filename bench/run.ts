@@ -758,6 +758,9 @@ function buildRows(): Row[] {
       }
       line('Redis commands per event', '', (x) => x.redisCommands?.perEvent, undefined, { op: '<=', value: 1.2 }, false);
       line('peak RSS (all server processes)', 'MB', (x) => mb(x.rss.peakBytes), 'lower');
+      line('Redis memory per run (peak used_memory over baseline)', 'KB', (x) =>
+        x.redisMemory === undefined ? undefined : round(x.redisMemory.perRunBytes / 1024, 1),
+      );
       if (key.includes('1x')) line('RSS per listener', 'KB', (x) => round(x.rss.perListenerBytes / 1024, 1), 'lower');
       else line('RSS per concurrent run incl. listener', 'KB', (x) => round(x.rss.perRunBytes / 1024, 1), 'lower', { op: '<=', value: 40 });
       line(

@@ -63,6 +63,12 @@ export async function openRedisClient(url: string): Promise<RedisClient> {
   return client;
 }
 
+/** The server's `used_memory` (bytes) from INFO memory. */
+export async function usedMemory(client: RedisClient): Promise<number> {
+  const text = await client.sendCommand<string>(['INFO', 'memory']);
+  return Number(/^used_memory:(\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
 /** `calls` per command from INFO commandstats. */
 export async function commandCalls(client: RedisClient): Promise<Map<string, number>> {
   const text = await client.sendCommand<string>(['INFO', 'commandstats']);

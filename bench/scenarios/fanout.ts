@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { commandCalls, commandDelta, connectionsNamed, type RedisClient } from '../lib/infra.js';
+import { commandCalls, commandDelta, connectionsNamed, type RedisClient, usedMemory } from '../lib/infra.js';
 import { keepAliveAgent, runPool } from '../lib/http.js';
 import { ListenerPool } from '../lib/listener-pool.js';
 import { cpuMeter, cpuSeconds, postgresPids } from '../lib/procs.js';
@@ -36,6 +36,8 @@ export interface FanoutResult {
   readonly offeredPerSecond: number;
   readonly redisConnections?: { readonly writer: number; readonly reader: number; readonly names: string[] };
   readonly redisCommands?: { readonly total: number; readonly perEvent: number; readonly byCommand: Record<string, number> };
+  /** Redis `used_memory` before the runs and at its peak while they stream (their streams, within STREAM_MAX_BYTES and the TTL). */
+  readonly redisMemory?: { readonly baselineBytes: number; readonly peakBytes: number; readonly perRunBytes: number };
   readonly rss: {
     readonly baselineBytes: number;
     readonly peakBytes: number;
@@ -73,6 +75,8 @@ export async function runFanout(
     const baselineWriter = target.rss.writer();
     const baselineReader = target.pids.reader === target.pids.writer ? 0 : target.rss.reader();
     const before = target.redis === undefined ? undefined : await commandCalls(target.redis.client);
+    const redisBaseline = target.redis === undefined ? 0 : await usedMemory(target.redis.client);
+    let redisPeak = redisBaseline;
 
     const createStart = Date.now();
     await runPool(options.runs, 64, async (index) => {
@@ -126,6 +130,7 @@ export async function runFanout(
           const r = await connectionsNamed(target.redis.client, `agentd:${target.redis.readerId}:`);
           connWriter = Math.max(connWriter, w.length);
           connReader = Math.max(connReader, r.length);
+          redisPeak = Math.max(redisPeak, await usedMemory(target.redis.client));
           for (const name of [...w, ...r]) names.add(name);
         }
         if (!snapshotTaken && options.onHeapSnapshot !== undefined && Date.now() - markMs > (options.durationS * 1000) / 2) {
@@ -156,6 +161,15 @@ export async function runFanout(
       deliveredPerSecond: report.steadyEventsPerSecond,
       offeredPerSecond: options.runs * options.listenersPerRun * options.ratePerRun,
       ...(target.redis === undefined ? {} : { redisConnections: { writer: connWriter, reader: connReader, names: [...names].sort() } }),
+      ...(target.redis === undefined
+        ? {}
+        : {
+            redisMemory: {
+              baselineBytes: redisBaseline,
+              peakBytes: redisPeak,
+              perRunBytes: Math.round((redisPeak - redisBaseline) / options.runs),
+            },
+          }),
       ...(delta === undefined
         ? {}
         : { redisCommands: { total: delta.total, perEvent: round(delta.total / appended, 3), byCommand: delta.byCommand } }),
