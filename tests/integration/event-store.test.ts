@@ -551,7 +551,7 @@ describe('RedisEventStore on Redis', () => {
       const onNotification = (message: string): void => {
         if (connection === 'commands' && killed === undefined && message.includes(lastId)) killed = kill();
       };
-      await pair.b.redis.subscriber.subscribe(pair.keys.eventsChannel, onNotification);
+      await pair.b.redis.subscribe(pair.keys.eventsChannel, onNotification);
       const seen: RunEvent[] = [];
       const stop = pair.reader.subscribe(runId, null, (event) => seen.push(event));
 
@@ -575,7 +575,7 @@ describe('RedisEventStore on Redis', () => {
       );
       assert.ok(pair.errors.length > 0, 'the disconnect was reported');
       stop();
-      await pair.b.redis.subscriber.unsubscribe(pair.keys.eventsChannel, onNotification);
+      await pair.b.redis.unsubscribe(pair.keys.eventsChannel, onNotification);
     });
   }
 });

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ErrorReply } from 'redis';
-import type { RedisClient } from './redis-connections.js';
+
+/** Sends one command (routed by the script's first key on a cluster); resolves with its reply. */
+export type SendCommand = (args: readonly string[]) => Promise<unknown>;
 
 /** A Lua script run by its SHA1 (EVALSHA), loaded with EVAL when Redis does not know it (after a restart). */
 export class RedisScript {
@@ -10,14 +12,14 @@ export class RedisScript {
     this.sha1 = createHash('sha1').update(source).digest('hex');
   }
 
-  /** Runs the script with these keys and arguments; resolves with its reply. */
-  async run(client: RedisClient, keys: readonly string[], argv: readonly string[]): Promise<unknown> {
+  /** Runs the script with these keys and arguments through `send`; resolves with its reply. */
+  async run(send: SendCommand, keys: readonly string[], argv: readonly string[]): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...argv];
     try {
-      return await client.sendCommand<unknown>(['EVALSHA', this.sha1, ...tail]);
+      return await send(['EVALSHA', this.sha1, ...tail]);
     } catch (error) {
       if (!(error instanceof ErrorReply) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return client.sendCommand<unknown>(['EVAL', this.source, ...tail]);
+      return send(['EVAL', this.source, ...tail]);
     }
   }
 }
