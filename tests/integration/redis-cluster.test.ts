@@ -6,7 +6,7 @@ import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js'
 import { keySlot } from '../../src/streaming/redis/redis-key-slot.js';
 import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
 import { ADMIN_TOKEN } from '../helpers/agentd.js';
-import { eventStoreContract, type Instances, type StoreOptions } from '../helpers/event-store-contract.js';
+import { eventStoreContract, type Instances, makeEvents, newRunId, type StoreOptions } from '../helpers/event-store-contract.js';
 import { request } from '../helpers/http.js';
 import { type AgentdProcess, runAgentdExpectingFailure, spawnAgentd } from '../helpers/process.js';
 import { type ClusterNodeClient, startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
@@ -23,6 +23,12 @@ async function keysOn(node: ClusterNodeClient, prefix: string): Promise<string[]
   const keys: string[] = [];
   for await (const batch of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 1_000 })) keys.push(...batch);
   return keys;
+}
+
+/** Calls of each command on one node since its last CONFIG RESETSTAT (INFO commandstats). */
+async function commandCallsOn(node: ClusterNodeClient): Promise<Map<string, number>> {
+  const info = await node.info('commandstats');
+  return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].map((match) => [match[1] as string, Number(match[2])]));
 }
 
 /**
@@ -90,6 +96,29 @@ describe('Redis Cluster (3 masters of this test, on loopback)', () => {
   });
 
   eventStoreContract('RedisEventStore on a Redis Cluster (two instances)', true, (options) => openClusterPair(cluster, options));
+
+  it('writes a flush of many runs as one script per shard, and reads them back', async () => {
+    const pair = await openClusterPair(cluster);
+    try {
+      const runs = Array.from({ length: 60 }, newRunId);
+      const events = makeEvents(4);
+      for (const node of cluster.nodes) await node.sendCommand(['CONFIG', 'RESETSTAT']);
+      for (const runId of runs) for (const event of events) pair.writer.append(runId, event);
+      await pair.writer.written();
+      const calls = await Promise.all(cluster.nodes.map(commandCallsOn));
+      const scripts = calls.map((node) => node.get('evalsha') ?? 0);
+      // One flush (240 events): each shard got its part as one EVALSHA (and one EVAL if it did not know the script yet).
+      assert.deepEqual(scripts, [1, 1, 1], `EVALSHA calls per shard: ${scripts.join(', ')}`);
+      assert.equal(
+        calls.reduce((sum, node) => sum + (node.get('xadd') ?? 0), 0),
+        runs.length * events.length,
+      );
+      for (const runId of runs) assert.deepEqual(await pair.reader.read(runId, null, 100), events);
+      assert.deepEqual(pair.errors, []);
+    } finally {
+      await pair.close();
+    }
+  });
 
   describe('two agentd processes on Postgres and the cluster', () => {
     let database: { url: string; drop(): Promise<void> };

@@ -10,8 +10,8 @@ import { RedisScript } from './redis-script.js';
  *
  * On a Redis Cluster each run's stream has its own slot, and a script may only declare keys of
  * one slot; so the streams travel in ARGV and KEYS holds the first (it routes the script to its
- * shard), and `allow-cross-slot-keys` lets the script reach the others on the same shard
- * (the writer groups a batch by shard). Without a cluster the flag changes nothing (Redis >= 7).
+ * shard), and `allow-cross-slot-keys` (a cluster needs Redis >= 7) lets the script reach the
+ * others on the same shard (the writer groups a batch by shard).
  *
  * ARGV: ttlSeconds, the stream count, then per stream `key, MAXLEN`; the event count, then per
  * event `stream index, id, type, data JSON, prev id`; then the count of streams to expire and
@@ -20,7 +20,8 @@ import { RedisScript } from './redis-script.js';
  * skipped; any other refusal (an EXPIRE's too) is counted and the first reported, and the rest of
  * the batch still goes. Returns `{refused, firstError}`.
  */
-const SCRIPT = new RedisScript(`#!lua flags=allow-cross-slot-keys
+const SCRIPT = new RedisScript(
+  `
 local ttl, streams, i, refused, firstError = ARGV[1], tonumber(ARGV[2]), 3, 0, ''
 local keys, maxLens = {}, {}
 for k = 1, streams do
@@ -48,7 +49,9 @@ end
 i = i + expiring + 1
 redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 return {refused, firstError}
-`);
+`,
+  { crossSlotKeys: true },
+);
 
 export interface AppendEvent {
   readonly key: string;

@@ -117,7 +117,7 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
     },
     isReady: () => cluster.masters.length > 0 && cluster.masters.every((master) => master.client?.isReady === true),
     send,
-    runScript: (script, keys, argv) => script.run((args) => send(keys[0] ?? '', args), keys, argv),
+    runScript: (script, keys, argv) => script.run((args) => send(keys[0] ?? '', args), keys, argv, true),
     byShard<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
       const groups = new Map<string, T[]>();
       for (const item of items) {
