@@ -28,6 +28,7 @@ export interface TestRedisCluster {
  * every node reports `cluster_state:ok`. Whatever fails on the way, what was started is stopped.
  */
 export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  await requireRedis7();
   const dir = await mkdtemp(join(tmpdir(), 'agentd-cluster-'));
   const children: ChildProcess[] = [];
   const nodes: ClusterNodeClient[] = [];
@@ -58,6 +59,13 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     await stop();
     throw error;
   }
+}
+
+/** The cluster scripts need `allow-cross-slot-keys` (Redis 7): an older redis-server fails here, saying so. */
+async function requireRedis7(): Promise<void> {
+  const { stdout } = await run('redis-server', ['--version']);
+  const major = Number(/v=(\d+)\./.exec(stdout)?.[1]);
+  if (!(major >= 7)) throw new Error(`the Redis Cluster tests need redis-server 7 or later; found: ${stdout.trim()}`);
 }
 
 function startNode(port: number, dir: string): ChildProcess {
