@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import type { RunEvent } from '../../src/domain/index.js';
 import { openRedisCluster } from '../../src/streaming/redis/redis-cluster-connections.js';
 import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js';
 import { keySlot } from '../../src/streaming/redis/redis-key-slot.js';
@@ -120,6 +121,36 @@ describe('Redis Cluster (3 masters of this test, on loopback)', () => {
     }
   });
 
+  it('follows many runs of another instance with reads batched per shard (no XREAD across slots)', async () => {
+    const pair = await openClusterPair(cluster);
+    try {
+      const runs = Array.from({ length: 60 }, newRunId);
+      const events = makeEvents(4);
+      for (const node of cluster.nodes) await node.sendCommand(['CONFIG', 'RESETSTAT']);
+      const got = new Map(runs.map((runId) => [runId, [] as RunEvent[]]));
+      const stops = runs.map((runId) => pair.reader.subscribe(runId, null, (event) => got.get(runId)?.push(event)));
+      for (const runId of runs) for (const event of events) pair.writer.append(runId, event);
+      await waitFor(() => [...got.values()].every((list) => list.length === events.length), {
+        what: 'every run read on the other instance',
+      });
+      for (const stop of stops) stop();
+      for (const list of got.values()) assert.deepEqual(list, events);
+      const calls = await Promise.all(cluster.nodes.map(commandCallsOn));
+      assert.deepEqual(
+        calls.map((node) => node.get('xread') ?? 0),
+        [0, 0, 0],
+        'reads go as one script per shard',
+      );
+      assert.ok(
+        calls.every((node) => (node.get('xrange') ?? 0) > 0),
+        'every shard was read',
+      );
+      assert.deepEqual(pair.errors, []);
+    } finally {
+      await pair.close();
+    }
+  });
+
   describe('two agentd processes on Postgres and the cluster', () => {
     let database: { url: string; drop(): Promise<void> };
     let a: AgentdProcess;
@@ -211,8 +242,12 @@ describe('Redis Cluster (3 masters of this test, on loopback)', () => {
         assert.equal(result.events.at(-1)?.event, 'end');
         assert.deepEqual(result.events.at(-1)?.data, { status: 'cancelled' });
       }
-      const slots = new Set(runs.map((id) => keySlot(`${prefix}run:{${id}}:cancel`)));
-      assert.equal(slots.size, runs.length, 'each run’s cancel key in its own slot');
+      const perNode = await Promise.all(cluster.nodes.map((node) => keysOn(node, `${prefix}run:`)));
+      for (const id of runs) {
+        const holders = perNode.filter((keys) => keys.includes(`${prefix}run:{${id}}:cancel`));
+        assert.equal(holders.length, 1, `the cancel key of ${id} on one shard`);
+        assert.ok(holders[0]?.includes(`${prefix}run:{${id}}:events`), `the cancel key of ${id} beside its stream`);
+      }
       await waitFor(async () => (await request(a.url, 'GET', '/v1/admin/capacity', { token: ADMIN_TOKEN })).body.runs.in_use === 0, {
         what: 'every slot freed',
       });

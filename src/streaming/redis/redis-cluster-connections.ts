@@ -10,6 +10,7 @@ import {
 } from './redis-connections.js';
 import { keySlot } from './redis-key-slot.js';
 import { readMaxClients } from './redis-max-clients.js';
+import { readShardStreams } from './redis-read-script.js';
 
 type RedisClusterClient = ReturnType<typeof createCluster>;
 type ClusterListener = Parameters<RedisClusterClient['unsubscribe']>[1];
@@ -93,6 +94,18 @@ function clientsOf(cluster: RedisClusterClient): RedisClient[] {
   return clients;
 }
 
+/** `items` grouped by the master that owns their key's slot (node-redis' slot map), each group in order. */
+function groupByMaster<T>(cluster: RedisClusterClient, items: readonly T[], keyOf: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const master = cluster.slots[keySlot(keyOf(item))]?.master.address ?? '';
+    const group = groups.get(master);
+    if (group === undefined) groups.set(master, [item]);
+    else group.push(item);
+  }
+  return [...groups.values()];
+}
+
 interface ClusterState {
   readonly seeds: string;
   readonly reconnects: { attempts: number; ready: number };
@@ -104,7 +117,7 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
   let inFlight = 0;
   let closed: Promise<void> | undefined;
   const send = (key: string, args: readonly string[]) => cluster.sendCommand<unknown>(key, false, [...args]);
-  const masterOf = (key: string): string => cluster.slots[keySlot(key)]?.master.address ?? '';
+  const byShard = <T>(items: readonly T[], keyOf: (item: T) => string): T[][] => groupByMaster(cluster, items, keyOf);
   const masterClients = () => cluster.masters.map((master) => cluster.nodeClient(master) as unknown as Promise<RedisClient>);
   return {
     commandsQueueMax: options.commandsQueueMax,
@@ -118,20 +131,14 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
     isReady: () => cluster.masters.length > 0 && cluster.masters.every((master) => master.client?.isReady === true),
     send,
     runScript: (script, keys, argv) => script.run((args) => send(keys[0] ?? '', args), keys, argv, true),
-    byShard<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
-      const groups = new Map<string, T[]>();
-      for (const item of items) {
-        const master = masterOf(keyOf(item));
-        const group = groups.get(master);
-        if (group === undefined) groups.set(master, [item]);
-        else group.push(item);
-      }
-      return [...groups.values()];
+    byShard,
+    // XREAD over several slots is refused (CROSSSLOT): one read script per shard, sent together.
+    readStreams: (keys, ids, count) => {
+      const streams = keys.map((key, index) => [key, ids[index] ?? '0-0'] as const);
+      return Promise.all(
+        byShard(streams, ([key]) => key).map((part) => readShardStreams((args) => send(part[0]?.[0] ?? '', args), part, count)),
+      );
     },
-    // XREAD over several slots is refused (CROSSSLOT): one per stream, sent together, which
-    // node-redis pipelines on each shard's connection.
-    readStreams: (keys, ids, count) =>
-      Promise.all(keys.map((key, index) => send(key, ['XREAD', 'COUNT', String(count), 'STREAMS', key, ids[index] ?? '0-0']))),
     publish: async (channel, message) => {
       await cluster.publish(channel, message);
     },

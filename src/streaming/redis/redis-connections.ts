@@ -32,7 +32,7 @@ export interface RedisConnections {
   runScript(script: RedisScript, keys: readonly string[], argv: readonly string[]): Promise<unknown>;
   /** `items` in groups whose keys live on one shard, each in the given order: one group without a cluster. */
   byShard<T>(items: readonly T[], keyOf: (item: T) => string): T[][];
-  /** XREAD COUNT `count` of each stream after its id (in one command per slot on a cluster): the XREAD replies. */
+  /** XREAD COUNT `count` of each stream after its id (one command per shard on a cluster): the XREAD replies. */
   readStreams(keys: readonly string[], ids: readonly string[], count: number): Promise<unknown[]>;
   /** PUBLISH (classic pub/sub: a cluster delivers it to subscribers on every node). */
   publish(channel: string, message: string): Promise<void>;

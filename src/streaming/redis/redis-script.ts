@@ -10,6 +10,8 @@ export interface RedisScriptOptions {
    * caller groups them so): on a Redis Cluster it runs with `allow-cross-slot-keys` (Redis >= 7).
    */
   readonly crossSlotKeys?: boolean;
+  /** It only reads (`no-writes` with the flag above: Redis then runs it even past maxmemory). */
+  readonly readOnly?: boolean;
 }
 
 interface Variant {
@@ -27,7 +29,8 @@ export class RedisScript {
   constructor(source: string, options: RedisScriptOptions = {}) {
     this.plain = variant(source);
     // One server needs no flag, and a Redis 6 would refuse the shebang line.
-    this.onCluster = options.crossSlotKeys === true ? variant(`#!lua flags=allow-cross-slot-keys\n${source}`) : this.plain;
+    const flags = options.readOnly === true ? 'no-writes,allow-cross-slot-keys' : 'allow-cross-slot-keys';
+    this.onCluster = options.crossSlotKeys === true ? variant(`#!lua flags=${flags}\n${source}`) : this.plain;
   }
 
   /** Runs the script with these keys and arguments through `send` (`cluster`: on a Redis Cluster); resolves with its reply. */
