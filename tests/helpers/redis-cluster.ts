@@ -18,6 +18,10 @@ export interface TestRedisCluster {
   readonly ports: readonly number[];
   /** A plain client per node (no cluster routing), to count keys and clients on each shard. */
   readonly nodes: readonly ClusterNodeClient[];
+  /** Freezes node `index` (SIGSTOP): its connections stay open and nothing answers, as with a half-open link. */
+  pause(index: number): void;
+  /** Lets a paused node go on (SIGCONT). */
+  resume(index: number): void;
   /** Kills every server, closes the clients and removes the directory. Idempotent; never throws. */
   stop(): Promise<void>;
 }
@@ -54,7 +58,19 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
         timeoutMs: 30_000,
       });
     }
-    return { seeds: addresses.join(','), ports, nodes, stop };
+    const signal = (index: number, name: NodeJS.Signals) => {
+      const child = children[index];
+      if (child === undefined) throw new Error(`no node ${index}`);
+      child.kill(name);
+    };
+    return {
+      seeds: addresses.join(','),
+      ports,
+      nodes,
+      pause: (index) => signal(index, 'SIGSTOP'),
+      resume: (index) => signal(index, 'SIGCONT'),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

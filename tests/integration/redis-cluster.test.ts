@@ -6,6 +6,7 @@ import { openRedisCluster } from '../../src/streaming/redis/redis-cluster-connec
 import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js';
 import { keySlot } from '../../src/streaming/redis/redis-key-slot.js';
 import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
+import { RedisLiveness } from '../../src/streaming/redis/redis-liveness.js';
 import { ADMIN_TOKEN } from '../helpers/agentd.js';
 import { eventStoreContract, type Instances, makeEvents, newRunId, type StoreOptions } from '../helpers/event-store-contract.js';
 import { request } from '../helpers/http.js';
@@ -148,6 +149,44 @@ describe('Redis Cluster (3 masters of this test, on loopback)', () => {
       assert.deepEqual(pair.errors, []);
     } finally {
       await pair.close();
+    }
+  });
+
+  it('liveness notices a shard that stops answering, reconnects it, and tells the readers', async () => {
+    const errors: unknown[] = [];
+    const onError = (error: unknown): void => {
+      errors.push(error);
+    };
+    const redis = await openRedisCluster({
+      nodes: [{ host: '127.0.0.1', port: cluster.ports[0] as number }],
+      instanceId: `live-${randomBytes(3).toString('hex')}`,
+      commandsQueueMax: 1_000,
+      onError,
+    });
+    const liveness = new RedisLiveness(() => redis.livenessClients(), onError);
+    let reconnected = 0;
+    redis.onReconnected(() => (reconnected += 1));
+    try {
+      await redis.subscribe(`${uniquePrefix()}liveness`, () => undefined);
+      const watched = Object.keys(redis.livenessClients());
+      assert.equal(watched.length, 4, `three masters and the subscriber: ${watched.join(', ')}`);
+      cluster.pause(1);
+      try {
+        await liveness.probeAll();
+      } finally {
+        cluster.resume(1);
+      }
+      const dead = `127.0.0.1:${cluster.ports[1]}`;
+      assert.ok(
+        errors.some((error) => error instanceof Error && error.message.includes(dead) && error.message.includes('is dead')),
+        `reported the frozen node ${dead}`,
+      );
+      await waitFor(() => redis.connectionCount() === 4 && reconnected >= 1, { what: 'the node reconnected and announced' });
+      assert.ok(redis.reconnects().ready >= 1);
+      await redis.ping();
+    } finally {
+      await liveness.stop();
+      await redis.close();
     }
   });
 

@@ -51,9 +51,7 @@ export async function openRedisCluster(options: OpenRedisClusterOptions): Promis
     },
   });
   let connected = false;
-  const reconnects = { attempts: 0, ready: 0 };
-  const readyAgain = new Set<() => void>();
-  const awaitingReady = new WeakSet<RedisClient>();
+  const readyAgain = new ReadyAgain();
   // node-redis throws 'error' events without a listener; these are where they are handled:
   // reported once connected, and before that by the rejection of the first connect.
   cluster.on('error', (error: unknown) => {
@@ -62,18 +60,9 @@ export async function openRedisCluster(options: OpenRedisClusterOptions): Promis
   cluster.on('node-error', (error: unknown, node: { host: string; port: number }) => {
     if (connected) options.onError(new Error(`Redis Cluster node ${node.host}:${node.port}: ${String(error)}`, { cause: error }));
   });
-  cluster.on('node-reconnecting', () => {
-    reconnects.attempts += 1;
-    // node-redis says 'ready' per node only once; watch each reconnecting client for its next one.
-    for (const client of clientsOf(cluster)) {
-      if (client.isReady || awaitingReady.has(client)) continue;
-      awaitingReady.add(client);
-      client.once('ready', () => {
-        awaitingReady.delete(client);
-        reconnects.ready += 1;
-        for (const listener of readyAgain) listener();
-      });
-    }
+  cluster.on('node-reconnecting', (node: { host: string; port: number }) => {
+    readyAgain.attempts += 1;
+    for (const client of clientsOf(cluster, `${node.host}:${node.port}`)) readyAgain.watch(client);
   });
   try {
     await withDeadline(cluster.connect(), FIRST_CONNECT_DEADLINE_MS, `connecting to the Redis Cluster at ${seeds}`);
@@ -82,16 +71,45 @@ export async function openRedisCluster(options: OpenRedisClusterOptions): Promis
     throw new Error(`cannot connect to the Redis Cluster at ${seeds}`, { cause: error });
   }
   connected = true;
-  return clusterConnections(cluster, options, { seeds, reconnects, readyAgain });
+  readyAgain.watchReady(clientsOf(cluster));
+  return clusterConnections(cluster, options, { seeds, readyAgain });
 }
 
-/** Every connection of the cluster client: each master's, and the subscriber once there is one. */
-function clientsOf(cluster: RedisClusterClient): RedisClient[] {
+/** Every connection of the cluster client (of the node at `address`, when given): each master's, and the subscriber once there is one. */
+function clientsOf(cluster: RedisClusterClient, address?: string): RedisClient[] {
   const clients: RedisClient[] = [];
-  for (const master of cluster.masters) if (master.client !== undefined) clients.push(master.client as RedisClient);
-  const subscriber = cluster.pubSubNode?.client;
-  if (subscriber !== undefined) clients.push(subscriber as RedisClient);
+  for (const master of cluster.masters) {
+    if (master.client !== undefined && (address === undefined || master.address === address)) clients.push(master.client as RedisClient);
+  }
+  const subscriber = cluster.pubSubNode;
+  if (subscriber !== undefined && (address === undefined || subscriber.address === address)) clients.push(subscriber.client as RedisClient);
   return clients;
+}
+
+/**
+ * Each connection's 'ready' after its first, counted and announced (node-redis reports only a
+ * node's first): a reconnect of its own, or one the liveness probe forced.
+ */
+class ReadyAgain {
+  readonly listeners = new Set<() => void>();
+  attempts = 0;
+  ready = 0;
+  private readonly watched = new WeakSet<RedisClient>();
+
+  /** Announces every later 'ready' of `client` (one that was ready once: a reconnecting one, or see `watchReady`). */
+  watch(client: RedisClient): void {
+    if (this.watched.has(client)) return;
+    this.watched.add(client);
+    client.on('ready', () => {
+      this.ready += 1;
+      for (const listener of this.listeners) listener();
+    });
+  }
+
+  /** Watches the clients that are ready now (a new one's first 'ready' is no reconnect). */
+  watchReady(clients: readonly RedisClient[]): void {
+    for (const client of clients) if (client.isReady) this.watch(client);
+  }
 }
 
 /** `items` grouped by the master that owns their key's slot (node-redis' slot map), each group in order. */
@@ -108,8 +126,7 @@ function groupByMaster<T>(cluster: RedisClusterClient, items: readonly T[], keyO
 
 interface ClusterState {
   readonly seeds: string;
-  readonly reconnects: { attempts: number; ready: number };
-  readonly readyAgain: Set<() => void>;
+  readonly readyAgain: ReadyAgain;
 }
 
 /** The seam over a connected cluster client. */
@@ -144,13 +161,15 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
     },
     subscribe: (channel, listener) => cluster.subscribe(channel, listener),
     unsubscribe: (channel, listener: MessageListener) => cluster.unsubscribe(channel, listener as ClusterListener),
-    onReconnected: (listener) => state.readyAgain.add(listener),
-    offReconnected: (listener) => state.readyAgain.delete(listener),
+    onReconnected: (listener) => state.readyAgain.listeners.add(listener),
+    offReconnected: (listener) => state.readyAgain.listeners.delete(listener),
     async maxClients(logger) {
       const values = await Promise.all((await Promise.all(masterClients())).map((client) => readMaxClients(client, logger)));
       return values.some((value) => value === null) ? null : Math.min(...(values as number[]));
     },
     livenessClients() {
+      // Asked every second: connections node-redis opened since (the subscriber, a new master) are watched from here.
+      state.readyAgain.watchReady(clientsOf(cluster));
       const named: Record<string, RedisClient> = {};
       for (const master of cluster.masters) if (master.client !== undefined) named[master.address] = master.client as RedisClient;
       const subscriber = cluster.pubSubNode;
@@ -159,7 +178,7 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
     },
     connectionCount: () => clientsOf(cluster).filter((client) => client.isReady).length,
     inFlight: () => inFlight,
-    reconnects: () => ({ ...state.reconnects }),
+    reconnects: () => ({ attempts: state.readyAgain.attempts, ready: state.readyAgain.ready }),
     async ping() {
       inFlight += 1;
       try {
