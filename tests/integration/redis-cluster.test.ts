@@ -299,6 +299,17 @@ describe('Redis Cluster (3 masters of this test, on loopback)', () => {
     assert.match(result.stderr + result.stdout, /REDIS_URL and REDIS_CLUSTER_NODES are exclusive/);
   });
 
+  it('says in one line that no seed of the cluster answers, naming them and the cause (exit 1)', async () => {
+    const database = await createTestDatabase();
+    try {
+      const result = await runAgentdExpectingFailure({ DATABASE_URL: database.url, REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /cannot connect to the Redis Cluster at 127\.0\.0\.1:1,127\.0\.0\.1:2\n {2}caused by: .*ECONNREFUSED/);
+    } finally {
+      await database.drop();
+    }
+  });
+
   it('stops start-up when the smallest shard’s maxclients cannot hold every process', async () => {
     const node = cluster.nodes[1] as ClusterNodeClient;
     await node.configSet('maxclients', '20');

@@ -51,11 +51,14 @@ export async function openRedisCluster(options: OpenRedisClusterOptions): Promis
     },
   });
   let connected = false;
+  /** The last connection error of the first connect: node-redis' own rejection names no cause. */
+  let firstConnectError: unknown;
   const readyAgain = new ReadyAgain();
   // node-redis throws 'error' events without a listener; these are where they are handled:
   // reported once connected, and before that by the rejection of the first connect.
   cluster.on('error', (error: unknown) => {
     if (connected) options.onError(error);
+    else firstConnectError = error;
   });
   cluster.on('node-error', (error: unknown, node: { host: string; port: number }) => {
     if (connected) options.onError(new Error(`Redis Cluster node ${node.host}:${node.port}: ${String(error)}`, { cause: error }));
@@ -68,7 +71,8 @@ export async function openRedisCluster(options: OpenRedisClusterOptions): Promis
     await withDeadline(cluster.connect(), FIRST_CONNECT_DEADLINE_MS, `connecting to the Redis Cluster at ${seeds}`);
   } catch (error) {
     if (cluster.isOpen) await cluster.destroy();
-    throw new Error(`cannot connect to the Redis Cluster at ${seeds}`, { cause: error });
+    // "All the root nodes are unavailable" says less than the socket's error (ECONNREFUSED, …).
+    throw new Error(`cannot connect to the Redis Cluster at ${seeds}`, { cause: firstConnectError ?? error });
   }
   connected = true;
   readyAgain.watchReady(clientsOf(cluster));
