@@ -149,11 +149,15 @@ export interface RedisInput {
   readonly commandsQueueMaxOverride?: number; // REDIS_COMMANDS_QUEUE_MAX
 }
 export interface RedisLimits {
-  readonly connections: Limit; // fixed 2 per process (commands, pub/sub subscriber) — source 'auto'
+  readonly connections: Limit; // fixed 2 per process (commands, pub/sub subscriber); per shard at most on a cluster — source 'auto'
   readonly commandsQueueMax: Limit; // max(10000, runSlots * 50) unless overridden; bounds the commands node-redis holds
 }
 
-/** The Redis limits of one process: its 2 connections and node-redis' command queue bound. */
+/**
+ * The Redis limits of one process: its 2 connections and node-redis' command queue bound. On a
+ * Redis Cluster the 2 are per shard at most: a command connection to each master, and one
+ * subscriber on one of them.
+ */
 export function sizeRedis(input: RedisInput): RedisLimits {
   return {
     connections: { value: REDIS_CONNECTIONS_PER_INSTANCE, source: 'auto' },
@@ -168,6 +172,7 @@ export interface RedisClientsInput {
   readonly serverMaxClients: number; // CONFIG GET maxclients
   readonly instances: number; // DB_INSTANCES: agentd instances sharing the server
   readonly processes: number; // WORKERS per instance; each process opens its own connections
+  readonly cluster?: boolean; // serverMaxClients is the smallest of a Redis Cluster's shards
 }
 
 /**
@@ -180,8 +185,8 @@ export function redisClientsProblem(input: RedisClientsInput): string | null {
   const needed = instances * processes * REDIS_CONNECTIONS_PER_INSTANCE;
   if (needed <= input.serverMaxClients) return null;
   return (
-    `Redis maxclients is ${input.serverMaxClients} but ${instances} agentd instances (DB_INSTANCES) of ${processes} ` +
-    `processes each (WORKERS) need ${needed} connections (${REDIS_CONNECTIONS_PER_INSTANCE} per process); ` +
+    `Redis maxclients${input.cluster === true ? ' (the smallest of the cluster shards)' : ''} is ${input.serverMaxClients} but ${instances} agentd instances (DB_INSTANCES) of ${processes} ` +
+    `processes each (WORKERS) need ${needed} connections${input.cluster === true ? ' on a shard' : ''} (${REDIS_CONNECTIONS_PER_INSTANCE} per process); ` +
     `raise maxclients or lower DB_INSTANCES or WORKERS`
   );
 }

@@ -128,11 +128,18 @@ function checkTogether(
   env: NodeJS.ProcessEnv,
   problems: string[],
 ): void {
-  if (config.server.workers !== 1 && (sources.DATABASE_URL === 'default' || sources.REDIS_URL === 'default')) {
+  const noRedis = sources.REDIS_URL === 'default' && sources.REDIS_CLUSTER_NODES === 'default';
+  if (config.server.workers !== 1 && (sources.DATABASE_URL === 'default' || noRedis)) {
     const name = isSet(env.WORKERS) ? 'WORKERS' : 'WEB_CONCURRENCY';
     problems.push(
-      `${name} needs DATABASE_URL and REDIS_URL, which its worker processes share runs, events and cancels through ` +
+      `${name} needs DATABASE_URL and REDIS_URL (or REDIS_CLUSTER_NODES), which its worker processes share runs, events and cancels through ` +
         `(got ${JSON.stringify(env[name])})`,
+    );
+  }
+  if (config.redis.url !== undefined && config.redis.clusterNodes !== undefined) {
+    problems.push(
+      'REDIS_URL and REDIS_CLUSTER_NODES are exclusive: set REDIS_URL for one Redis server or REDIS_CLUSTER_NODES for a cluster ' +
+        `(got both: REDIS_CLUSTER_NODES=${JSON.stringify(env.REDIS_CLUSTER_NODES)})`,
     );
   }
   if (config.runs.timeoutMs > config.runs.maxTimeoutMs) {

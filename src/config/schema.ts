@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCorsOrigins } from './cors-origins.js';
+import { parseRedisClusterNodes } from './redis-cluster-nodes.js';
 import { parseLlmProviders, parseModelPatterns, parseRoutingRules } from './llm-providers.js';
 import { parseTierLimits } from './tier-limits.js';
 import { parseWebhookSecret } from '../lib/standard-webhooks.js';
@@ -91,6 +92,8 @@ const db = {
 const redis = {
   /** Unset: the in-process event store (single instance only). */
   url: variable('REDIS_URL', url(['redis:', 'rediss:']).optional()),
+  /** Seeds of a Redis Cluster (host:port list) instead of REDIS_URL; the two are exclusive. */
+  clusterNodes: variable('REDIS_CLUSTER_NODES', parsedText(parseRedisClusterNodes).optional()),
   keyPrefix: variable(
     'REDIS_KEY_PREFIX',
     z

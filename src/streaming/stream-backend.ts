@@ -5,8 +5,8 @@ import { type CancelBus, ConfigError, type Logger } from '../domain/index.js';
 import type { EventStore } from './event-store.js';
 import { MemoryEventStore } from './memory/memory-event-store.js';
 import { RedisCancelBus } from './redis/redis-cancel-bus.js';
+import { openRedisCluster } from './redis/redis-cluster-connections.js';
 import { openRedis, type RedisConnections } from './redis/redis-connections.js';
-import { readMaxClients } from './redis/redis-max-clients.js';
 import { RedisEventStore } from './redis/redis-event-store.js';
 import { RedisKeys } from './redis/redis-keys.js';
 import { RedisLiveness } from './redis/redis-liveness.js';
@@ -44,19 +44,28 @@ export interface StreamBackendSettings {
  * server's maxclients; skipped when the server refuses CONFIG GET.
  */
 async function checkMaxClients(redis: RedisConnections, settings: StreamBackendSettings): Promise<void> {
-  const serverMaxClients = await readMaxClients(redis.commands, settings.logger);
+  const serverMaxClients = await redis.maxClients(settings.logger);
   if (serverMaxClients === null) return;
-  const problem = redisClientsProblem({ serverMaxClients, instances: settings.instances, processes: settings.processes });
+  const cluster = settings.redis.clusterNodes !== undefined;
+  const problem = redisClientsProblem({ serverMaxClients, instances: settings.instances, processes: settings.processes, cluster });
   if (problem !== null) throw new ConfigError(problem);
 }
 
+/** One Redis server (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES), behind the same seam. */
+function connectRedis(settings: StreamBackendSettings, commandsQueueMax: number): Promise<RedisConnections> {
+  const { redis, instanceId, onError } = settings;
+  if (redis.clusterNodes !== undefined) return openRedisCluster({ nodes: redis.clusterNodes, instanceId, commandsQueueMax, onError });
+  if (redis.url === undefined) throw new Error('connectRedis needs REDIS_URL or REDIS_CLUSTER_NODES');
+  return openRedis({ url: redis.url, instanceId, commandsQueueMax, onError });
+}
+
 /**
- * The in-process store without REDIS_URL; Redis streams and pub/sub with it. Connects to Redis;
- * the caller starts the store with `start()`.
+ * The in-process store without REDIS_URL or REDIS_CLUSTER_NODES; Redis streams and pub/sub
+ * with either. Connects to Redis; the caller starts the store with `start()`.
  */
 export async function openStreamBackend(settings: StreamBackendSettings): Promise<StreamBackend> {
   const { redis: redisSettings, events, instanceId, runSlots, onError } = settings;
-  if (redisSettings.url === undefined) {
+  if (redisSettings.url === undefined && redisSettings.clusterNodes === undefined) {
     const store = new MemoryEventStore({
       ttlSeconds: events.streamTtlSeconds,
       maxLen: events.streamMaxLen,
@@ -77,12 +86,7 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     runSlots,
     ...(redisSettings.commandsQueueMax === undefined ? {} : { commandsQueueMaxOverride: redisSettings.commandsQueueMax }),
   });
-  const redis = await openRedis({
-    url: redisSettings.url,
-    instanceId,
-    commandsQueueMax: sized.commandsQueueMax.value,
-    onError,
-  });
+  const redis = await connectRedis(settings, sized.commandsQueueMax.value);
   try {
     await checkMaxClients(redis, settings);
   } catch (error) {
@@ -100,7 +104,7 @@ export async function openStreamBackend(settings: StreamBackendSettings): Promis
     onError,
   });
   const cancelBus = new RedisCancelBus({ redis, keys, ttlSeconds: CANCEL_KEY_TTL_SECONDS });
-  const liveness = new RedisLiveness({ commands: redis.commands, subscriber: redis.subscriber }, onError);
+  const liveness = new RedisLiveness(() => redis.livenessClients(), onError);
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
 import { startAgentd, type Storage, type TestAgentd } from '../helpers/agentd.js';
 import { cleanupPrefix, openTestClient, redisUrl, type TestRedisClient, uniquePrefix } from '../helpers/redis.js';
 import { assertIncreasingIds, readSse, type SseEvent } from '../helpers/sse.js';
@@ -268,7 +269,7 @@ describe('catch-up after the stream TTL (Postgres and Redis)', () => {
     const id = created.body.id as string;
     const live = await readSse(`${agentd.url}/v1/runs/${id}/events`, { token: key });
     assert.equal(live.events.at(-1)?.event, 'end');
-    await waitFor(async () => (await redis.exists(`${prefix}run:${id}:events`)) === 0, { what: 'the stream to expire' });
+    await waitFor(async () => (await redis.exists(new RedisKeys(prefix).runStream(id))) === 0, { what: 'the stream to expire' });
     const replay = await readSse(`${agentd.url}/v1/runs/${id}/events`, { token: key });
     assert.deepEqual(replay.events, live.events);
     const resumed = await readSse(`${agentd.url}/v1/runs/${id}/events?after=${live.events[9]?.id}`, { token: key });

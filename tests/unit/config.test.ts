@@ -54,6 +54,10 @@ describe('loadConfig', () => {
     ['RUN_QUEUE_TIMEOUT_MS', '1.5'],
     ['DATABASE_URL', 'mysql://x'],
     ['REDIS_URL', 'not a url'],
+    ['REDIS_CLUSTER_NODES', '10.0.0.1'],
+    ['REDIS_CLUSTER_NODES', '10.0.0.1:7000,h:0'],
+    ['REDIS_CLUSTER_NODES', 'redis://h:7000'],
+    ['REDIS_CLUSTER_NODES', ' , '],
     ['LOG_LEVEL', 'loud'],
     ['TIER_LIMITS', 'free=1'],
     ['TIER_LIMITS', 'free:1,free:2'],
@@ -169,6 +173,33 @@ describe('loadConfig', () => {
     assert.equal(config.runs.eventBacklogBytes, 4 * 1024 * 1024);
     assert.equal(config.events.streamMaxBytes, 8 * 1024 * 1024);
     assert.equal(config.sse.maxListenersPerAccount, 2_500);
+  });
+
+  describe('REDIS_CLUSTER_NODES', () => {
+    it('takes host:port seeds (IPv6 in brackets), dropping repeats', () => {
+      const config = loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, redis-a.internal:7001,[::1]:7002,10.0.0.1:7000 ' });
+      assert.deepEqual(config.redis.clusterNodes, [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-a.internal', port: 7001 },
+        { host: '::1', port: 7002 },
+      ]);
+      assert.equal(config.redis.url, undefined);
+    });
+
+    it('is exclusive with REDIS_URL: both set stops, naming both', () => {
+      assert.throws(
+        () => loadConfig({ REDIS_URL: 'redis://h:6379', REDIS_CLUSTER_NODES: 'h:7000' }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.message.includes('REDIS_URL and REDIS_CLUSTER_NODES are exclusive') &&
+          error.message.includes('"h:7000"'),
+      );
+    });
+
+    it('lets WORKERS fork workers in place of REDIS_URL', () => {
+      const config = loadConfig({ DATABASE_URL: 'postgres://u@h/db', REDIS_CLUSTER_NODES: 'h:7000', WORKERS: '2' });
+      assert.equal(config.server.workers, 2);
+    });
   });
 
   describe('WORKERS', () => {

@@ -46,9 +46,10 @@ export class RedisCancelBus implements CancelBus {
     const { redis, keys } = this.options;
     try {
       // The key first: a run starting after the message was published still finds it.
-      const set = redis.commands.set(keys.cancelRequested(runId), '1', { expiration: { type: 'EX', value: this.ttlSeconds } });
+      const key = keys.cancelRequested(runId);
+      const set = redis.send(key, ['SET', key, '1', 'EX', String(this.ttlSeconds)]);
       await withDeadline(redis.counted(set), COMMAND_DEADLINE_MS, 'Redis SET');
-      await withDeadline(redis.counted(redis.commands.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
+      await withDeadline(redis.counted(redis.publish(keys.cancelChannel, runId)), COMMAND_DEADLINE_MS, 'Redis PUBLISH');
       this.remember(runId);
     } catch (error) {
       throw new DependencyUnavailableError('event stream (Redis)', error);
@@ -61,13 +62,13 @@ export class RedisCancelBus implements CancelBus {
     this.subscribe();
     // Pub/sub is at-most-once: after the subscriber reconnects, a request published while it
     // was away is still found by its key.
-    this.options.redis.subscriber.on('ready', this.onReconnected);
+    this.options.redis.onReconnected(this.onReconnected);
   }
 
   private subscribe(): void {
     if (this.subscribed) return;
     this.subscribed = true;
-    this.options.redis.subscriber.subscribe(this.options.keys.cancelChannel, this.onMessage).catch((error: unknown) => {
+    this.options.redis.subscribe(this.options.keys.cancelChannel, this.onMessage).catch((error: unknown) => {
       this.subscribed = false; // retried when the subscriber is ready again
       this.onError(error);
     });
@@ -92,7 +93,8 @@ export class RedisCancelBus implements CancelBus {
   /** Whether the request key of the run is set (after a reconnect, for requests the channel lost). */
   private async isRequested(runId: string): Promise<boolean> {
     const { redis, keys } = this.options;
-    return (await redis.counted(redis.commands.exists(keys.cancelRequested(runId)))) > 0;
+    const key = keys.cancelRequested(runId);
+    return Number(await redis.counted(redis.send(key, ['EXISTS', key]))) > 0;
   }
 
   private remember(runId: string): void {

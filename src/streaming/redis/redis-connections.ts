@@ -1,31 +1,59 @@
 import { createClient } from 'redis';
+import type { Logger } from '../../domain/index.js';
 import { hostAndPort } from '../../lib/redact-url.js';
+import { readMaxClients } from './redis-max-clients.js';
+import type { RedisScript } from './redis-script.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
+/** A pub/sub message handler (the message text). */
+export type MessageListener = (message: string) => void;
+
 /**
- * The two Redis connections of one instance: `commands` (everything that is not pub/sub,
- * auto-pipelined by node-redis) and `subscriber` (RESP2 pub/sub needs its own connection).
- * Nothing else opens a connection, however many runs or listeners there are.
+ * The one seam between agentd and Redis, one server (`openRedis`) or a Redis Cluster
+ * (`openRedisCluster`): the operations the event store, the cancel bus and liveness need, and
+ * nothing that tells them which. On one server that is two connections, `commands` (everything
+ * but pub/sub, auto-pipelined by node-redis) and `subscriber` (RESP2 pub/sub needs its own); on
+ * a cluster one command connection per shard and one subscriber. Nothing else opens a
+ * connection, however many runs or listeners there are.
  */
 export interface RedisConnections {
-  readonly commands: RedisClient;
-  readonly subscriber: RedisClient;
   /** node-redis' command queue bound per connection: commands beyond it are refused at once. */
   readonly commandsQueueMax: number;
   /** The error handler the connections were opened with, for users that have none of their own. */
   readonly reportError: (error: unknown) => void;
   /** Counts `command` in `inFlight()` until it settles; returns it unchanged. */
   counted<T>(command: Promise<T>): Promise<T>;
-  /** Connected and ready clients, 0..2. */
+  /** Whether commands can go now (on a cluster: every shard's connection is ready). */
+  isReady(): boolean;
+  /** One command, on the connection of the shard that holds `key`. */
+  send(key: string, args: readonly string[]): Promise<unknown>;
+  /** Runs a script on the shard of `keys[0]`; any other key it touches must live there too (see `byShard`). */
+  runScript(script: RedisScript, keys: readonly string[], argv: readonly string[]): Promise<unknown>;
+  /** `items` in groups whose keys live on one shard, each in the given order: one group without a cluster. */
+  byShard<T>(items: readonly T[], keyOf: (item: T) => string): T[][];
+  /** XREAD COUNT `count` of each stream after its id (one command per shard on a cluster): the XREAD replies. */
+  readStreams(keys: readonly string[], ids: readonly string[], count: number): Promise<unknown[]>;
+  /** PUBLISH (classic pub/sub: a cluster delivers it to subscribers on every node). */
+  publish(channel: string, message: string): Promise<void>;
+  subscribe(channel: string, listener: MessageListener): Promise<void>;
+  unsubscribe(channel: string, listener: MessageListener): Promise<void>;
+  /** Calls `listener` whenever a connection is ready again after a reconnect (pub/sub may have lost messages). */
+  onReconnected(listener: () => void): void;
+  offReconnected(listener: () => void): void;
+  /** The smallest `maxclients` over the servers (each shard's), or null when one refuses CONFIG GET. */
+  maxClients(logger: Logger): Promise<number | null>;
+  /** The connections a liveness probe watches, by name (read again on every probe: a cluster's change). */
+  livenessClients(): Readonly<Record<string, RedisClient>>;
+  /** Connected and ready connections: 0..2 on one server, 0..shards + 1 on a cluster. */
   connectionCount(): number;
   /** Commands sent through `counted` (or `ping`) and not answered yet. */
   inFlight(): number;
-  /** Since opening, over both connections: node-redis' reconnect attempts, and reconnects that became ready (any cause). */
+  /** Since opening, over every connection: node-redis' reconnect attempts, and reconnects that became ready (any cause). */
   reconnects(): { readonly attempts: number; readonly ready: number };
-  /** PINGs over the command connection; rejects naming Redis when it does not answer. */
+  /** PINGs the command connection (every shard's); rejects naming Redis when one does not answer. */
   ping(): Promise<void>;
-  /** Quits both connections (destroying one whose QUIT takes over 2 s). Idempotent. */
+  /** Quits every connection (destroying one whose QUIT takes over 2 s). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -42,12 +70,12 @@ export interface OpenRedisOptions {
   readonly onError: (error: unknown) => void;
 }
 
-const CONNECT_TIMEOUT_MS = 5_000;
+export const CONNECT_TIMEOUT_MS = 5_000;
 const QUIT_TIMEOUT_MS = 2_000;
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 2_000;
 /** Attempts before the first connect gives up, so a wrong URL fails start-up instead of hanging it. */
-const FIRST_CONNECT_ATTEMPTS = 5;
+export const FIRST_CONNECT_ATTEMPTS = 5;
 const DEFAULT_PORT = 6379;
 
 /** Reconnect delay after `retries` failed attempts: 50 ms doubling to 2 s, plus up to 10% jitter. */
@@ -75,9 +103,15 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
 
   let inFlight = 0;
   let closed: Promise<void> | undefined;
+  const readyAgain = new Set<() => void>();
+  for (const client of [commands, subscriber]) {
+    client.on('ready', () => {
+      for (const listener of readyAgain) listener();
+    });
+  }
+  const address = hostAndPort(options.url, DEFAULT_PORT);
+  const send = (args: readonly string[]) => commands.sendCommand<unknown>([...args]);
   return {
-    commands,
-    subscriber,
     commandsQueueMax: options.commandsQueueMax,
     reportError: options.onError,
     counted<T>(command: Promise<T>): Promise<T> {
@@ -86,6 +120,20 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
         inFlight -= 1;
       });
     },
+    isReady: () => commands.isReady,
+    send: (_key, args) => send(args),
+    runScript: (script, keys, argv) => script.run(send, keys, argv),
+    byShard: (items) => (items.length === 0 ? [] : [[...items]]),
+    readStreams: async (keys, ids, count) => [await send(['XREAD', 'COUNT', String(count), 'STREAMS', ...keys, ...ids])],
+    publish: async (channel, message) => {
+      await commands.publish(channel, message);
+    },
+    subscribe: (channel, listener) => subscriber.subscribe(channel, listener),
+    unsubscribe: (channel, listener) => subscriber.unsubscribe(channel, listener),
+    onReconnected: (listener) => readyAgain.add(listener),
+    offReconnected: (listener) => readyAgain.delete(listener),
+    maxClients: (logger) => readMaxClients(commands, logger),
+    livenessClients: () => ({ commands, subscriber }),
     connectionCount: () => (commands.isReady ? 1 : 0) + (subscriber.isReady ? 1 : 0),
     inFlight: () => inFlight,
     reconnects: () => ({ ...reconnects }),
@@ -94,7 +142,7 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
         inFlight += 1;
         await commands.ping();
       } catch (error) {
-        throw new Error(`Redis at ${hostAndPort(options.url, DEFAULT_PORT)} did not answer PING`, { cause: error });
+        throw new Error(`Redis at ${address} did not answer PING`, { cause: error });
       } finally {
         inFlight -= 1;
       }
@@ -142,7 +190,7 @@ function createNamedClient(options: OpenRedisOptions, name: string, reconnects: 
 }
 
 /** QUIT, or destroy when not connected or when QUIT takes longer than QUIT_TIMEOUT_MS. */
-async function quit(client: RedisClient, onError: (error: unknown) => void): Promise<void> {
+export async function quit(client: RedisClient, onError: (error: unknown) => void): Promise<void> {
   if (!client.isOpen) return;
   if (!client.isReady) {
     // Nothing can be said to a server we are not connected to; this also stops reconnecting.

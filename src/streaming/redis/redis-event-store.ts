@@ -52,7 +52,7 @@ export class RedisEventStore implements EventStore {
 
   async appendEnd(runId: string, json: string, notBefore: EventId, prevIfEmpty: EventId | null): Promise<RunEvent> {
     const { redis, keys } = this.options;
-    const sealing = sealStream(redis.commands, {
+    const sealing = sealStream(redis, {
       key: keys.runStream(runId),
       runId,
       json,
@@ -87,8 +87,9 @@ export class RedisEventStore implements EventStore {
     }
     const { redis, keys } = this.options;
     const start = after === null ? '-' : `(${formatEventId(after)}`;
+    const key = keys.runStream(runId);
     const reply = await withDeadline(
-      redis.counted(redis.commands.sendCommand<unknown>(['XRANGE', keys.runStream(runId), start, '+', 'COUNT', String(limit)])),
+      redis.counted(redis.send(key, ['XRANGE', key, start, '+', 'COUNT', String(limit)])),
       COMMAND_DEADLINE_MS,
       'Redis XRANGE',
     );

@@ -11,7 +11,7 @@ const STUCK_CONNECTING_MS = 5_000;
 
 interface Watched {
   readonly name: string;
-  readonly client: RedisClient;
+  client: RedisClient;
   /** Since when the connection has been open but not ready; null while ready. */
   connectingSinceMs: number | null;
   healing: boolean;
@@ -25,14 +25,14 @@ interface Watched {
  * have lost. A reconnect that hangs itself (its handshake unanswered) is begun again.
  */
 export class RedisLiveness {
-  private readonly watched: Watched[];
+  private readonly watched = new Map<string, Watched>();
   private readonly loop: BackgroundLoop;
 
+  /** `clients`: the connections to watch by name, asked again before every round (a cluster's may change). */
   constructor(
-    clients: Readonly<Record<string, RedisClient>>,
+    private readonly clients: () => Readonly<Record<string, RedisClient>>,
     private readonly onError: (error: unknown) => void,
   ) {
-    this.watched = Object.entries(clients).map(([name, client]) => ({ name, client, connectingSinceMs: null, healing: false }));
     this.loop = new BackgroundLoop(() => this.probeAll(), PROBE_INTERVAL_MS, onError);
   }
 
@@ -46,7 +46,15 @@ export class RedisLiveness {
 
   /** One round of probes (tests drive it). */
   async probeAll(): Promise<void> {
-    await Promise.all(this.watched.map((watched) => this.probe(watched)));
+    const current = Object.entries(this.clients());
+    const names = new Set(current.map(([name]) => name));
+    for (const name of this.watched.keys()) if (!names.has(name)) this.watched.delete(name);
+    for (const [name, client] of current) {
+      const watched = this.watched.get(name);
+      if (watched === undefined) this.watched.set(name, { name, client, connectingSinceMs: null, healing: false });
+      else if (watched.client !== client) Object.assign(watched, { client, connectingSinceMs: null });
+    }
+    await Promise.all([...this.watched.values()].map((watched) => this.probe(watched)));
   }
 
   private async probe(watched: Watched): Promise<void> {

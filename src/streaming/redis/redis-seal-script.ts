@@ -1,5 +1,5 @@
 import { parseEventId, type EventId, type RunEvent } from '../../domain/index.js';
-import type { RedisClient } from './redis-connections.js';
+import type { RedisConnections } from './redis-connections.js';
 import { RedisScript } from './redis-script.js';
 
 /**
@@ -47,7 +47,7 @@ export interface SealRequest {
 }
 
 /** Runs the seal script (EVALSHA, loading it with EVAL after a Redis restart); returns the stream's `end`. */
-export async function sealStream(client: RedisClient, request: SealRequest): Promise<RunEvent> {
+export async function sealStream(redis: RedisConnections, request: SealRequest): Promise<RunEvent> {
   const { notBefore, prevIfEmpty } = request;
   const prevText = prevIfEmpty === null ? '' : `${prevIfEmpty.ms}-${prevIfEmpty.seq}`;
   const argv = [
@@ -60,7 +60,7 @@ export async function sealStream(client: RedisClient, request: SealRequest): Pro
     request.instanceId,
     request.runId,
   ];
-  const reply = await SCRIPT.run(client, [request.key], argv);
+  const reply = await redis.runScript(SCRIPT, [request.key], argv);
   const [idText, prevReply, json] = Array.isArray(reply) ? (reply as unknown[]) : [];
   const id = typeof idText === 'string' ? parseEventId(idText) : null;
   const prev = typeof prevReply === 'string' && prevReply !== '' ? parseEventId(prevReply) : null;

@@ -69,8 +69,7 @@ export class RedisStreamReader {
     this.started = true;
     // Either connection coming back may mean missed work: notifications (subscriber) or
     // reads that failed with the connection (commands).
-    this.redis.subscriber.on('ready', this.onReconnected);
-    this.redis.commands.on('ready', this.onReconnected);
+    this.redis.onReconnected(this.onReconnected);
   }
 
   /** Feeds `listener` the run's events after `after`; returns the function that stops it (idempotent). */
@@ -104,8 +103,7 @@ export class RedisStreamReader {
   /** Ignores notifications and reconnects from now on: no new read starts. Idempotent. */
   stop(): void {
     this.stopped = true;
-    this.redis.subscriber.off('ready', this.onReconnected);
-    this.redis.commands.off('ready', this.onReconnected);
+    this.redis.offReconnected(this.onReconnected);
   }
 
   /** Stops, waits for the read under way, then unsubscribes (waiting up to 5 s). Idempotent. */
@@ -115,7 +113,7 @@ export class RedisStreamReader {
       await this.reading;
       await Promise.all(this.fetchingEnds);
       if (this.subscribing !== undefined) {
-        const unsubscribed = this.redis.subscriber
+        const unsubscribed = this.redis
           .unsubscribe(this.keys.eventsChannel, this.onNotification)
           .catch((error: unknown) => this.onError(error));
         await settledWithin(unsubscribed, CLOSE_TIMEOUT_MS);
@@ -139,7 +137,7 @@ export class RedisStreamReader {
   }
 
   private ensureSubscribed(): Promise<void> {
-    this.subscribing ??= this.redis.subscriber.subscribe(this.keys.eventsChannel, this.onNotification).then(
+    this.subscribing ??= this.redis.subscribe(this.keys.eventsChannel, this.onNotification).then(
       () => {
         this.subscribed = true;
       },
@@ -173,7 +171,7 @@ export class RedisStreamReader {
   private fetchEnd(runId: string, endId: EventId): void {
     const id = formatEventId(endId);
     const fetching: Promise<void> = this.redis
-      .counted(this.redis.commands.sendCommand<unknown>(['XRANGE', this.keys.runStream(runId), id, id]))
+      .counted(this.redis.send(this.keys.runStream(runId), ['XRANGE', this.keys.runStream(runId), id, id]))
       .then(
         (reply) => {
           const follow = this.follows.get(runId);
@@ -202,7 +200,7 @@ export class RedisStreamReader {
     });
   }
 
-  /** One XREAD at a time; runs marked while it runs are read by the next one. False after a failed read. */
+  /** One read at a time (an XREAD, or one per slot on a cluster); runs marked while it runs are read by the next one. False after a failed read. */
   private async readLoop(): Promise<boolean> {
     while (this.dirty.size > 0 && !this.stopped) {
       const runIds: string[] = [];
@@ -230,11 +228,9 @@ export class RedisStreamReader {
       const delivered = this.follows.get(runId)?.delivered ?? null;
       return delivered === null ? '0-0' : formatEventId(delivered);
     });
-    const reply = await this.redis.counted(
-      this.redis.commands.sendCommand<unknown>(['XREAD', 'COUNT', String(READ_COUNT), 'STREAMS', ...keys, ...ids]),
-    );
+    const replies = await this.redis.counted(this.redis.readStreams(keys, ids, READ_COUNT));
     const runByKey = new Map(keys.map((key, index) => [key, runIds[index] as string]));
-    for (const [key, entries] of parseXReadReply(reply)) {
+    for (const [key, entries] of replies.flatMap(parseXReadReply)) {
       const runId = runByKey.get(key);
       const follow = runId === undefined ? undefined : this.follows.get(runId);
       if (runId === undefined || follow === undefined) continue; // unsubscribed while reading

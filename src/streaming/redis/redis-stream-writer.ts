@@ -214,10 +214,29 @@ export class RedisStreamWriter {
     return { events, expiring, nowMs };
   }
 
-  /** Sends one batch as one command (see redis-append-script.ts). */
+  /**
+   * Sends one batch as one command per shard (see redis-append-script.ts): one without a
+   * cluster; on one, the shards' commands go at once and each names its own runs in its
+   * notification. A shard's failure drops its part only; the first failure is thrown.
+   */
   private async write({ events, expiring, nowMs }: Batch): Promise<void> {
-    const client = this.redis.commands;
-    if (!client.isReady) throw new Error(`Redis is not connected: dropped a batch of ${events.length} events`);
+    if (!this.redis.isReady()) throw new Error(`Redis is not connected: dropped a batch of ${events.length} events`);
+    const parts = this.redis.byShard(events, ({ runId }) => this.keys.runStream(runId));
+    const results = await Promise.allSettled(parts.map((part) => this.writePart(part, expiring)));
+    // EXPIREs run after the XADDs in the script: they succeeded unless the script failed.
+    results.forEach((result, index) => {
+      if (result.status !== 'fulfilled') return;
+      for (const { runId } of parts[index] ?? []) {
+        const run = expiring.has(runId) ? this.runs.get(runId) : undefined;
+        if (run !== undefined) run.expiredAtMs = nowMs;
+      }
+    });
+    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  /** One shard's part of a batch as one script. */
+  private async writePart(events: readonly Pending[], expiring: ReadonlySet<string>): Promise<void> {
     const lastIds = new Map<string, EventId>();
     const ended = new Set<string>();
     const maxLens = new Map<string, number>();
@@ -229,9 +248,9 @@ export class RedisStreamWriter {
       lastIds.set(runId, event.id);
       if (event.type === 'end') ended.add(runId);
     }
-    const appended = appendBatch(client, {
+    const appended = appendBatch(this.redis, {
       events: appends,
-      expire: [...expiring].map((runId) => this.keys.runStream(runId)),
+      expire: [...lastIds.keys()].filter((runId) => expiring.has(runId)).map((runId) => this.keys.runStream(runId)),
       ttlSeconds: this.options.ttlSeconds,
       maxLens,
       channel: this.keys.eventsChannel,
@@ -243,11 +262,6 @@ export class RedisStreamWriter {
     // An unresponsive server (not a refused connection) would hold every later flush: give up
     // on this batch after a deadline; the archive has its events.
     await withDeadline(this.redis.counted(appended), COMMAND_DEADLINE_MS, `Redis write of ${events.length} events`);
-    // EXPIREs run after the XADDs in the script: they succeeded unless the script failed.
-    for (const runId of expiring) {
-      const run = this.runs.get(runId);
-      if (run !== undefined) run.expiredAtMs = nowMs;
-    }
   }
 
   /** The run's MAXLEN: maxLen, or fewer when its recent events are large (maxBytes over their average size). */
