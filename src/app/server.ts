@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
+import { autoOffloadThreads, OFFLOAD_QUEUE_PER_THREAD, OffloadPool } from '../concurrency/offload-pool.js';
 import { sizeRunSlots, type Limit } from '../concurrency/sizing.js';
 import type { Config } from '../config/config.js';
 import { AccountRepository } from '../db/account-repository.js';
@@ -15,7 +16,7 @@ import { RetentionRepository } from '../db/retention-repository.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
 import { WebhookRepository } from '../db/webhook-repository.js';
-import type { Logger } from '../domain/index.js';
+import type { Agent, Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
 import { runView } from '../http/run-view.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
@@ -34,10 +35,11 @@ import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
 import { Followers } from '../streaming/followers.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
-import { builtInAgents } from './agents.js';
+import { agentServices, builtInAgents, createGateway } from './agents.js';
 import { readBuildInfo } from './build-info.js';
 import { Lifecycle } from './lifecycle.js';
 import { limitTable } from './limit-table.js';
+import { loadAgentsDir } from './load-agents.js';
 import { openDatabase } from './open-database.js';
 
 export interface RunningServer {
@@ -54,6 +56,8 @@ interface Sizing {
   readonly runSlots: Limit;
   readonly queueMax: Limit;
   readonly llmInflight: Limit;
+  readonly offloadThreads: Limit;
+  readonly offloadQueueMax: Limit;
 }
 
 function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
@@ -62,7 +66,22 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
   const runSlots = sizeRunSlots(machine.effective, config.runs.memoryPerRunMb, config.runs.maxConcurrentAgentRuns, processes);
   const orSlots = (value: number | undefined): Limit =>
     value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' };
-  return { processes, runSlots, queueMax: orSlots(config.runs.queueMax), llmInflight: orSlots(config.llm.globalMaxInflight) };
+  const { offloadThreads, offloadQueueMax } = config.agents;
+  const threads: Limit =
+    offloadThreads === undefined
+      ? { value: autoOffloadThreads(machine.effective.cpus), source: 'auto' }
+      : { value: offloadThreads, source: 'env' };
+  return {
+    processes,
+    runSlots,
+    queueMax: orSlots(config.runs.queueMax),
+    llmInflight: orSlots(config.llm.globalMaxInflight),
+    offloadThreads: threads,
+    offloadQueueMax:
+      offloadQueueMax === undefined
+        ? { value: threads.value * OFFLOAD_QUEUE_PER_THREAD, source: 'auto' }
+        : { value: offloadQueueMax, source: 'env' },
+  };
 }
 
 /** Ends a restarted instance's leftover runs `interrupted`, each with its `end` event. */
@@ -138,6 +157,8 @@ interface AssembleDeps {
   readonly limits: LimitTable;
   readonly lifecycle: Lifecycle;
   readonly logger: Logger;
+  /** Agents given in code (createRuntime), besides the built-in ones and AGENTS_DIR's. */
+  readonly agents: readonly Agent[];
 }
 
 /** The parts of the runs the HTTP app serves and reports on. */
@@ -238,7 +259,23 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   const lingering = new LingeringAgents();
   const build = await readBuildInfo(logger);
   const metrics = createMetrics({ build, slots, db, store: streams.store, eventLog, archiver, listeners, llm, lingering });
-  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics));
+  const gateway = createGateway(config.llm, llm, metrics);
+  const builtIn = builtInAgents(gateway);
+  const own = [
+    ...(config.agents.dir === undefined
+      ? []
+      : await loadAgentsDir(
+          config.agents.dir,
+          builtIn.map((a) => a.name),
+        )),
+    ...deps.agents,
+  ];
+  const agents = new AgentRegistry([...builtIn, ...own]);
+  if (own.length > 0) logger.info('agents loaded', { agents: own.map((a) => a.name), dir: config.agents.dir ?? null });
+  const offload = lifecycle.add(
+    'offload pool',
+    new OffloadPool({ threads: sizing.offloadThreads.value, queueMax: sizing.offloadQueueMax.value, baseDir: config.agents.dir }),
+  );
   const manager = new RunManager({
     runs,
     admissions,
@@ -252,6 +289,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
     logger,
     observer: metrics.runs,
     lingering,
+    services: agentServices(gateway, offload),
     options: {
       instanceId: config.instanceId,
       ...config.runs,
@@ -293,7 +331,12 @@ function urlOf(server: Server): string {
  * the runs and the HTTP app, and listens. Nothing else connects or starts timers. On close,
  * the runs drain first, then everything closes in reverse order of start-up.
  */
-export async function startServer(config: Config, logger: Logger, machineOverride?: DetectedMachine): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  machineOverride?: DetectedMachine,
+  agents: readonly Agent[] = [],
+): Promise<RunningServer> {
   const machine = machineOverride ?? (await detectMachine());
   const sizing = sizeInstance(config, machine);
   const lifecycle = new Lifecycle(logger);
@@ -317,6 +360,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       MAX_CONCURRENT_AGENT_RUNS: sizing.runSlots,
       RUN_QUEUE_MAX: sizing.queueMax,
       GLOBAL_MAX_INFLIGHT: sizing.llmInflight,
+      OFFLOAD_THREADS: sizing.offloadThreads,
+      OFFLOAD_QUEUE_MAX: sizing.offloadQueueMax,
       DB_MAX_CONNECTIONS: pool,
       WORKERS: { value: sizing.processes, source: config.server.workers === 'auto' ? 'auto' : config.sources.WORKERS },
       ...streams.limits,
@@ -324,7 +369,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     const tiers = Object.fromEntries(config.runs.tierLimits);
     logger.info('sizing', sizingSummary(machine, limits, { database: db.kind, eventStore: streams.kind, tiers }));
     await migrate(db);
-    const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
+    const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger, agents });
     const http = lifecycle.add('http server', new HttpServer(await listen(app, config.server.port, config.server.host)));
     // Added last, so closed first: runs drain while the rest still works.
     lifecycle.add('runs', { close: () => manager.shutdown(config.server.shutdownGraceMs) });

@@ -1,4 +1,4 @@
-import type { FinalStatus, RunEvent } from '../client/index.js';
+import { type FinalStatus, isBuiltInEvent, type RunEvent } from '../client/index.js';
 import { StatusLine } from './status-line.js';
 import { shown, type Terminal } from './terminal.js';
 
@@ -51,6 +51,10 @@ export class TextPrinter implements EventPrinter {
   event(event: RunEvent): void {
     this.events += 1;
     const { style } = this.terminal;
+    if (!isBuiltInEvent(event)) {
+      this.outLine(style.dim(`[${event.type}] ${shown(event.data)}`));
+      return;
+    }
     switch (event.type) {
       case 'status':
         this.status = event.data.status;

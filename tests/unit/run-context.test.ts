@@ -28,6 +28,7 @@ function context(options: ContextOptions = {}) {
     sessionId: null,
     signal: options.signal ?? new AbortController().signal,
     logger: createLogger('error'),
+    services: { llm: { chat: () => Promise.reject(new Error('no llm')) }, offload: () => Promise.reject(new Error('no offload')) },
     eventLog: {
       append: (_runId, event) => {
         appended.push(event);
