@@ -13,7 +13,7 @@
  * `z` is the zod agentd validates with, so an agent file needs nothing else installed.
  */
 export { z } from 'zod';
-export { AGENT_NAME_PATTERN, defineAgent } from './agents/define-agent.js';
+export { AGENT_NAME_PATTERN, defineAgent, isDefinedAgent } from './agents/define-agent.js';
 export type { AgentDefinition, DefinedAgent } from './agents/define-agent.js';
 export { createRuntime } from './app/runtime.js';
 export type { Runtime, RuntimeOptions, RuntimeSetting } from './app/runtime.js';
