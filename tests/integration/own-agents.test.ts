@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { createClient, isBuiltInEvent, type RunEvent } from '../../src/client/index.js';
 import { ADMIN_TOKEN, createStorageEnv } from '../helpers/agentd.js';
 import { AGENT_FILES, agentsDir, SDK_URL } from '../helpers/agents-dir.js';
@@ -159,6 +163,71 @@ describe('own agents from AGENTS_DIR, in a real agentd process', () => {
       }
     });
   }
+
+  it('createRuntime: an embedding process that offloaded work ends by itself after close() (no thread left behind)', async () => {
+    const agents = await agentsDir({
+      'lib/hash.mjs': AGENT_FILES['lib/hash.mjs'] as string,
+      'main.mjs': `
+import { readdirSync } from 'node:fs';
+import { createRuntime, defineAgent, z } from '${SDK_URL}';
+/** The process's OS threads (Linux): each worker thread adds some. */
+const threads = () => readdirSync('/proc/self/task').length;
+const hash = defineAgent({
+  name: 'hash',
+  description: 'Hashes on a worker thread.',
+  input: z.object({ threads: z.number().int() }),
+  async run(ctx) {
+    // Several at once, so the pool starts several threads.
+    const results = await Promise.all(
+      Array.from({ length: ctx.input.threads }, () => ctx.offload(new URL('./lib/hash.mjs', import.meta.url), 'hashFor', { ms: 50 })),
+    );
+    await ctx.emit('message', { role: 'assistant', content: results.length });
+  },
+});
+const runtime = createRuntime({
+  agents: [hash],
+  env: {},
+  config: { PORT: 0, HOST: '127.0.0.1', DATA_DIR: new URL('./data', import.meta.url).pathname, ADMIN_TOKEN: '${ADMIN_TOKEN}', LOG_LEVEL: 'error', OFFLOAD_THREADS: 4 },
+});
+const { url } = await runtime.listen();
+const post = (path, token, body) =>
+  fetch(url + path, { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const before = threads();
+const account = await (await post('/v1/admin/accounts', '${ADMIN_TOKEN}', { name: 'embedded', tier: 'pro' })).json();
+const run = await (await post('/v1/runs/wait', account.api_key, { agent: 'hash', input: { threads: 4 } })).json();
+const during = threads();
+await runtime.close();
+process.stdout.write(JSON.stringify({ status: run.status, output: run.output, before, during, after: threads() }) + '\\n');
+// No process.exit: the process must end on its own.
+`,
+    });
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(agents.dir, 'main.mjs')], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      clearTimeout(timer);
+      assert.equal(signal, null, `still running 20 s on: ${stdout} ${stderr}`);
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '');
+      assert.deepEqual(
+        { status: report.status, output: report.output },
+        { status: 'completed', output: { role: 'assistant', content: 4 } },
+      );
+      // Four worker threads were up after the run; close() ended them all.
+      assert.ok(report.during > report.before, JSON.stringify(report));
+      assert.ok(report.after <= report.before, JSON.stringify(report));
+    } finally {
+      await agents.remove();
+    }
+  });
 
   it('keeps another run’s event delivery on time while an agent hashes 200 ms per step with ctx.offload (inline: late)', async (t) => {
     const agents = await agentsDir();
