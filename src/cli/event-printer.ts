@@ -51,8 +51,10 @@ export class TextPrinter implements EventPrinter {
   event(event: RunEvent): void {
     this.events += 1;
     const { style } = this.terminal;
+    // An agent's own type: a line on stderr, so stdout stays the agent's text unbroken (on a
+    // terminal the status line counts it; `--json` shows it whole).
     if (!isBuiltInEvent(event)) {
-      this.outLine(style.dim(`[${event.type}] ${shown(event.data)}`));
+      if (this.line === undefined) this.terminal.stderr.write(`${style.dim(`[${event.type}] ${shown(event.data)}`)}\n`);
       return;
     }
     switch (event.type) {
