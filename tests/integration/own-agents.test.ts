@@ -8,6 +8,7 @@ import { createClient, isBuiltInEvent, type RunEvent } from '../../src/client/in
 import { ADMIN_TOKEN, createStorageEnv } from '../helpers/agentd.js';
 import { AGENT_FILES, agentsDir, SDK_URL } from '../helpers/agents-dir.js';
 import { request } from '../helpers/http.js';
+import { cleanupPrefix, openTestClient, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { runAgentdExpectingFailure, spawnAgentd, type AgentdProcess } from '../helpers/process.js';
 import { readSse } from '../helpers/sse.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -70,10 +71,20 @@ async function deliveryP99(agentd: AgentdProcess, key: string, inline: boolean, 
 }
 
 describe('own agents from AGENTS_DIR, in a real agentd process', () => {
-  it('loads a plain .mjs agent whose own event type reaches SSE readers and the client; exits cleanly on SIGTERM', async () => {
+  it('loads a plain .mjs agent whose own event type reaches SSE readers (through Redis, then the archive) and the client; exits cleanly on SIGTERM', async () => {
     const agents = await agentsDir();
     const store = await createStorageEnv('postgres');
-    const agentd = await spawnAgentd({ ...store.env, ADMIN_TOKEN, AGENTS_DIR: agents.dir, INSTANCE_ID: 'own-agents-1' });
+    const prefix = uniquePrefix();
+    const redis = await openTestClient();
+    const agentd = await spawnAgentd({
+      ...store.env,
+      REDIS_URL: redisUrl(),
+      REDIS_KEY_PREFIX: prefix,
+      STREAM_TTL_SECONDS: '1',
+      ADMIN_TOKEN,
+      AGENTS_DIR: agents.dir,
+      INSTANCE_ID: 'own-agents-1',
+    });
     try {
       const key = await account(agentd);
       const listed = await request(agentd.url, 'GET', '/v1/agents', { token: key });
@@ -90,6 +101,14 @@ describe('own agents from AGENTS_DIR, in a real agentd process', () => {
         ['status', 'greeting', 'message', 'end'],
       );
       assert.deepEqual(stream.events[1]?.data, { text: 'Hello, Ada!' });
+      // Once the run's Redis stream expired, a reader catches up from the archive: the same events, the same ids.
+      const runId = stream.headers.get('x-run-id') ?? '';
+      await waitFor(async () => (await redis.exists(`${prefix}run:${runId}:events`)) === 0, { what: 'the stream to expire' });
+      const archived = await readSse(`${agentd.url}/v1/runs/${runId}/events`, { token: key });
+      assert.deepEqual(
+        archived.events.map((e) => [e.id, e.event, e.data]),
+        stream.events.map((e) => [e.id, e.event, e.data]),
+      );
 
       // The client yields the agent's type too, and its resume point moves past it.
       const client = createClient({ url: agentd.url, apiKey: key });
@@ -113,6 +132,8 @@ describe('own agents from AGENTS_DIR, in a real agentd process', () => {
       assert.ok(agentd.logs().some((line) => line.message === 'stopped'));
     } finally {
       await agentd.kill('SIGKILL');
+      redis.destroy();
+      await cleanupPrefix(prefix);
       await store.cleanup();
       await agents.remove();
     }
