@@ -69,6 +69,18 @@ export default defineAgent({
   },
 });
 `,
+  'asker.mjs': `
+import { defineAgent, z } from '${SDK_URL}';
+export default defineAgent({
+  name: 'asker',
+  description: 'Asks the model one question.',
+  input: z.object({ question: z.string() }),
+  async run(ctx) {
+    const reply = await ctx.llm.chat({ messages: [{ role: 'user', content: ctx.input.question }] });
+    await ctx.emit('message', { role: 'assistant', content: reply.content });
+  },
+});
+`,
   'lib/hash.mjs': HASH_MODULE,
 };
 

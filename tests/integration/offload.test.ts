@@ -31,6 +31,14 @@ describe('ctx.offload: errors, the bounded queue and cancel (one thread, one que
     await readSse(`${agentd.url}/v1/runs/${runId}/events`, { token: key, stopWhen: (seen) => seen.some((e) => e.event === 'offloading') });
   }
 
+  it('ctx.llm without LLM_PROVIDERS fails the run saying so', async () => {
+    const res = await agentd.as(key, 'POST', '/v1/runs', { body: { agent: 'asker', input: { question: 'anyone?' } } });
+    const run = await agentd.waitForEnd(key, res.body.id);
+    assert.equal(run.status, 'failed');
+    assert.equal(run.error.code, 'agent_error');
+    assert.equal(run.error.message, 'ctx.llm: no LLM provider is configured (LLM_PROVIDERS)');
+  });
+
   it('reports the capacity it was given', async () => {
     const capacity = await agentd.admin('GET', '/v1/admin/capacity');
     assert.deepEqual(capacity.body.limits.OFFLOAD_THREADS, { value: 1, source: 'env' });
