@@ -139,6 +139,26 @@ describe('own agents from AGENTS_DIR, in a real agentd process', () => {
     }
   });
 
+  it('`agentd serve` loads AGENTS_DIR from the environment too', async () => {
+    const agents = await agentsDir();
+    const agentd = await spawnAgentd(
+      { ADMIN_TOKEN, AGENTS_DIR: agents.dir, DATA_DIR: join(agents.dir, 'data'), INSTANCE_ID: 'own-agents-serve' },
+      { args: ['src/cli/main.ts', 'serve'] },
+    );
+    try {
+      const key = await account(agentd);
+      const listed = await request(agentd.url, 'GET', '/v1/agents', { token: key });
+      assert.deepEqual(
+        listed.body.agents.map((a: { name: string }) => a.name),
+        ['echo', 'simulate', 'asker', 'hasher', 'hello', 'offloader'],
+      );
+      assert.equal(await agentd.kill('SIGTERM'), 0);
+    } finally {
+      await agentd.kill('SIGKILL');
+      await agents.remove();
+    }
+  });
+
   const failures: Array<[string, Record<string, string>, RegExp]> = [
     ['a module that does not load', { 'broken.mjs': 'export default {;\n' }, /broken\.mjs: the module failed to load: .*Unexpected token/],
     [
