@@ -274,7 +274,12 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   if (own.length > 0) logger.info('agents loaded', { agents: own.map((a) => a.name), dir: config.agents.dir ?? null });
   const offload = lifecycle.add(
     'offload pool',
-    new OffloadPool({ threads: sizing.offloadThreads.value, queueMax: sizing.offloadQueueMax.value, baseDir: config.agents.dir }),
+    new OffloadPool({
+      threads: sizing.offloadThreads.value,
+      queueMax: sizing.offloadQueueMax.value,
+      baseDir: config.agents.dir,
+      onError: (error) => logger.error('an offload thread failed', { error }),
+    }),
   );
   const manager = new RunManager({
     runs,

@@ -33,6 +33,8 @@ export interface OffloadPoolOptions {
   readonly queueMax: number;
   /** Where relative module paths resolve (AGENTS_DIR); undefined: only absolute paths and file: URLs. */
   readonly baseDir: string | undefined;
+  /** A thread that failed outside any task (it could not start): logged by the owner; its tasks reject on their own. */
+  readonly onError?: (error: unknown) => void;
 }
 
 /**
@@ -98,6 +100,8 @@ export class OffloadPool {
       maxQueue: this.options.queueMax + this.options.threads,
       idleTimeout: IDLE_THREAD_MS,
     });
+    // Without a listener, piscina's 'error' event would end the process.
+    this.pool.on('error', (error: unknown) => this.options.onError?.(error));
     return this.pool;
   }
 

@@ -1,3 +1,22 @@
+import { constants, setPriority } from 'node:os';
+
+/**
+ * Offload threads run at the lowest CPU priority (on Linux, where a thread's nice value is its
+ * own; `0` is this thread), so when cores are short the event loops serving every run's events
+ * win them: offloaded work waits a little, streams do not. Elsewhere this may apply to the whole
+ * process, so it is Linux only. Best effort: a system that refuses it runs the thread as it is.
+ */
+function lowerThreadPriority(): void {
+  if (process.platform !== 'linux') return;
+  try {
+    setPriority(0, constants.priority.PRIORITY_LOW);
+  } catch {
+    // Refused (a sandbox without setpriority): the thread keeps its priority; nothing else depends on it.
+  }
+}
+
+lowerThreadPriority();
+
 /**
  * The module every offload thread loads (piscina calls its default export once per task):
  * imports the task's module (Node caches it per thread) and calls the named export with the
