@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { detectMachine, type DetectedMachine } from '../concurrency/detect.js';
 import { FairSemaphore } from '../concurrency/fair-semaphore.js';
+import { autoOffloadThreads, OFFLOAD_QUEUE_PER_THREAD, OffloadPool } from '../concurrency/offload-pool.js';
 import { sizeRunSlots, type Limit, type RunSlotsBound } from '../concurrency/sizing.js';
 import type { Config } from '../config/config.js';
 import { AccountRepository } from '../db/account-repository.js';
@@ -13,7 +14,7 @@ import { RetentionRepository } from '../db/retention-repository.js';
 import { RunRepository } from '../db/run-repository.js';
 import { TransitionBatcher } from '../db/transition-batcher.js';
 import { WebhookRepository } from '../db/webhook-repository.js';
-import type { Logger } from '../domain/index.js';
+import type { Agent, Logger } from '../domain/index.js';
 import { createApp } from '../http/app.js';
 import { runView } from '../http/run-view.js';
 import { LlmLimiters } from '../llm/llm-limiters.js';
@@ -32,11 +33,12 @@ import { EventArchiver } from '../streaming/event-archiver.js';
 import { EventLog } from '../streaming/event-log.js';
 import { Followers } from '../streaming/followers.js';
 import { openStreamBackend, type StreamBackend } from '../streaming/stream-backend.js';
-import { builtInAgents } from './agents.js';
+import { agentServices, builtInAgents, createGateway } from './agents.js';
 import { readBuildInfo } from './build-info.js';
 import { Lifecycle } from './lifecycle.js';
 import { limitTable } from './limit-table.js';
 import { listenOnPort, serveFromPrimary } from './http-listener.js';
+import { loadAgentsDir } from './load-agents.js';
 import { openDatabase } from './open-database.js';
 
 export interface RunningServer {
@@ -55,6 +57,8 @@ interface Sizing {
   readonly runSlotsBound: RunSlotsBound;
   readonly queueMax: Limit;
   readonly llmInflight: Limit;
+  readonly offloadThreads: Limit;
+  readonly offloadQueueMax: Limit;
 }
 
 function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
@@ -68,12 +72,22 @@ function sizeInstance(config: Config, machine: DetectedMachine): Sizing {
   );
   const orSlots = (value: number | undefined): Limit =>
     value === undefined ? { value: runSlots.value, source: 'auto' } : { value, source: 'env' };
+  const { offloadThreads, offloadQueueMax } = config.agents;
+  const threads: Limit =
+    offloadThreads === undefined
+      ? { value: autoOffloadThreads(machine.effective.cpus), source: 'auto' }
+      : { value: offloadThreads, source: 'env' };
   return {
     processes,
     runSlots,
     runSlotsBound: boundBy,
     queueMax: orSlots(config.runs.queueMax),
     llmInflight: orSlots(config.llm.globalMaxInflight),
+    offloadThreads: threads,
+    offloadQueueMax:
+      offloadQueueMax === undefined
+        ? { value: threads.value * OFFLOAD_QUEUE_PER_THREAD, source: 'auto' }
+        : { value: offloadQueueMax, source: 'env' },
   };
 }
 
@@ -150,6 +164,8 @@ interface AssembleDeps {
   readonly limits: LimitTable;
   readonly lifecycle: Lifecycle;
   readonly logger: Logger;
+  /** Agents given in code (createRuntime), besides the built-in ones and AGENTS_DIR's. */
+  readonly agents: readonly Agent[];
 }
 
 /** The parts of the runs the HTTP app serves and reports on. */
@@ -251,7 +267,28 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
   const lingering = new LingeringAgents();
   const build = await readBuildInfo(logger);
   const metrics = createMetrics({ build, slots, db, store: streams.store, eventLog, archiver, listeners, llm, lingering });
-  const agents = new AgentRegistry(builtInAgents(config.llm, llm, metrics));
+  const gateway = createGateway(config.llm, llm, metrics);
+  const builtIn = builtInAgents(gateway);
+  const own = [
+    ...(config.agents.dir === undefined
+      ? []
+      : await loadAgentsDir(
+          config.agents.dir,
+          builtIn.map((a) => a.name),
+        )),
+    ...deps.agents,
+  ];
+  const agents = new AgentRegistry([...builtIn, ...own]);
+  if (own.length > 0) logger.info('agents loaded', { agents: own.map((a) => a.name), dir: config.agents.dir ?? null });
+  const offload = lifecycle.add(
+    'offload pool',
+    new OffloadPool({
+      threads: sizing.offloadThreads.value,
+      queueMax: sizing.offloadQueueMax.value,
+      baseDir: config.agents.dir,
+      onError: (error) => logger.error('an offload thread failed', { error }),
+    }),
+  );
   const manager = new RunManager({
     runs,
     admissions,
@@ -265,6 +302,7 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
     logger,
     observer: metrics.runs,
     lingering,
+    services: agentServices(gateway, offload),
     options: {
       instanceId: config.instanceId,
       ...config.runs,
@@ -294,7 +332,12 @@ async function assemble(config: Config, deps: AssembleDeps): Promise<Runtime> {
  * the runs and the HTTP app, and listens. Nothing else connects or starts timers. On close,
  * the runs drain first, then everything closes in reverse order of start-up.
  */
-export async function startServer(config: Config, logger: Logger, machineOverride?: DetectedMachine): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  machineOverride?: DetectedMachine,
+  agents: readonly Agent[] = [],
+): Promise<RunningServer> {
   const machine = machineOverride ?? (await detectMachine());
   const sizing = sizeInstance(config, machine);
   const lifecycle = new Lifecycle(logger);
@@ -320,6 +363,8 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
       MAX_CONCURRENT_AGENT_RUNS: sizing.runSlots,
       RUN_QUEUE_MAX: sizing.queueMax,
       GLOBAL_MAX_INFLIGHT: sizing.llmInflight,
+      OFFLOAD_THREADS: sizing.offloadThreads,
+      OFFLOAD_QUEUE_MAX: sizing.offloadQueueMax,
       DB_MAX_CONNECTIONS: pool,
       WORKERS: { value: sizing.processes, source: config.server.workers === 'auto' ? 'auto' : config.sources.WORKERS },
       ...streams.limits,
@@ -327,7 +372,7 @@ export async function startServer(config: Config, logger: Logger, machineOverrid
     const tiers = Object.fromEntries(config.runs.tierLimits);
     logger.info('sizing', sizingSummary(machine, limits, { database: db.kind, eventStore: streams.kind, tiers }));
     await migrate(db);
-    const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger });
+    const { manager, app } = await assemble(config, { db, streams, sizing, machine, limits, lifecycle, logger, agents });
     const { port, host } = config.server;
     // A cluster worker serves the connections the primary hands it (connection-router.ts).
     const listener = config.worker === null ? await listenOnPort(app, port, host) : serveFromPrimary(app, port, host);

@@ -1,4 +1,4 @@
-import type { FinalStatus, RunEvent } from '../client/index.js';
+import { type FinalStatus, isBuiltInEvent, type RunEvent } from '../client/index.js';
 import { StatusLine } from './status-line.js';
 import { shown, type Terminal } from './terminal.js';
 
@@ -51,6 +51,12 @@ export class TextPrinter implements EventPrinter {
   event(event: RunEvent): void {
     this.events += 1;
     const { style } = this.terminal;
+    // An agent's own type: a line on stderr, so stdout stays the agent's text unbroken (on a
+    // terminal the status line counts it; `--json` shows it whole).
+    if (!isBuiltInEvent(event)) {
+      if (this.line === undefined) this.terminal.stderr.write(`${style.dim(`[${event.type}] ${shown(event.data)}`)}\n`);
+      return;
+    }
     switch (event.type) {
       case 'status':
         this.status = event.data.status;

@@ -1,4 +1,4 @@
-import { type AgentdClient, type FinalStatus, isFinalStatus } from '../client/index.js';
+import { type AgentdClient, type FinalStatus, isBuiltInEvent, isFinalStatus } from '../client/index.js';
 import type { EventPrinter } from './event-printer.js';
 
 /**
@@ -15,7 +15,7 @@ export async function follow(
   try {
     for await (const event of client.events(runId, options)) {
       printer.event(event);
-      if (event.type === 'end') status = event.data.status;
+      if (isBuiltInEvent(event) && event.type === 'end') status = event.data.status;
     }
     if (status === null) {
       // Nothing came after `after`: the caller had the end already. The record says how it ended.

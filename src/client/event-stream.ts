@@ -171,7 +171,7 @@ export class RunEventStream implements AsyncIterable<EventView> {
     }
     this.last = { text: frame.id, pair };
     this.advanced = true;
-    // A type added to the contract later is passed over, its id kept as the resume point.
+    // Agents define their own types; a name no agent may use is passed over, its id kept as the resume point.
     if (!isEventType(frame.event)) return null;
     if (isEnd) this.endDelivered = true;
     return { id: frame.id, type: frame.event, data } as EventView;

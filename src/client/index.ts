@@ -17,16 +17,18 @@ export { DEFAULT_RETRY_POLICY } from './retry.js';
 export type { RetryPolicy } from './retry.js';
 export { RunList } from './run-list.js';
 export type { ListRunsOptions } from './run-list.js';
-export { compareEventIds, FINAL_STATUSES, isFinalStatus, parseEventId } from './vocabulary.js';
+export { compareEventIds, FINAL_STATUSES, isBuiltInEvent, isFinalStatus, parseEventId } from './vocabulary.js';
 export type { RunError } from '../domain/run.js';
 export type { FinalStatus, RunStatus } from '../domain/run-status.js';
-export type { EventType } from '../domain/run-event.js';
+export type { AgentEventType, BuiltInEventType, CustomEventType, EventType } from '../domain/run-event.js';
 export type {
   AgentView as Agent,
   CancelView as CancelResult,
   CapacityView as Capacity,
   CreatedAccountView as CreatedAccount,
   CreateRunBody as CreateRunRequest,
+  BuiltInEventView as BuiltInRunEvent,
+  CustomEventView as CustomRunEvent,
   EventDataByType,
   EventView as RunEvent,
   RunPageView as RunPage,

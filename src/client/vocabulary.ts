@@ -1,4 +1,5 @@
-import type { EventType } from '../domain/run-event.js';
+import type { BuiltInEventType, EventType } from '../domain/run-event.js';
+import type { BuiltInEventView, EventView } from '../domain/wire.js';
 import type { FinalStatus, RunStatus } from '../domain/run-status.js';
 
 /*
@@ -8,11 +9,13 @@ import type { FinalStatus, RunStatus } from '../domain/run-status.js';
  */
 
 export const FINAL_STATUSES = ['completed', 'failed', 'cancelled', 'timed_out', 'interrupted'] as const satisfies readonly FinalStatus[];
-export const EVENT_TYPES = ['status', 'message', 'token', 'tool', 'error', 'end'] as const satisfies readonly EventType[];
+export const EVENT_TYPES = ['status', 'message', 'token', 'tool', 'error', 'end'] as const satisfies readonly BuiltInEventType[];
+/** The server's EVENT_TYPE_PATTERN: what an agent's own event types look like. */
+const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 type Missing<All, Listed> = Exclude<All, Listed> extends never ? true : { missing: Exclude<All, Listed> };
 const everyFinalStatus: Missing<FinalStatus, (typeof FINAL_STATUSES)[number]> = true;
-const everyEventType: Missing<EventType, (typeof EVENT_TYPES)[number]> = true;
+const everyEventType: Missing<BuiltInEventType, (typeof EVENT_TYPES)[number]> = true;
 void everyFinalStatus;
 void everyEventType;
 
@@ -21,8 +24,17 @@ export function isFinalStatus(status: RunStatus): status is FinalStatus {
   return (FINAL_STATUSES as readonly string[]).includes(status);
 }
 
+/** Whether `value` is a valid event type: a built-in one or an agent's own. */
 export function isEventType(value: string): value is EventType {
-  return (EVENT_TYPES as readonly string[]).includes(value);
+  return EVENT_TYPE_PATTERN.test(value);
+}
+
+/**
+ * Whether the event is of a type the contract defines (`status`, `message`, `token`, `tool`,
+ * `error`, `end`), so that its `type` narrows its `data`; an agent's own types are the rest.
+ */
+export function isBuiltInEvent(event: EventView): event is BuiltInEventView {
+  return (EVENT_TYPES as readonly string[]).includes(event.type);
 }
 
 /** An event id `<ms>-<seq>` as its number pair. */

@@ -139,6 +139,16 @@ const webhooks = {
   concurrency: variable('WEBHOOK_CONCURRENCY', int(1, 10_000).default(16), { limit: true }),
 } as const;
 
+/** The `agents` section: agents loaded at start-up and the worker threads they offload CPU-heavy work to. */
+const agents = {
+  /** A folder of ES modules (.js, .mjs), each exporting agents made with defineAgent; unset: the built-in agents only. */
+  dir: variable('AGENTS_DIR', z.string().trim().min(1).optional()),
+  /** Worker threads of ctx.offload; unset: the container-aware CPU count, at most 16. */
+  offloadThreads: variable('OFFLOAD_THREADS', int(1, 1024).optional(), { limit: true }),
+  /** Offloaded tasks that may wait for a thread; one more fails with offload_queue_full. Unset: 16 per thread. */
+  offloadQueueMax: variable('OFFLOAD_QUEUE_MAX', int(0, 1_000_000).optional(), { limit: true }),
+} as const;
+
 /** The `llm` section; `env` resolves the API keys LLM_PROVIDERS names. */
 const llmVariables = (env: NodeJS.ProcessEnv) =>
   ({
@@ -166,5 +176,5 @@ const llmVariables = (env: NodeJS.ProcessEnv) =>
  * variables holding their API keys.
  */
 export function configSchema(env: NodeJS.ProcessEnv) {
-  return { server, runs, db, redis, events, sse, webhooks, llm: llmVariables(env) } as const;
+  return { server, runs, db, redis, events, sse, webhooks, agents, llm: llmVariables(env) } as const;
 }

@@ -32,6 +32,7 @@
  */
 export * from './agent.js';
 export * from './cancel-bus.js';
+export * from './chat.js';
 export * from './errors.js';
 export * from './event-chain.js';
 export * from './event-id.js';

@@ -1,10 +1,30 @@
 import type { EventId } from './event-id.js';
 
+/** The event types the contract defines: the runtime's own and those of the built-in agents. */
 export const EVENT_TYPES = ['status', 'message', 'token', 'tool', 'error', 'end'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+export type BuiltInEventType = (typeof EVENT_TYPES)[number];
 
-/** Types an agent may emit; `status`, `error` and `end` belong to the runtime. */
-export type AgentEventType = Extract<EventType, 'message' | 'token' | 'tool'>;
+/** The types only the runtime emits: an agent's emit of one of them is refused. */
+export const RUNTIME_EVENT_TYPES = ['status', 'error', 'end'] as const;
+export type RuntimeEventType = (typeof RUNTIME_EVENT_TYPES)[number];
+
+/**
+ * A type an agent defines for itself (`progress`, `chart.point`, …): any string matching
+ * EVENT_TYPE_PATTERN. (`string & {}` keeps the built-in literals offered in editors.)
+ */
+export type CustomEventType = string & {};
+
+/** Every event's type: a built-in one, or an agent's own (EVENT_TYPE_PATTERN). */
+export type EventType = BuiltInEventType | CustomEventType;
+
+/**
+ * What an agent may pass to emit: any type matching EVENT_TYPE_PATTERN but `status`, `error`
+ * and `end`, which belong to the runtime (checked when emitted; the literals are for editors).
+ */
+export type AgentEventType = Exclude<BuiltInEventType, RuntimeEventType> | CustomEventType;
+
+/** What an event type may look like: lowercase, 1-64 characters, starting with a letter (it is an SSE `event:` field). */
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 /**
  * One event of a run. `prev` is the id of the run's previous event (null for the first), so
@@ -51,6 +71,19 @@ export function eventBytes(event: RunEvent): number {
   return event.json.length + EVENT_OVERHEAD_BYTES;
 }
 
+/** Whether `value` is a valid event type, built-in or an agent's own (what storage and readers accept). */
 export function isEventType(value: string): value is EventType {
+  return EVENT_TYPE_PATTERN.test(value);
+}
+
+/** Whether `value` is one of the contract's own types. */
+export function isBuiltInEventType(value: string): value is BuiltInEventType {
   return (EVENT_TYPES as readonly string[]).includes(value);
+}
+
+/** Why an agent may not emit `type`, or null when it may. */
+export function agentEventTypeProblem(type: string): string | null {
+  if ((RUNTIME_EVENT_TYPES as readonly string[]).includes(type)) return `"${type}" events belong to the runtime`;
+  if (!EVENT_TYPE_PATTERN.test(type)) return `event type ${JSON.stringify(type.slice(0, 80))} does not match ${EVENT_TYPE_PATTERN.source}`;
+  return null;
 }

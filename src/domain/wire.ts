@@ -1,5 +1,5 @@
 import type { RunError } from './run.js';
-import type { EventType } from './run-event.js';
+import type { BuiltInEventType, CustomEventType } from './run-event.js';
 import type { ActiveStatus, FinalStatus, RunStatus } from './run-status.js';
 
 /**
@@ -137,6 +137,16 @@ export interface EventDataByType {
 }
 
 /** One Server-Sent Event of `GET /v1/runs/:id/events`: its id `<ms>-<seq>`, its type and its data, by type. */
-export type EventView = {
-  readonly [T in EventType]: { readonly id: string; readonly type: T; readonly data: EventDataByType[T] };
-}[EventType];
+export type EventView = BuiltInEventView | CustomEventView;
+
+/** An event of a built-in type, its data typed by its type. */
+export type BuiltInEventView = {
+  readonly [T in BuiltInEventType]: { readonly id: string; readonly type: T; readonly data: EventDataByType[T] };
+}[BuiltInEventType];
+
+/** An event of a type an agent defined for itself: its data is whatever the agent emitted. */
+export interface CustomEventView {
+  readonly id: string;
+  readonly type: CustomEventType;
+  readonly data: unknown;
+}

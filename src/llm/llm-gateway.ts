@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LlmProviderConfig } from '../config/llm-providers.js';
-import type { Logger } from '../domain/index.js';
+import type { ChatResult, Logger, ToolDefinition } from '../domain/index.js';
 import { ProviderError, ProviderTimeoutError } from './errors.js';
 import type { LlmLease, LlmLimiters } from './llm-limiters.js';
 import type { ModelRouter } from './model-router.js';
@@ -16,6 +16,8 @@ export interface ChatRequest {
   /** An explicit model, or null / `auto` for LLM_ROUTING_RULES. */
   readonly model: string | null;
   readonly messages: readonly ChatMessage[];
+  /** Offered to the model (OpenAI `tools`); omitted when none. */
+  readonly tools?: readonly ToolDefinition[];
   readonly webSearch: boolean;
   /** The run's signal: cancel, run timeout and shutdown stop the request and its retries. */
   readonly signal: AbortSignal;
@@ -24,13 +26,7 @@ export interface ChatRequest {
   readonly logger?: Logger;
 }
 
-export interface ChatResult {
-  readonly provider: string;
-  readonly model: string;
-  readonly content: string;
-  readonly finishReason: string | null;
-  readonly attempts: number;
-}
+export type { ChatResult } from '../domain/index.js';
 
 /** How an LLM request ended: answered, failed or timed out at the provider (or its limiter), cancelled by its run, or another error. */
 export type LlmOutcome = 'ok' | 'provider_error' | 'provider_timeout' | 'cancelled' | 'error';
@@ -150,6 +146,7 @@ export class LlmGateway implements ChatGateway {
       model,
       messages: request.messages,
       stream: true,
+      ...(request.tools !== undefined && request.tools.length > 0 ? { tools: request.tools } : {}),
       ...(request.webSearch ? { web_search_options: {} } : {}),
     };
     for (let retries = 0; ; retries += 1) {

@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import type { ToolCall } from '../domain/index.js';
 import { ProviderError, ProviderTimeoutError } from './errors.js';
 import { parseRetryAfterMs } from './retry-policy.js';
 import { SseDataDecoder } from './sse-data-decoder.js';
+import { ToolCallAccumulator } from './tool-call-accumulator.js';
 
-export interface ChatMessage {
-  readonly role: 'system' | 'user' | 'assistant';
-  readonly content: string;
-}
+export type { ChatMessage } from '../domain/index.js';
 
 export interface ProviderEndpoint {
   readonly name: string;
@@ -29,6 +28,8 @@ export interface CompletionAttempt {
 
 export interface CompletionResult {
   readonly content: string;
+  /** Whole tool calls (streamed pieces joined); empty when the reply has none. */
+  readonly toolCalls: readonly ToolCall[];
   readonly finishReason: string | null;
 }
 
@@ -40,14 +41,32 @@ const errorBody = z.object({
   error: z.union([z.string(), z.object({ message: z.string().optional() })]).optional(),
   message: z.string().optional(),
 });
+const toolCallDelta = z.object({
+  index: z.number().int().min(0).max(1000),
+  id: z.string().nullish(),
+  function: z.object({ name: z.string().nullish(), arguments: z.string().nullish() }).nullish(),
+});
 const streamChunk = z.object({
   choices: z
-    .array(z.object({ delta: z.object({ content: z.string().nullish() }).nullish(), finish_reason: z.string().nullish() }))
+    .array(
+      z.object({
+        delta: z.object({ content: z.string().nullish(), tool_calls: z.array(toolCallDelta).nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
     .nullish(),
   error: z.unknown().optional(),
 });
+const wholeToolCall = z.object({ id: z.string(), function: z.object({ name: z.string(), arguments: z.string() }) });
 const completion = z.object({
-  choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }), finish_reason: z.string().nullish() })).min(1),
+  choices: z
+    .array(
+      z.object({
+        message: z.object({ content: z.string().nullish(), tool_calls: z.array(wholeToolCall).nullish() }),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .min(1),
 });
 
 /**
@@ -114,12 +133,13 @@ async function readStream(
   const decoder = new SseDataDecoder();
   let content = '';
   let finishReason: string | null = null;
+  const toolCalls = new ToolCallAccumulator();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     armIdle();
     for (const payload of decoder.push(value)) {
-      if (payload.trim() === '[DONE]') return { content, finishReason };
+      if (payload.trim() === '[DONE]') return { content, toolCalls: toolCalls.result(), finishReason };
       const chunk = parseChunk(provider, payload);
       for (const choice of chunk.choices ?? []) {
         const text = choice.delta?.content;
@@ -127,12 +147,13 @@ async function readStream(
           content += text;
           onDelta(text);
         }
+        for (const call of choice.delta?.tool_calls ?? []) toolCalls.push(call);
         if (typeof choice.finish_reason === 'string') finishReason = choice.finish_reason;
       }
     }
   }
   // Some servers end the stream without [DONE]; a finish_reason says the reply is whole.
-  if (finishReason !== null) return { content, finishReason };
+  if (finishReason !== null) return { content, toolCalls: toolCalls.result(), finishReason };
   throw new ProviderError(provider, 'ended its stream before the reply was complete');
 }
 
@@ -179,7 +200,8 @@ async function wholeCompletion(provider: string, response: Response, onDelta: (t
   const choice = parsed.data.choices[0] as (typeof parsed.data.choices)[number];
   const content = choice.message.content ?? '';
   if (content !== '') onDelta(content);
-  return { content, finishReason: choice.finish_reason ?? null };
+  const toolCalls = (choice.message.tool_calls ?? []).map((call) => ({ id: call.id, type: 'function' as const, function: call.function }));
+  return { content, toolCalls, finishReason: choice.finish_reason ?? null };
 }
 
 async function statusError(provider: ProviderEndpoint, response: Response): Promise<ProviderError> {

@@ -1,11 +1,15 @@
 import {
   type AgentContext,
+  type AgentLlm,
+  type AgentServices,
+  agentEventTypeProblem,
   type AgentEventType,
   type EventId,
   EventIdGenerator,
   eventJson,
   type EventType,
   type Logger,
+  type RuntimeEventType,
 } from '../domain/index.js';
 import type { EventLog } from '../streaming/event-log.js';
 
@@ -16,6 +20,8 @@ export interface RunContextOptions<I> {
   readonly sessionId: string | null;
   readonly signal: AbortSignal;
   readonly logger: Logger;
+  /** The chat gateway and the offload pool, bound to this run. */
+  readonly services: AgentServices;
   readonly eventLog: Pick<EventLog, 'append' | 'drain'>;
   readonly maxEvents: number;
   readonly maxEventBytes: number;
@@ -47,6 +53,7 @@ export class RunContext<I = unknown> implements AgentContext<I> {
   readonly sessionId: string | null;
   readonly signal: AbortSignal;
   readonly logger: Logger;
+  readonly llm: AgentLlm;
   private readonly ids = new EventIdGenerator();
   private agentEvents = 0;
   private agentOpen = true;
@@ -62,9 +69,16 @@ export class RunContext<I = unknown> implements AgentContext<I> {
     this.sessionId = options.sessionId;
     this.signal = options.signal;
     this.logger = options.logger;
+    this.llm = options.services.llm;
+  }
+
+  offload<T = unknown>(modulePath: string | URL, exportName: string, args?: unknown): Promise<T> {
+    return this.options.services.offload<T>(modulePath, exportName, args);
   }
 
   emit(type: AgentEventType, data: unknown): Promise<void> {
+    const problem = agentEventTypeProblem(type);
+    if (problem !== null) throw new TypeError(`ctx.emit: ${problem}`);
     if (!this.agentOpen) return ACCEPTED; // the run has ended: late events from an agent that ignored its signal
     const json = eventJson(data);
     const bytes = Buffer.byteLength(json);
@@ -82,7 +96,7 @@ export class RunContext<I = unknown> implements AgentContext<I> {
   }
 
   /** Events of the runtime itself (`status`, `error`, `end`), never limited. */
-  emitSystem(type: Exclude<EventType, AgentEventType>, data: unknown): void {
+  emitSystem(type: RuntimeEventType, data: unknown): void {
     this.append(type, eventJson(data));
   }
 

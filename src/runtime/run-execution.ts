@@ -3,6 +3,7 @@ import { awaitGrant } from '../concurrency/acquire-permit.js';
 import { QueueTimeoutError, type Acquisition, type Permit, type Waiter } from '../concurrency/fair-semaphore.js';
 import type { RunRepository } from '../db/run-repository.js';
 import {
+  type AgentServicesFactory,
   ENDINGS,
   RunAbort,
   RunFailure,
@@ -38,6 +39,7 @@ export interface RunExecutionDeps {
   readonly eventLog: EventLog;
   readonly observer: RunObserver;
   readonly lingering: LingeringAgents;
+  readonly services: AgentServicesFactory;
   readonly maxEventsPerRun: number;
   readonly maxEventBytes: number;
   readonly eventBacklogBytes: number;
@@ -92,6 +94,13 @@ export class RunExecution {
       sessionId: record.sessionId,
       signal: controller.signal,
       logger: this.logger,
+      services: deps.services({
+        runId: record.id,
+        agent: record.agent,
+        model: record.model,
+        signal: controller.signal,
+        logger: this.logger,
+      }),
       eventLog: deps.eventLog,
       maxEvents: deps.maxEventsPerRun,
       maxEventBytes: deps.maxEventBytes,

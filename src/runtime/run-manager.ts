@@ -17,6 +17,7 @@ import {
   isFinal,
   type ActiveStatus,
   type Agent,
+  type AgentServicesFactory,
   type CancelBus,
   type Logger,
   type RunEnding,
@@ -84,13 +85,16 @@ export class RunManager {
       readonly logger: Logger;
       readonly observer: RunObserver;
       readonly lingering: LingeringAgents;
+      /** Each run's `ctx.llm` and `ctx.offload`. */
+      readonly services: AgentServicesFactory;
       readonly options: RunManagerOptions;
     },
   ) {
     this.recorder = new RunRecorder(deps.transitions, deps.logger);
-    const { runs, eventLog, observer, lingering, options } = deps;
+    const { runs, eventLog, observer, lingering, services, options } = deps;
     this.executions = {
       runs,
+      services,
       recorder: this.recorder,
       eventLog,
       observer,

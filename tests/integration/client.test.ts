@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { AgentdError, type AgentdClient, createClient, type RunEvent } from '../../src/client/index.js';
+import { AgentdError, type AgentdClient, createClient, isBuiltInEvent, type RunEvent } from '../../src/client/index.js';
 import { startAgentd, type TestAgentd } from '../helpers/agentd.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { assertIncreasingIds, readSse } from '../helpers/sse.js';
@@ -9,7 +9,8 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const tokens = (events: readonly RunEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.data.seq as number] : []));
+const tokens = (events: readonly RunEvent[]) =>
+  events.flatMap((e) => (isBuiltInEvent(e) && e.type === 'token' ? [e.data.seq as number] : []));
 const ids = (events: readonly RunEvent[]) => events.map((e) => e.id);
 
 async function collect(events: AsyncIterable<RunEvent>): Promise<RunEvent[]> {
@@ -106,7 +107,7 @@ describe('agentd/client against a live agentd (Postgres and Redis)', () => {
       const cutAfter: string[] = [];
       for await (const event of client.events(run.id)) {
         events.push(event);
-        if (event.type === 'token' && (event.data.seq === 10 || event.data.seq === 30)) {
+        if (isBuiltInEvent(event) && event.type === 'token' && (event.data.seq === 10 || event.data.seq === 30)) {
           cutAfter.push(event.id);
           proxy.cut();
         }
@@ -138,7 +139,7 @@ describe('agentd/client against a live agentd (Postgres and Redis)', () => {
       const events: RunEvent[] = [];
       for await (const event of client.events(run.id, { idleTimeoutMs: 500 })) {
         events.push(event);
-        if (event.type === 'token' && event.data.seq === 5) {
+        if (isBuiltInEvent(event) && event.type === 'token' && event.data.seq === 5) {
           proxy.blackhole();
           proxy.restore(); // new connections pass again; the one open stays silent
         }
@@ -261,7 +262,7 @@ describe('agentd/client against a live agentd (Postgres and Redis)', () => {
     const events: RunEvent[] = [];
     for await (const event of client.events(run.id)) {
       events.push(event);
-      if (event.type === 'token' && event.data.seq === 2) await client.cancel(run.id);
+      if (isBuiltInEvent(event) && event.type === 'token' && event.data.seq === 2) await client.cancel(run.id);
     }
     assertExactlyOnce(events, 'cancelled');
     assert.deepEqual(await client.cancel(run.id), { id: run.id, status: 'cancelled' });

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ADMIN_TOKEN, startAgentd, type TestAgentd } from '../helpers/agentd.js';
+import { agentsDir } from '../helpers/agents-dir.js';
 import { launchChromium } from '../helpers/browser.js';
 import { request } from '../helpers/http.js';
 import { unique } from '../helpers/ids.js';
@@ -72,9 +73,12 @@ describe('dashboard', () => {
   let browser: Browser | undefined;
   /** Runs this file started, cancelled after it whatever happened. */
   const started: Array<{ apiKey: string; id: string }> = [];
+  let agents: Awaited<ReturnType<typeof agentsDir>>;
 
   before(async () => {
+    agents = await agentsDir();
     agentd = await startAgentd('postgres', {
+      AGENTS_DIR: agents.dir,
       MAX_CONCURRENT_AGENT_RUNS: '2',
       RUN_QUEUE_MAX: '10',
       RUN_QUEUE_TIMEOUT_MS: '120000',
@@ -86,6 +90,7 @@ describe('dashboard', () => {
     await browser?.close();
     await agentd.waitForIdle();
     await agentd.close();
+    await agents.remove();
   });
 
   async function startRun(apiKey: string, body: unknown = LONG): Promise<{ id: string; status: string }> {
@@ -262,6 +267,12 @@ describe('dashboard', () => {
       await shows('#events li[data-type="end"]', '"failed"');
       await page.locator('#events-run[data-state="ended"]').waitFor();
       assert.equal(await page.locator('#events li[data-type="token"]').count(), 3);
+
+      // An agent's own event type shows too (the page reads every type, not a fixed list).
+      const greeted = await startRun(bulk.apiKey, { agent: 'hello', input: { name: 'Ada' } });
+      await page.locator(`#runs tr[data-run-id="${greeted.id}"] button`).click();
+      await shows('#events li[data-type="greeting"]', 'Hello, Ada!');
+      await shows('#events li[data-type="end"]', '"completed"');
     });
 
     it('logs out: back to the form, the cookie gone', { timeout: 30_000 }, async () => {

@@ -23,7 +23,18 @@ const MODELS = {
   'hang-mid-stream': { tokens: 10, hangAfterTokens: 3 },
   'late-thinking': { firstByteDelayMs: 900 },
   'late-plain': { firstByteDelayMs: 900 },
+  tools: {
+    toolCalls: [
+      { name: 'get_weather', arguments: { city: 'Paris' } },
+      { name: 'convert_units', arguments: { value: 18, from: 'c', to: 'f' } },
+    ],
+  },
 };
+
+const TOOLS = ['get_weather', 'convert_units'].map((name) => ({
+  type: 'function' as const,
+  function: { name, description: `the ${name} tool`, parameters: { type: 'object' } },
+}));
 
 /** Gateway tests at the HTTP level: the real client against the mock server, no agentd. */
 describe('LLM gateway against the mock server', () => {
@@ -93,6 +104,37 @@ describe('LLM gateway against the mock server', () => {
     });
     return { promise, deltas };
   };
+
+  it('offers tools and returns the streamed tool calls whole, then the reply to their results', async () => {
+    const first = await chat('tools', { tools: TOOLS }).promise;
+    assert.equal(first.finishReason, 'tool_calls');
+    assert.equal(first.content, '');
+    assert.deepEqual(
+      first.toolCalls.map((call) => [call.type, call.function.name, JSON.parse(call.function.arguments)]),
+      [
+        ['function', 'get_weather', { city: 'Paris' }],
+        ['function', 'convert_units', { value: 18, from: 'c', to: 'f' }],
+      ],
+    );
+    assert.equal(new Set(first.toolCalls.map((call) => call.id)).size, 2);
+    const { promise, deltas } = chat('tools', {
+      tools: TOOLS,
+      messages: [
+        { role: 'user', content: 'weather in Paris, in fahrenheit?' },
+        { role: 'assistant', content: null, tool_calls: first.toolCalls },
+        { role: 'tool', tool_call_id: first.toolCalls[0]?.id ?? '', content: '{"temp_c":18}' },
+        { role: 'tool', tool_call_id: first.toolCalls[1]?.id ?? '', content: '{"value":64.4}' },
+      ],
+    });
+    const second = await promise;
+    assert.equal(second.content, 'Tool results: {"temp_c":18}; {"value":64.4}');
+    assert.deepEqual(second.toolCalls, []);
+    assert.equal(deltas.join(''), second.content);
+    // Offered no tools, the same model answers in text: the tools reached it only when given.
+    const plain = await chat('tools').promise;
+    assert.deepEqual(plain.toolCalls, []);
+    assert.equal(plain.content, mockReply(5));
+  });
 
   it('streams the deltas in order and returns the whole reply, sending the API key', async () => {
     const { promise, deltas } = chat('fast');

@@ -1012,6 +1012,18 @@ function storageContract(name: string, factory: Factory): void {
         assert.equal(await archive.endId(run.id), null);
       });
 
+      it("keeps an agent's own event types as they are", async () => {
+        const archive = new EventArchiveRepository(db);
+        const run = await runInStatus('running');
+        const types = ['progress', 'chart.point', 'token', 'x-1_y'];
+        const events = eventChain([1, 2, 3, 4], { type: (i) => types[i]! });
+        await archive.insert(events.map((event) => ({ runId: run.id, event })));
+        assert.deepEqual(
+          (await archive.read(run.id, null, 100)).map((event) => event.type),
+          types,
+        );
+      });
+
       it('reads pages bounded in bytes, summed in the database, up to the event that reaches the bound', async () => {
         const archive = new EventArchiveRepository(db);
         const run = await runInStatus('running');

@@ -17,6 +17,12 @@ describe('redis event codec', () => {
     assert.deepEqual(parseStreamEntry([entry.id, ['t', entry.type, 'd', entry.json, 'p', entry.prev]]), event);
   });
 
+  it("carries an agent's own event type as it is", () => {
+    const custom: RunEvent = { ...event, type: 'chart.point', json: '{"x":1}' };
+    const entry = streamEntryOf(custom);
+    assert.deepEqual(parseStreamEntry([entry.id, ['t', entry.type, 'd', entry.json, 'p', entry.prev]]), custom);
+  });
+
   it('reads fields in any order, ignores unknown ones, and reads an empty p as the first event', () => {
     assert.deepEqual(parseStreamEntry(['5-0', ['x', 'y', 'p', '', 'd', 'null', 't', 'end']]), {
       id: { ms: 5, seq: 0 },
@@ -32,7 +38,7 @@ describe('redis event codec', () => {
       ['not an entry', 'x'],
       ['a bad id', ['1', fields]],
       ['no fields', ['1-0', null]],
-      ['an unknown type', ['1-0', ['t', 'nope', 'd', '{}', 'p', '']]],
+      ['a type no agent may emit', ['1-0', ['t', 'Not A Type', 'd', '{}', 'p', '']]],
       ['no d', ['1-0', ['t', 'token', 'p', '']]],
       ['an empty d', ['1-0', ['t', 'token', 'd', '', 'p', '']]],
       ['a line break in d', ['1-0', ['t', 'token', 'd', '"a\nb"', 'p', '']]],

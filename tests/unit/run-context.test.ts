@@ -28,6 +28,7 @@ function context(options: ContextOptions = {}) {
     sessionId: null,
     signal: options.signal ?? new AbortController().signal,
     logger: createLogger('error'),
+    services: { llm: { chat: () => Promise.reject(new Error('no llm')) }, offload: () => Promise.reject(new Error('no offload')) },
     eventLog: {
       append: (_runId, event) => {
         appended.push(event);
@@ -66,6 +67,22 @@ describe('RunContext', () => {
     assert.deepEqual(appended[1]?.prev, appended[0]?.id);
     assert.deepEqual(appended[2]?.prev, appended[1]?.id);
     assert.deepEqual(ctx.output, { role: 'assistant', content: 'hi' });
+  });
+
+  it("takes an agent's own event types and refuses the runtime's and malformed ones at once", () => {
+    const { ctx, appended } = context();
+    ctx.emit('progress', { done: 1 });
+    ctx.emit('chart.point-2_b', { x: 1 });
+    for (const type of ['status', 'error', 'end']) {
+      assert.throws(() => ctx.emit(type, {}), { name: 'TypeError', message: `ctx.emit: "${type}" events belong to the runtime` });
+    }
+    for (const type of ['', 'Progress', '1st', 'has space', 'x'.repeat(65), 'new\nline']) {
+      assert.throws(() => ctx.emit(type, {}), { name: 'TypeError', message: /does not match/ });
+    }
+    assert.deepEqual(
+      appended.map((e) => e.type),
+      ['progress', 'chart.point-2_b'],
+    );
   });
 
   it("carries each event's data as its JSON text, undefined as null", () => {

@@ -60,6 +60,7 @@ function deps(logger: ReturnType<typeof createLogger>): RunExecutionDeps {
   } as unknown as EventLog;
   return {
     runs: { get: async () => null },
+    services: () => ({ llm: { chat: () => Promise.reject(new Error('no llm')) }, offload: () => Promise.reject(new Error('no offload')) }),
     recorder: new RunRecorder({ transition: async (id, _from, to) => ({ ...record(id, 'running'), status: to }) }, logger),
     eventLog,
     observer: { runAdmitted: () => undefined, runStarted: () => undefined, runFinished: () => undefined },

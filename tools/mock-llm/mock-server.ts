@@ -35,6 +35,14 @@ export const mockBehaviourSchema = z
     hangBeforeFirstByte: z.boolean(),
     /** Stream this many pieces, then send nothing more while keeping the connection open. */
     hangAfterTokens: z.number().int().min(0).nullable(),
+    /**
+     * Answer a request that offers `tools` with these calls (each must name an offered tool) until
+     * the conversation holds tool results; then the reply is `Tool results: <their contents, "; ">`.
+     */
+    toolCalls: z
+      .array(z.object({ name: z.string().min(1), arguments: z.record(z.string(), z.unknown()) }).strict())
+      .min(1)
+      .nullable(),
   })
   .strict();
 
@@ -49,6 +57,7 @@ export const MOCK_DEFAULTS: MockBehaviour = Object.freeze({
   error: null,
   hangBeforeFirstByte: false,
   hangAfterTokens: null,
+  toolCalls: null,
 });
 
 export interface MockLlmOptions {
@@ -98,7 +107,36 @@ const chatBody = z.object({
   model: z.string().min(1),
   messages: z.array(z.object({ role: z.string(), content: z.unknown() })).min(1),
   stream: z.boolean().optional(),
+  tools: z.array(z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })).optional(),
 });
+
+/** A tool call as the mock answers it: `arguments` is JSON text, as OpenAI sends it. */
+interface MockToolCall {
+  readonly id: string;
+  readonly type: 'function';
+  readonly function: { readonly name: string; readonly arguments: string };
+}
+
+/**
+ * The tool calls to answer with, or null for a text reply: the behaviour's, while the request
+ * offers tools and has no tool result yet. Naming a tool the request did not offer is a 400.
+ */
+function toolCallsFor(parsed: z.output<typeof chatBody>, behaviour: MockBehaviour, id: string): MockToolCall[] | null {
+  if (behaviour.toolCalls === null || parsed.tools === undefined) return null;
+  if (parsed.messages.some((m) => m.role === 'tool')) return null;
+  const offered = new Set(parsed.tools.map((t) => t.function.name));
+  return behaviour.toolCalls.map((call, index) => {
+    if (!offered.has(call.name)) throw new HttpFailure(400, `The tool "${call.name}" is not among the request's tools.`);
+    return { id: `call_${id}_${index}`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.arguments) } };
+  });
+}
+
+/** The text reply's pieces: `mockTokens`, or after tool results, those results. */
+function replyPieces(parsed: z.output<typeof chatBody>, behaviour: MockBehaviour): string[] {
+  if (behaviour.toolCalls === null || !parsed.messages.some((m) => m.role === 'tool')) return mockTokens(behaviour.tokens);
+  const results = parsed.messages.filter((m) => m.role === 'tool').map((m) => String(m.content));
+  return ['Tool results: ', results.join('; ')];
+}
 
 class HttpFailure extends Error {
   constructor(
@@ -178,12 +216,15 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       const type = error.status === 429 ? 'rate_limit_error' : error.status >= 500 ? 'server_error' : 'invalid_request_error';
       return sendJson(res, error.status, { error: { message: `mock ${error.status} (attempt ${attempt})`, type } }, finish);
     }
-    const pieces = mockTokens(behaviour.tokens);
+    const toolCalls = toolCallsFor(parsed, behaviour, String(sequence));
+    const pieces = toolCalls === null ? replyPieces(parsed, behaviour) : [];
     const created = Math.floor(Date.now() / 1000);
     if (parsed.stream !== true) {
       if (behaviour.hangAfterTokens !== null) return hang(signal);
       if (behaviour.tokenLatencyMs > 0) await sleep(behaviour.tokenLatencyMs * Math.max(0, pieces.length - 1), undefined, { signal });
-      const message = { role: 'assistant', content: pieces.join('') };
+      const message =
+        toolCalls === null ? { role: 'assistant', content: pieces.join('') } : { role: 'assistant', content: null, tool_calls: toolCalls };
+      const finishReason = toolCalls === null ? 'stop' : 'tool_calls';
       const usage = {
         prompt_tokens: parsed.messages.length,
         completion_tokens: pieces.length,
@@ -192,11 +233,18 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       return sendJson(
         res,
         200,
-        { id, object: 'chat.completion', created, model: parsed.model, choices: [{ index: 0, message, finish_reason: 'stop' }], usage },
+        {
+          id,
+          object: 'chat.completion',
+          created,
+          model: parsed.model,
+          choices: [{ index: 0, message, finish_reason: finishReason }],
+          usage,
+        },
         finish,
       );
     }
-    return streamReply(res, { id, created, model: parsed.model, pieces, behaviour, signal, finish });
+    return streamReply(res, { id, created, model: parsed.model, pieces, toolCalls, behaviour, signal, finish });
   }
 
   function override(header: string | string[] | undefined): MockOverride {
@@ -245,6 +293,7 @@ async function streamReply(
     readonly created: number;
     readonly model: string;
     readonly pieces: readonly string[];
+    readonly toolCalls: readonly MockToolCall[] | null;
     readonly behaviour: MockBehaviour;
     readonly signal: AbortSignal;
     readonly finish: () => void;
@@ -261,7 +310,16 @@ async function streamReply(
     res.write(chunk({ content: piece }, null));
   }
   if (behaviour.hangAfterTokens !== null && behaviour.hangAfterTokens >= pieces.length) return hang(signal);
-  res.write(chunk({}, 'stop'));
+  // Each call as OpenAI streams it: id and name first, then its arguments' text in two pieces.
+  for (const [index, call] of (reply.toolCalls ?? []).entries()) {
+    const half = Math.ceil(call.function.arguments.length / 2);
+    res.write(
+      chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.function.name, arguments: '' } }] }, null),
+    );
+    res.write(chunk({ tool_calls: [{ index, function: { arguments: call.function.arguments.slice(0, half) } }] }, null));
+    res.write(chunk({ tool_calls: [{ index, function: { arguments: call.function.arguments.slice(half) } }] }, null));
+  }
+  res.write(chunk({}, reply.toolCalls === null ? 'stop' : 'tool_calls'));
   res.write('data: [DONE]\n\n');
   reply.finish();
   res.end();

@@ -68,7 +68,7 @@ export const EVENT_STREAM_FORMAT = [
   '    event: <type>',
   '    data: <one line of JSON>',
   '',
-  'Types and data: `status` {"status"} (queued, running); `message` {"role": "assistant", "content"}; `token` {"text", ...}; `tool` {"name", "input", "output"}; `error` {"code", "message"} (before the end of a failed run); last `end` {"status": <final status>, "error"?}.',
+  'Types and data: `status` {"status"} (queued, running); `message` {"role": "assistant", "content"}; `token` {"text", ...}; `tool` {"name", "input", "output"}; `error` {"code", "message"} (before the end of a failed run); last `end` {"status": <final status>, "error"?}. Agents may emit types of their own (lowercase, matching ^[a-z][a-z0-9_.-]{0,63}$, never status, error or end) with any JSON data: a reader passes over types it does not know.',
   'A comment line `: ping` is sent every SSE_HEARTBEAT_MS while idle. Ids increase strictly within a run (compare them as number pairs); resume with Last-Event-ID or ?after=<id>: no gap, no duplicate.',
 ].join('\n');
 

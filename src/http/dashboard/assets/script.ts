@@ -2,7 +2,7 @@
  * The dashboard's browser script, served as /dashboard/app.js. Plain ES2017 run as it is
  * written (no build step): it polls /dashboard/api/snapshot once a second (the server computes
  * it at most once a second for every viewer), renders each panel with textContent only (no
- * HTML from data), and follows one run's events with an EventSource. On a 401 (the session
+ * HTML from data), and follows one run's events (every type, agents' own too) with fetch. On a 401 (the session
  * expired) it goes back to the login form.
  */
 export const DASHBOARD_SCRIPT = String.raw`'use strict';
@@ -11,7 +11,6 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
   var HIDDEN_POLL_MS = 5000;
   var EVENTS_SHOWN = 300;
   var EVENT_TEXT_MAX = 400;
-  var EVENT_TYPES = ['status', 'message', 'token', 'tool', 'error', 'end'];
   var followed = null;
   var stopped = false;
 
@@ -266,31 +265,72 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
     list.scrollTop = list.scrollHeight;
   }
 
+  // A run's events over fetch, not EventSource: an EventSource hears only the types it names, and
+  // agents define their own. Reconnects after a break with Last-Event-ID, so nothing is lost or repeated.
   function follow(id) {
-    if (followed) followed.source.close();
+    if (followed) followed.controller.abort();
     $('events').replaceChildren();
-    eventState('connecting', 'Run ' + id + ': connecting…');
-    var source = new EventSource('/dashboard/api/runs/' + encodeURIComponent(id) + '/events');
-    followed = { id: id, source: source };
-    source.onopen = function () {
-      eventState('live', 'Run ' + id + ': following live');
-    };
-    // A run's own 'error' events come to the same handlers as the connection's: they carry data.
-    source.onerror = function (event) {
-      if (event instanceof MessageEvent) return;
-      if (source.readyState === EventSource.CLOSED) eventState('closed', 'Run ' + id + ': the stream closed');
-      else eventState('connecting', 'Run ' + id + ': reconnecting…');
-    };
-    EVENT_TYPES.forEach(function (type) {
-      source.addEventListener(type, function (event) {
-        if (!(event instanceof MessageEvent)) return;
-        addEvent(event.lastEventId, type, event.data);
-        if (type === 'end') {
-          source.close();
-          eventState('ended', 'Run ' + id + ': ended (' + JSON.parse(event.data).status + ')');
-        }
-      });
+    var state = { id: id, controller: new AbortController(), lastId: '' };
+    followed = state;
+    readEvents(state).catch(function () {
+      // readEvents shows every failure itself; a superseded stream has nothing to show
     });
+  }
+
+  async function readEvents(state) {
+    var label = 'Run ' + state.id + ': ';
+    for (;;) {
+      eventState('connecting', label + (state.lastId ? 'reconnecting…' : 'connecting…'));
+      try {
+        var headers = state.lastId ? { 'last-event-id': state.lastId } : {};
+        var res = await fetch('/dashboard/api/runs/' + encodeURIComponent(state.id) + '/events', {
+          headers: headers,
+          signal: state.controller.signal,
+        });
+        if (res.status === 204) return eventState('ended', label + 'ended');
+        if (!res.ok || !res.body) return eventState('closed', label + 'the stream closed (' + res.status + ')');
+        eventState('live', label + 'following live');
+        if (await readFrames(state, res.body.getReader())) return;
+      } catch (error) {
+        if (state.controller.signal.aborted) return;
+      }
+      await new Promise(function (resolve) {
+        setTimeout(resolve, 1000);
+      });
+      if (state.controller.signal.aborted) return;
+    }
+  }
+
+  /** Reads SSE frames until the run's end (true) or the connection breaks (false). */
+  async function readFrames(state, reader) {
+    var decoder = new TextDecoder();
+    var buffer = '';
+    var frame = {};
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) return false;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      var nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        var line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (line === '') {
+          if (frame.data !== undefined && frame.event) {
+            state.lastId = frame.id || state.lastId;
+            addEvent(frame.id || '', frame.event, frame.data);
+            if (frame.event === 'end') {
+              state.controller.abort();
+              eventState('ended', 'Run ' + state.id + ': ended (' + JSON.parse(frame.data).status + ')');
+              return true;
+            }
+          }
+          frame = {};
+        } else if (line.charAt(0) !== ':') {
+          var colon = line.indexOf(':');
+          frame[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, '');
+        }
+      }
+    }
   }
 
   document.addEventListener('click', function (event) {
