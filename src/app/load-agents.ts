@@ -3,6 +3,7 @@ import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isDefinedAgent } from '../agents/define-agent.js';
 import type { Agent } from '../domain/index.js';
+import { inSingleExecutable } from '../lib/embedded-assets.js';
 
 /** A file of AGENTS_DIR that could not give its agents; start-up stops with it. */
 export class AgentModuleError extends Error {
@@ -28,6 +29,15 @@ const MODULE_EXTENSIONS = new Set(['.js', '.mjs']);
  */
 export async function loadAgentsDir(dir: string, builtIn: readonly string[] = []): Promise<Agent[]> {
   const root = resolve(dir);
+  if (inSingleExecutable()) {
+    // An agent module imports `agentd` (defineAgent, z) and its own packages from disk, where the
+    // executable has none of them: refused here rather than half-working.
+    throw new AgentModuleError(
+      root,
+      'AGENTS_DIR is not supported by the single executable: agent modules import `agentd` and their packages from disk. ' +
+        'Run agentd from its npm package (`npm start`, `node dist/main.js` or createRuntime) to load your own agents.',
+    );
+  }
   let entries;
   try {
     entries = await readdir(root, { withFileTypes: true });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -94,6 +94,22 @@ describe('the single executable, alone in an empty folder, on the embedded defau
     assert.equal(res.status, 200, 'the key and the run are still there');
     assert.equal(res.body.status, 'completed');
     assert.ok((await stat(join(dir, 'data'))).isDirectory());
+  });
+
+  it('refuses AGENTS_DIR at start-up, saying which route loads own agents', async () => {
+    await mkdir(join(dir, 'agents'));
+    await writeFile(join(dir, 'agents/hello.mjs'), "export default { name: 'hello' };\n");
+    const refused = await run(executable, ['serve'], {
+      env: { PATH: NO_NODE_PATH, ADMIN_TOKEN, AGENTS_DIR: './agents', PORT: '0', DATA_DIR: './refused-data' },
+      cwd: dir,
+    }).then(
+      () => assert.fail('it started'),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /AGENTS_DIR is not supported by the single executable.*npm start/);
+    await rm(join(dir, 'agents'), { recursive: true });
+    await rm(join(dir, 'refused-data'), { recursive: true, force: true });
   });
 
   it('uses real Postgres and Redis when told, and forks its workers (WORKERS=2) as itself', async () => {
