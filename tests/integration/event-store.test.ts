@@ -7,6 +7,7 @@ import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.
 import { RedisCancelBus } from '../../src/streaming/redis/redis-cancel-bus.js';
 import { openRedis, type RedisConnections } from '../../src/streaming/redis/redis-connections.js';
 import { RedisEventStore } from '../../src/streaming/redis/redis-event-store.js';
+import { formatNotification } from '../../src/streaming/redis/redis-event-codec.js';
 import { RedisKeys } from '../../src/streaming/redis/redis-keys.js';
 import {
   cleanupPrefix,
@@ -133,6 +134,31 @@ describe('RedisEventStore on Redis', () => {
     await written(pair.writer);
     ttl = await admin.ttl(key);
     assert.ok(ttl > 30 && ttl <= 120, `TTL after the end event is ${ttl}`);
+  });
+
+  it("hands each listener a remote run's end once, though a late notification names it again", async () => {
+    pair = await openRedisPair();
+    const runId = newRunId();
+    const events = makeEvents(10);
+    const seen: RunEvent[] = [];
+    const stop = pair.reader.subscribe(runId, null, (event) => seen.push(event));
+    await appendOverTicks(pair.writer, runId, events, 2);
+    await waitFor(() => seen.at(-1)?.type === 'end', { what: 'the end event' });
+    // The race under load: the read that found the end ran before the notification naming it
+    // was handled. Here that notification comes (again) after the end was delivered.
+    const end = events.at(-1) as RunEvent;
+    const late = formatNotification({ instanceId: 'another-writer', runs: [[runId, end.id, true]] });
+    await admin.publish(pair.keys.eventsChannel, late);
+    // A later run's events, notified and read on the same two connections after it, show that the
+    // late notification was handled and its read of the end answered.
+    const probe = newRunId();
+    const probeSeen: RunEvent[] = [];
+    const stopProbe = pair.reader.subscribe(probe, null, (event) => probeSeen.push(event));
+    await appendOverTicks(pair.writer, probe, makeEvents(3), 1);
+    await waitFor(() => probeSeen.at(-1)?.type === 'end', { what: 'the probe run to end' });
+    assert.deepEqual(seen, events, 'every event once, the end once');
+    stop();
+    stopProbe();
   });
 
   it('answers a reader of a run it writes from memory until the events are written', async () => {

@@ -24,6 +24,8 @@ interface Follow {
   readonly listeners: Set<EventListener>;
   /** Highest id handed to the listeners; nothing at or below it is delivered again, but an `end`. */
   delivered: EventId | null;
+  /** Listeners that got the run's `end`: an `end` read again (a late notification naming it) is not theirs twice. */
+  readonly ended: Set<EventListener>;
 }
 
 /** XREAD COUNT: entries per run per read; a run that fills it is read again. */
@@ -77,7 +79,7 @@ export class RedisStreamReader {
     let follow = this.follows.get(runId);
     const first = follow === undefined;
     if (follow === undefined) {
-      follow = { listeners: new Set(), delivered: after };
+      follow = { listeners: new Set(), delivered: after, ended: new Set() };
       this.follows.set(runId, follow);
     }
     // A distinct wrapper per call, so the same function may follow twice and stop once each.
@@ -87,6 +89,7 @@ export class RedisStreamReader {
     const current = follow;
     return () => {
       current.listeners.delete(entry);
+      current.ended.delete(entry);
       if (current.listeners.size === 0 && this.follows.get(runId) === current) {
         this.follows.delete(runId);
         this.dirty.delete(runId);
@@ -241,11 +244,15 @@ export class RedisStreamReader {
 
   private deliverTo(follow: Follow, event: RunEvent): void {
     const newer = follow.delivered === null || compareEventIds(event.id, follow.delivered) > 0;
-    // An `end` goes out even when it is not newer: listeners that resumed past it learn that the run ended.
-    if (!newer && event.type !== 'end') return;
+    // An `end` goes out even when it is not newer: listeners that resumed past it learn that the
+    // run ended. Once to each: the read that found it and a late notification naming it may race.
+    const isEnd = event.type === 'end';
+    if (!newer && !isEnd) return;
     if (newer) follow.delivered = event.id;
     // Live iteration: a listener removed by an earlier one gets nothing more.
     for (const listener of follow.listeners) {
+      if (isEnd && follow.ended.has(listener)) continue;
+      if (isEnd) follow.ended.add(listener);
       try {
         listener(event);
       } catch (error) {
