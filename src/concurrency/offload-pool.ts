@@ -93,16 +93,18 @@ export class OffloadPool {
   }
 
   private started(): Piscina {
-    this.pool ??= new Piscina({
+    if (this.pool !== undefined) return this.pool;
+    const pool = new Piscina({
       filename: new URL(`./offload-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href,
       minThreads: 0,
       maxThreads: this.options.threads,
       maxQueue: this.options.queueMax + this.options.threads,
       idleTimeout: IDLE_THREAD_MS,
     });
-    // Without a listener, piscina's 'error' event would end the process.
-    this.pool.on('error', (error: unknown) => this.options.onError?.(error));
-    return this.pool;
+    // Without a listener, piscina's 'error' event would end the process. One, with the pool.
+    pool.on('error', (error: unknown) => this.options.onError?.(error));
+    this.pool = pool;
+    return pool;
   }
 
   private moduleUrl(modulePath: string | URL): string {

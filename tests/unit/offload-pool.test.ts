@@ -35,6 +35,24 @@ describe('OffloadPool', () => {
     }
   });
 
+  it('adds nothing per task: 25 tasks leave no listener behind (no MaxListenersExceededWarning)', async () => {
+    const pool = new OffloadPool({ threads: 1, queueMax: 4, baseDir: dir.dir });
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 25; i++) await pool.run('lib/hash.mjs', 'hashFor', { ms: 1 }, signal);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      assert.deepEqual(
+        warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+      await pool.close();
+    }
+  });
+
   it('refuses a task past threads + queue at once with OffloadQueueFullError, and runs the rest', async () => {
     const pool = new OffloadPool({ threads: 1, queueMax: 1, baseDir: dir.dir });
     try {
