@@ -82,7 +82,9 @@ export function isBuiltInEventType(value: string): value is BuiltInEventType {
 }
 
 /** Why an agent may not emit `type`, or null when it may. */
-export function agentEventTypeProblem(type: string): string | null {
+export function agentEventTypeProblem(type: unknown): string | null {
+  // Agents written in JavaScript may pass anything: a number or undefined is refused here, not in Redis.
+  if (typeof type !== 'string') return `event type must be a string, not ${type === null ? 'null' : typeof type}`;
   if ((RUNTIME_EVENT_TYPES as readonly string[]).includes(type)) return `"${type}" events belong to the runtime`;
   if (!EVENT_TYPE_PATTERN.test(type)) return `event type ${JSON.stringify(type.slice(0, 80))} does not match ${EVENT_TYPE_PATTERN.source}`;
   return null;

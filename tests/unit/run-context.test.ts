@@ -79,6 +79,10 @@ describe('RunContext', () => {
     for (const type of ['', 'Progress', '1st', 'has space', 'x'.repeat(65), 'new\nline']) {
       assert.throws(() => ctx.emit(type, {}), { name: 'TypeError', message: /does not match/ });
     }
+    // What an agent in plain JavaScript may pass: refused here, before it could reach Redis.
+    for (const type of [undefined, null, 42, ['token']]) {
+      assert.throws(() => ctx.emit(type as unknown as string, {}), { name: 'TypeError', message: /event type must be a string/ });
+    }
     assert.deepEqual(
       appended.map((e) => e.type),
       ['progress', 'chart.point-2_b'],
