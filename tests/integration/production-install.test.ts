@@ -32,7 +32,7 @@ describe('a production install (no devDependencies, no compiler)', () => {
   let agentd: AgentdProcess | undefined;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'agentd-production-'));
+    dir = await mkdtemp(join(tmpdir(), 'agentd production-')); // a space in the path, as in many home folders
     await mkdir(join(dir, 'tools'));
     await productionInstall(dir);
   });
