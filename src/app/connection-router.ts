@@ -6,6 +6,8 @@ import type { Logger } from '../domain/index.js';
 export const CONNECTION_MESSAGE = 'agentd:connection';
 /** Worker → primary: connection `id` arrived; the primary closes its copy of the socket. */
 export const CONNECTION_ACK = 'agentd:connection:ack';
+/** Worker → primary: connection `id` arrived after it stopped; it read nothing of it: route it to another. */
+export const CONNECTION_NACK = 'agentd:connection:nack';
 /** Worker → primary: its HTTP server is up; send it connections. */
 export const WORKER_ACCEPTING = 'agentd:connection:accepting';
 /** Worker → primary: it stopped serving; send it no more connections. */
@@ -52,6 +54,8 @@ export class ConnectionRouter {
   async listen(port: number, host: string): Promise<number> {
     this.server.listen(port, host);
     await once(this.server, 'listening');
+    // An accept that fails later (EMFILE, ENOBUFS) is logged; unheard, it would end the primary and every worker with it.
+    this.server.on('error', (error) => this.logger.warn('the listening socket failed to accept a connection', { error }));
     return (this.server.address() as AddressInfo).port;
   }
 
@@ -68,6 +72,10 @@ export class ConnectionRouter {
     if (message.type === CONNECTION_ACK && typeof message.id === 'number') {
       peer.inFlight.get(message.id)?.destroy(); // the primary's copy only: the worker's stays open
       peer.inFlight.delete(message.id);
+    } else if (message.type === CONNECTION_NACK && typeof message.id === 'number') {
+      const socket = peer.inFlight.get(message.id);
+      peer.inFlight.delete(message.id);
+      if (socket !== undefined) this.route(socket);
     } else if (message.type === WORKER_ACCEPTING) {
       peer.accepting = true;
       this.flushWaiting();

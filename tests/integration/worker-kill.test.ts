@@ -49,6 +49,69 @@ function attempt(
   });
 }
 
+type Stat = { requests: number; failedFirst: number; failedRetry: number; maxMs: number; errors: string[] };
+
+/** Each kind of request the traffic sends: fresh connections and keep-alive ones, a GET and a POST. */
+const KINDS = {
+  'fresh GET /healthz': (url: string, _key: string, agent: Agent | false) =>
+    attempt(url, agent, 'GET', '/healthz', { connection: 'close' }),
+  'fresh POST /v1/runs': (url: string, key: string, agent: Agent | false, idem: string) =>
+    attempt(url, agent, 'POST', '/v1/runs', { ...json(key), connection: 'close', 'idempotency-key': idem }, '{"agent":"echo","input":"x"}'),
+  'keep-alive GET /healthz': (url: string, key: string, agent: Agent | false) =>
+    attempt(url, agent, 'GET', '/healthz', { authorization: `Bearer ${key}` }),
+  'keep-alive POST /v1/runs': (url: string, key: string, agent: Agent | false, idem: string) =>
+    attempt(url, agent, 'POST', '/v1/runs', { ...json(key), 'idempotency-key': idem }, '{"agent":"echo","input":"x"}'),
+};
+type Kind = keyof typeof KINDS;
+
+function json(key: string): Record<string, string> {
+  return { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+}
+
+/**
+ * LOOPS_PER_KIND clients of each kind send requests for TRAFFIC_MS, `action` (a signal to a
+ * worker) running after KILL_AFTER_MS. A failed request is retried once: the contract for a
+ * request on a connection a dead worker held (a POST with the same Idempotency-Key starts one run).
+ */
+async function trafficAcross(url: string, key: string, kinds: readonly Kind[], action: () => void): Promise<Map<string, Stat>> {
+  const stats = new Map<string, Stat>();
+  const deadline = performance.now() + TRAFFIC_MS;
+  const loop = async (kind: Kind) => {
+    const stat: Stat = { requests: 0, failedFirst: 0, failedRetry: 0, maxMs: 0, errors: [] };
+    stats.set(kind, stat);
+    // Several keep-alive connections, so some are on the worker that dies.
+    const agent = kind.startsWith('keep-alive') ? new Agent({ keepAlive: true, maxSockets: 1 }) : false;
+    try {
+      while (performance.now() < deadline) {
+        const idem = randomUUID();
+        stat.requests += 1;
+        const first = await KINDS[kind](url, key, agent, idem);
+        stat.maxMs = Math.max(stat.maxMs, first.ms);
+        if (first.ok) continue;
+        stat.failedFirst += 1;
+        stat.errors.push(first.error ?? '');
+        const retry = await KINDS[kind](url, key, agent, idem);
+        stat.maxMs = Math.max(stat.maxMs, retry.ms);
+        if (!retry.ok) {
+          stat.failedRetry += 1;
+          stat.errors.push(`retry: ${retry.error ?? ''}`);
+        }
+      }
+    } finally {
+      if (agent) agent.destroy();
+    }
+  };
+  const loops = kinds.flatMap((kind) => Array.from({ length: LOOPS_PER_KIND }, () => loop(kind)));
+  const signalled = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      action();
+      resolve();
+    }, KILL_AFTER_MS),
+  );
+  await Promise.all([...loops, signalled]);
+  return stats;
+}
+
 describe('WORKERS=2: a worker SIGKILLed under traffic', () => {
   let database: { url: string; drop(): Promise<void> };
   let cluster: AgentdProcess | undefined;
@@ -98,56 +161,7 @@ describe('WORKERS=2: a worker SIGKILLed under traffic', () => {
     const started = cluster?.logs().filter((entry) => entry.message === 'worker started' && entry.slot === 1) ?? [];
     const pid = started.at(-1)?.pid as number;
 
-    const auth = { authorization: `Bearer ${key}` };
-    const json = { ...auth, 'content-type': 'application/json' };
-    const kinds = {
-      'fresh GET /healthz': (agent: Agent | false) => attempt(url, agent, 'GET', '/healthz', { connection: 'close' }),
-      'fresh POST /v1/runs': (agent: Agent | false, idem: string) =>
-        attempt(url, agent, 'POST', '/v1/runs', { ...json, connection: 'close', 'idempotency-key': idem }, '{"agent":"echo","input":"x"}'),
-      'keep-alive GET /healthz': (agent: Agent | false) => attempt(url, agent, 'GET', '/healthz', auth),
-      'keep-alive POST /v1/runs': (agent: Agent | false, idem: string) =>
-        attempt(url, agent, 'POST', '/v1/runs', { ...json, 'idempotency-key': idem }, '{"agent":"echo","input":"x"}'),
-    };
-    const stats = new Map<string, { requests: number; failedFirst: number; failedRetry: number; maxMs: number; errors: string[] }>();
-    const deadline = performance.now() + TRAFFIC_MS;
-    const loop = async (kind: keyof typeof kinds) => {
-      const stat = { requests: 0, failedFirst: 0, failedRetry: 0, maxMs: 0, errors: [] as string[] };
-      stats.set(kind, stat);
-      // Several keep-alive connections, so some are on the worker that dies.
-      const agent = kind.startsWith('keep-alive') ? new Agent({ keepAlive: true, maxSockets: 1 }) : false;
-      try {
-        while (performance.now() < deadline) {
-          // The contract: a request that fails on a connection the dead worker held is retried once,
-          // a POST /v1/runs with the same Idempotency-Key, so it starts one run however often it is sent.
-          const idem = randomUUID();
-          stat.requests += 1;
-          const first = await kinds[kind](agent, idem);
-          stat.maxMs = Math.max(stat.maxMs, first.ms);
-          if (first.ok) continue;
-          stat.failedFirst += 1;
-          stat.errors.push(first.error ?? '');
-          const retry = await kinds[kind](agent, idem);
-          stat.maxMs = Math.max(stat.maxMs, retry.ms);
-          if (!retry.ok) {
-            stat.failedRetry += 1;
-            stat.errors.push(`retry: ${retry.error ?? ''}`);
-          }
-        }
-      } finally {
-        if (agent) agent.destroy();
-      }
-    };
-    const loops = (Object.keys(kinds) as Array<keyof typeof kinds>).flatMap((kind) =>
-      Array.from({ length: LOOPS_PER_KIND }, () => loop(kind)),
-    );
-    const kill = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        process.kill(pid, 'SIGKILL');
-        resolve();
-      }, KILL_AFTER_MS),
-    );
-    await Promise.all([...loops, kill]);
-
+    const stats = await trafficAcross(url, key, Object.keys(KINDS) as Kind[], () => process.kill(pid, 'SIGKILL'));
     const report = Object.fromEntries(stats);
     console.log('traffic across the SIGKILL:', JSON.stringify(report));
     for (const [kind, stat] of stats) {
@@ -163,6 +177,31 @@ describe('WORKERS=2: a worker SIGKILLed under traffic', () => {
       'the primary saw the worker die',
     );
     // A replacement comes up in slot 1 and takes connections again.
+    assert.deepEqual(await bothWorkersUp(url), [`${base}/1`, `${base}/2`]);
+  });
+
+  it('a worker SIGTERMed under traffic drains: no request on a fresh connection is reset or waits 1 s; new runs there get 503 draining', async () => {
+    const url = cluster?.url ?? '';
+    assert.deepEqual(await bothWorkersUp(url), [`${base}/1`, `${base}/2`]);
+    const started = cluster?.logs().filter((entry) => entry.message === 'worker started' && entry.slot === 2) ?? [];
+    const pid = started.at(-1)?.pid as number;
+    // Connections the primary hands the worker after it stopped accepting come back unread and go to the other.
+    const stats = await trafficAcross(url, key, ['fresh GET /healthz', 'fresh POST /v1/runs'], () => process.kill(pid, 'SIGTERM'));
+    console.log('traffic across the SIGTERM:', JSON.stringify(Object.fromEntries(stats)));
+    for (const [kind, stat] of stats) {
+      assert.ok(stat.requests > 10, `${kind}: traffic flowed (${stat.requests} requests)`);
+      assert.ok(stat.maxMs < MAX_WAIT_MS, `${kind}: the slowest attempt took ${Math.round(stat.maxMs)} ms`);
+      // Nothing is reset or lost; a new run sent to the draining worker is refused as the contract
+      // says for a draining instance (503 `draining`, Retry-After), and a GET is always answered.
+      for (const error of stat.errors) assert.match(error, /^(retry: )?status 503 .*"code\\?":\\?"draining/, `${kind}: ${error}`);
+      if (kind === 'fresh GET /healthz') assert.equal(stat.failedFirst, 0, stat.errors.join(', '));
+    }
+    await waitFor(
+      () => cluster?.logs().some((entry) => entry.message === 'worker exited unexpectedly; restarting it' && entry.pid === pid),
+      {
+        what: 'the drained worker to exit and be replaced',
+      },
+    );
     assert.deepEqual(await bothWorkersUp(url), [`${base}/1`, `${base}/2`]);
   });
 });
