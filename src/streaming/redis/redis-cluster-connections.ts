@@ -149,7 +149,7 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
         inFlight -= 1;
       });
     },
-    isReady: () => cluster.masters.length > 0 && cluster.masters.every((master) => master.client?.isReady === true),
+    isReady: () => cluster.masters.some((master) => master.client?.isReady === true),
     send,
     runScript: (script, keys, argv) => script.run((args) => send(keys[0] ?? '', args), keys, argv, true),
     byShard,
@@ -157,7 +157,12 @@ function clusterConnections(cluster: RedisClusterClient, options: OpenRedisClust
     readStreams: (keys, ids, count) => {
       const streams = keys.map((key, index) => [key, ids[index] ?? '0-0'] as const);
       return Promise.all(
-        byShard(streams, ([key]) => key).map((part) => readShardStreams((args) => send(part[0]?.[0] ?? '', args), part, count)),
+        byShard(streams, ([key]) => key).map((part) =>
+          readShardStreams((args) => send(part[0]?.[0] ?? '', args), part, count).then(
+            (reply) => ({ keys: part.map(([key]) => key), reply }),
+            (error: unknown) => ({ keys: part.map(([key]) => key), error }),
+          ),
+        ),
       );
     },
     publish: async (channel, message) => {

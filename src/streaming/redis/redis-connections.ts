@@ -17,6 +17,9 @@ export type MessageListener = (message: string) => void;
  * a cluster one command connection per shard and one subscriber. Nothing else opens a
  * connection, however many runs or listeners there are.
  */
+/** One shard's part of a `readStreams`: its streams, and their XREAD reply or the error. */
+export type StreamsRead = { readonly keys: readonly string[] } & ({ readonly reply: unknown } | { readonly error: unknown });
+
 export interface RedisConnections {
   /** node-redis' command queue bound per connection: commands beyond it are refused at once. */
   readonly commandsQueueMax: number;
@@ -24,7 +27,10 @@ export interface RedisConnections {
   readonly reportError: (error: unknown) => void;
   /** Counts `command` in `inFlight()` until it settles; returns it unchanged. */
   counted<T>(command: Promise<T>): Promise<T>;
-  /** Whether commands can go now (on a cluster: every shard's connection is ready). */
+  /**
+   * Whether commands can go now (on a cluster: some shard's connection is ready; a command for a
+   * shard that is not fails at once, so one shard away costs its own part of a batch only).
+   */
   isReady(): boolean;
   /** One command, on the connection of the shard that holds `key`. */
   send(key: string, args: readonly string[]): Promise<unknown>;
@@ -32,8 +38,12 @@ export interface RedisConnections {
   runScript(script: RedisScript, keys: readonly string[], argv: readonly string[]): Promise<unknown>;
   /** `items` in groups whose keys live on one shard, each in the given order: one group without a cluster. */
   byShard<T>(items: readonly T[], keyOf: (item: T) => string): T[][];
-  /** XREAD COUNT `count` of each stream after its id (one command per shard on a cluster): the XREAD replies. */
-  readStreams(keys: readonly string[], ids: readonly string[], count: number): Promise<unknown[]>;
+  /**
+   * XREAD COUNT `count` of each stream after its id (one command per shard on a cluster): each
+   * shard's XREAD reply, or its error (the other shards' replies still count). Rejects only
+   * without a cluster, where there is one command.
+   */
+  readStreams(keys: readonly string[], ids: readonly string[], count: number): Promise<StreamsRead[]>;
   /** PUBLISH (classic pub/sub: a cluster delivers it to subscribers on every node). */
   publish(channel: string, message: string): Promise<void>;
   subscribe(channel: string, listener: MessageListener): Promise<void>;
@@ -124,7 +134,7 @@ export async function openRedis(options: OpenRedisOptions): Promise<RedisConnect
     send: (_key, args) => send(args),
     runScript: (script, keys, argv) => script.run(send, keys, argv),
     byShard: (items) => (items.length === 0 ? [] : [[...items]]),
-    readStreams: async (keys, ids, count) => [await send(['XREAD', 'COUNT', String(count), 'STREAMS', ...keys, ...ids])],
+    readStreams: async (keys, ids, count) => [{ keys, reply: await send(['XREAD', 'COUNT', String(count), 'STREAMS', ...keys, ...ids]) }],
     publish: async (channel, message) => {
       await commands.publish(channel, message);
     },

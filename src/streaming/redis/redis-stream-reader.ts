@@ -231,14 +231,23 @@ export class RedisStreamReader {
       const delivered = this.follows.get(runId)?.delivered ?? null;
       return delivered === null ? '0-0' : formatEventId(delivered);
     });
-    const replies = await this.redis.counted(this.redis.readStreams(keys, ids, READ_COUNT));
+    const results = await this.redis.counted(this.redis.readStreams(keys, ids, READ_COUNT));
     const runByKey = new Map(keys.map((key, index) => [key, runIds[index] as string]));
-    for (const [key, entries] of replies.flatMap(parseXReadReply)) {
-      const runId = runByKey.get(key);
-      const follow = runId === undefined ? undefined : this.follows.get(runId);
-      if (runId === undefined || follow === undefined) continue; // unsubscribed while reading
-      for (const event of parseStreamEntries(runId, entries, this.onError)) this.deliverTo(follow, event);
-      if (entries.length >= READ_COUNT) this.dirty.add(runId);
+    // A shard that failed fails its own runs only: the others' events are delivered first.
+    const failed = results.filter((result) => 'error' in result);
+    for (const result of results) {
+      if (!('reply' in result)) continue;
+      for (const [key, entries] of parseXReadReply(result.reply)) {
+        const runId = runByKey.get(key);
+        const follow = runId === undefined ? undefined : this.follows.get(runId);
+        if (runId === undefined || follow === undefined) continue; // unsubscribed while reading
+        for (const event of parseStreamEntries(runId, entries, this.onError)) this.deliverTo(follow, event);
+        if (entries.length >= READ_COUNT) this.dirty.add(runId);
+      }
+    }
+    if (failed.length > 0) {
+      const first = failed[0] as { readonly keys: readonly string[]; readonly error: unknown };
+      throw new Error(`reading ${failed.length} of ${results.length} shards failed`, { cause: first.error });
     }
   }
 
