@@ -673,6 +673,17 @@ function buildRows(): Row[] {
       '',
       (x) => `${x.cpu.server} / ${x.cpu.postgres} / ${x.cpu.client}`,
     );
+    // Server-side CPU (agentd + Postgres, not the bench's client) per admitted run: what a change to admission is judged by.
+    line(
+      'admission',
+      'agentd',
+      'server CPU per admitted run (agentd + Postgres)',
+      'µs',
+      (x) => round(((x.cpu.server + x.cpu.postgres) * 1e6) / Math.max(1, x.runsPerSecond), 0),
+      'lower',
+      undefined,
+      false,
+    );
     if (ad['agentd-embedded'] !== undefined) {
       line(
         'admission (embedded)',
@@ -763,6 +774,14 @@ function buildRows(): Row[] {
       );
       if (key.includes('1x')) line('RSS per listener', 'KB', (x) => round(x.rss.perListenerBytes / 1024, 1), 'lower');
       else line('RSS per concurrent run incl. listener', 'KB', (x) => round(x.rss.perRunBytes / 1024, 1), 'lower', { op: '<=', value: 40 });
+      // Server-side CPU (both instances, Redis, Postgres; not the listener process) per delivered event.
+      line(
+        'server CPU per delivered event (A + B + Redis + Postgres)',
+        'µs',
+        (x) => round(((x.cpu.writer + x.cpu.reader + (x.cpu.redis ?? 0) + x.cpu.postgres) * 1e6) / Math.max(1, x.deliveredPerSecond), 1),
+        'lower',
+        key === 'agentd-1000' ? { op: '<=', value: 40 } : undefined,
+      );
       line(
         'CPU cores: server A / B / redis / postgres; listener process',
         '',
