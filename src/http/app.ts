@@ -6,6 +6,7 @@ import type { AccountRepository } from '../db/account-repository.js';
 import type { Database } from '../db/database.js';
 import type { RunRepository } from '../db/run-repository.js';
 import type { Logger } from '../domain/index.js';
+import { RunEndRecovery } from '../runtime/run-end-recovery.js';
 import type { RunManager } from '../runtime/run-manager.js';
 import type { EventLog } from '../streaming/event-log.js';
 import type { EventStore } from '../streaming/event-store.js';
@@ -25,6 +26,7 @@ import { openApiRouter } from './routes/openapi.js';
 import { type MetricsSource, opsRouter } from './routes/ops.js';
 import { runsRouter } from './routes/runs.js';
 import { streamTokenAuth, streamTokenRouter } from './routes/stream-tokens.js';
+import type { RunStreamDeps } from './sse/run-stream.js';
 import { StreamTokens } from './stream-tokens.js';
 
 /** The operator's view of this instance's sizing and live use (`GET /v1/admin/capacity`). */
@@ -90,10 +92,19 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
+  // Every event stream (the API's and the dashboard's) shares these.
+  const streams: RunStreamDeps = {
+    eventLog: deps.eventLog,
+    logger: deps.logger,
+    followers: deps.listeners,
+    ends: new RunEndRecovery({ runs: deps.runs, eventLog: deps.eventLog, logger: deps.logger }),
+    heartbeatMs: settings.heartbeatMs,
+    maxBufferBytes: settings.maxBufferBytes,
+  };
+
   // The operator's page; like the admin routes it does not exist (404) without ADMIN_TOKEN.
   if (settings.adminToken !== undefined) {
-    const { adminToken, heartbeatMs, maxBufferBytes } = settings;
-    app.use('/dashboard', dashboardRouter({ ...deps, adminToken, throttle, heartbeatMs, maxBufferBytes }));
+    app.use('/dashboard', dashboardRouter({ ...deps, adminToken: settings.adminToken, throttle, streams }));
   }
 
   const keyAuth = new ApiKeyAuth(deps.accounts, throttle);
@@ -116,11 +127,8 @@ export function createApp(deps: AppDeps): Express {
     eventsRouter({
       manager: deps.manager,
       runs: deps.runs,
-      eventLog: deps.eventLog,
+      streams,
       logger: deps.logger,
-      listeners: deps.listeners,
-      heartbeatMs: settings.heartbeatMs,
-      maxBufferBytes: settings.maxBufferBytes,
       maxRunTimeoutMs: settings.maxRunTimeoutMs,
     }),
   );

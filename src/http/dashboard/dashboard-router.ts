@@ -3,14 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import { z } from 'zod';
 import type { RunRepository } from '../../db/run-repository.js';
-import { isFinal, type Logger, NotFoundError, UnauthorizedError } from '../../domain/index.js';
-import { RunEndRecovery } from '../../runtime/run-end-recovery.js';
-import type { EventLog } from '../../streaming/event-log.js';
-import type { Followers } from '../../streaming/followers.js';
+import { NotFoundError, UnauthorizedError } from '../../domain/index.js';
 import type { AuthThrottle } from '../auth-throttle.js';
 import { notFound } from '../error-handler.js';
-import { END_WAIT_MS, resumePoint } from '../routes/events.js';
-import { RunStream, type RunStreamDeps } from '../sse/run-stream.js';
+import { serveRunEvents } from '../routes/events.js';
+import type { RunStreamDeps } from '../sse/run-stream.js';
 import { uuidParam } from '../validation.js';
 import { DASHBOARD_PAGE, loginPage } from './assets/pages.js';
 import { DASHBOARD_SCRIPT } from './assets/script.js';
@@ -41,12 +38,8 @@ export interface DashboardDeps {
   readonly throttle: AuthThrottle;
   readonly capacity: DashboardFeedDeps['capacity'];
   readonly runs: RunRepository;
-  readonly eventLog: EventLog;
-  readonly listeners: Followers;
-  readonly logger: Logger;
-  /** SSE_HEARTBEAT_MS and SSE_MAX_BUFFER_BYTES, as for every event stream. */
-  readonly heartbeatMs: number;
-  readonly maxBufferBytes: number;
+  /** What every event stream of the app shares (SSE_HEARTBEAT_MS, SSE_MAX_BUFFER_BYTES, …). */
+  readonly streams: RunStreamDeps;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -115,14 +108,6 @@ export function dashboardRouter(deps: DashboardDeps): Router {
   const router = Router();
   const sessions = new DashboardSessions(deps.adminToken);
   const feed = new DashboardFeed({ capacity: deps.capacity, runs: deps.runs });
-  const streams: RunStreamDeps = {
-    eventLog: deps.eventLog,
-    logger: deps.logger,
-    followers: deps.listeners,
-    ends: new RunEndRecovery({ runs: deps.runs, eventLog: deps.eventLog, logger: deps.logger }),
-    heartbeatMs: deps.heartbeatMs,
-    maxBufferBytes: deps.maxBufferBytes,
-  };
   const hasSession = async (req: Request) => {
     const value = sessionOf(req.headers.cookie);
     return value !== null && (await sessions.verify(value));
@@ -155,12 +140,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
   router.get('/api/runs/:id/events', requireSession, async (req, res) => {
     const run = await deps.runs.getAny(uuidParam(req.params.id));
     if (run === null) throw new NotFoundError();
-    const after = resumePoint(req);
-    if (after !== null && isFinal(run.status) && (await deps.eventLog.isPastEnd(run.id, after, END_WAIT_MS))) {
-      res.status(204).end();
-      return;
-    }
-    await RunStream.open(streams, res, DASHBOARD_FOLLOWERS).bind(run).serve(after);
+    await serveRunEvents(deps.streams, req, res, run, DASHBOARD_FOLLOWERS);
   });
 
   router.use(notFound);

@@ -1,11 +1,16 @@
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { Router } from 'express';
 import type { RunRepository } from '../../db/run-repository.js';
-import { type EventId, InvalidRequestError, isFinal, type Logger, NotFoundError, parseEventId } from '../../domain/index.js';
-import { RunEndRecovery } from '../../runtime/run-end-recovery.js';
+import {
+  type EventId,
+  InvalidRequestError,
+  isFinal,
+  type Logger,
+  NotFoundError,
+  parseEventId,
+  type RunStatus,
+} from '../../domain/index.js';
 import type { RunManager } from '../../runtime/run-manager.js';
-import type { EventLog } from '../../streaming/event-log.js';
-import type { Followers } from '../../streaming/followers.js';
 import { RunStream, type RunStreamDeps } from '../sse/run-stream.js';
 import { accountOf } from '../auth.js';
 import { runRequestParser } from './runs.js';
@@ -17,11 +22,9 @@ export const END_WAIT_MS = 2_000;
 export interface EventsRouterDeps {
   readonly manager: RunManager;
   readonly runs: RunRepository;
-  readonly eventLog: EventLog;
+  /** What every event stream of the app shares (app.ts builds it once). */
+  readonly streams: RunStreamDeps;
   readonly logger: Logger;
-  readonly listeners: Followers;
-  readonly heartbeatMs: number;
-  readonly maxBufferBytes: number;
   readonly maxRunTimeoutMs: number;
 }
 
@@ -36,31 +39,37 @@ export function resumePoint(req: Request): EventId | null {
   return id;
 }
 
+/**
+ * Serves `run`'s events from the request's resume point (`after`, else Last-Event-ID), counted
+ * among `followersKey`'s listeners; 204 when the resume point is the run's `end`: past it there
+ * is nothing left to send. The one way a run's events are read over HTTP (the API and the dashboard).
+ */
+export async function serveRunEvents(
+  streams: RunStreamDeps,
+  req: Request,
+  res: Response,
+  run: { readonly id: string; readonly accountId: string; readonly status: RunStatus },
+  followersKey: string,
+): Promise<void> {
+  const after = resumePoint(req);
+  if (after !== null && isFinal(run.status) && (await streams.eventLog.isPastEnd(run.id, after, END_WAIT_MS))) {
+    res.status(204).end();
+    return;
+  }
+  await RunStream.open(streams, res, followersKey).bind(run).serve(after);
+}
+
 /** GET /v1/runs/:id/events and POST /v1/runs/stream. */
 export function eventsRouter(deps: EventsRouterDeps): Router {
   const router = Router();
   const runRequest = runRequestParser(deps.maxRunTimeoutMs);
-
-  const streams: RunStreamDeps = {
-    eventLog: deps.eventLog,
-    logger: deps.logger,
-    followers: deps.listeners,
-    ends: new RunEndRecovery({ runs: deps.runs, eventLog: deps.eventLog, logger: deps.logger }),
-    heartbeatMs: deps.heartbeatMs,
-    maxBufferBytes: deps.maxBufferBytes,
-  };
+  const { streams } = deps;
 
   router.get('/v1/runs/:id/events', async (req, res) => {
     const account = accountOf(req);
     const run = await deps.runs.get(account.id, uuidParam(req.params.id));
     if (run === null) throw new NotFoundError();
-    const after = resumePoint(req);
-    // Past the `end` there is nothing left to send.
-    if (after !== null && isFinal(run.status) && (await deps.eventLog.isPastEnd(run.id, after, END_WAIT_MS))) {
-      res.status(204).end();
-      return;
-    }
-    await RunStream.open(streams, res, account.id).bind(run).serve(after);
+    await serveRunEvents(streams, req, res, run, account.id);
   });
 
   router.post('/v1/runs/stream', async (req, res) => {
