@@ -22,17 +22,10 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/**
- * A Redis server of this test alone, on a free loopback port, for what must not touch the
- * shared one (FLUSHALL, CONFIG SET); `extraArgs` go to redis-server. Stopped with SIGTERM.
- */
-export async function startPrivateRedis(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
-  const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const client = createClient({ url, socket: { reconnectStrategy: () => 100 } });
-  client.on('error', () => undefined); // connection attempts before the server listens
+/** A client of the redis-server starting on loopback `port`, once it answers PING. */
+export async function clientWhenUp(port: number): Promise<ReturnType<typeof createClient>> {
+  const client = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: () => 50 } });
+  client.on('error', () => undefined); // attempts before the server listens; the wait below fails if it never does
   await waitFor(
     async () => {
       try {
@@ -44,6 +37,19 @@ export async function startPrivateRedis(extraArgs: readonly string[] = []): Prom
     },
     { what: `redis-server on port ${port}` },
   );
+  return client;
+}
+
+/**
+ * A Redis server of this test alone, on a free loopback port, for what must not touch the
+ * shared one (FLUSHALL, CONFIG SET); `extraArgs` go to redis-server. Stopped with SIGTERM.
+ */
+export async function startPrivateRedis(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const client = await clientWhenUp(port);
   return {
     url,
     command: (args) => client.sendCommand(args),

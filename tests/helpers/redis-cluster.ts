@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient } from 'redis';
-import { freePort } from './private-redis.js';
+import { clientWhenUp, freePort } from './private-redis.js';
 import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
@@ -49,7 +49,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     const ports: number[] = [];
     for (let i = 0; i < masters; i++) ports.push(await freePort());
     for (const port of ports) children.push(startNode(port, dir));
-    for (const port of ports) nodes.push(await connectNode(port));
+    for (const port of ports) nodes.push(await clientWhenUp(port));
     const addresses = ports.map((port) => `127.0.0.1:${port}`);
     await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
     for (const node of nodes) {
@@ -104,23 +104,6 @@ function startNode(port: number, dir: string): ChildProcess {
     'no',
   ];
   return spawn('redis-server', args, { stdio: 'ignore' });
-}
-
-async function connectNode(port: number): Promise<ClusterNodeClient> {
-  const client = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: () => 50 } });
-  client.on('error', () => undefined); // attempts before the server listens; the wait below fails if it never does
-  await waitFor(
-    async () => {
-      try {
-        if (!client.isOpen) await client.connect();
-        return (await client.ping()) === 'PONG';
-      } catch {
-        return false;
-      }
-    },
-    { what: `redis-server on port ${port}` },
-  );
-  return client;
 }
 
 async function killed(child: ChildProcess): Promise<void> {
