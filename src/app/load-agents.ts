@@ -22,6 +22,20 @@ export class AgentModuleError extends Error {
 const MODULE_EXTENSIONS = new Set(['.js', '.mjs']);
 
 /**
+ * Refuses AGENTS_DIR in the single executable, before start-up opens anything: an agent module
+ * imports `agentd` (defineAgent, z) and its own packages from disk, where the executable has
+ * none of them.
+ */
+export function refuseAgentsDirInSingleExecutable(dir: string | undefined): void {
+  if (dir === undefined || !inSingleExecutable()) return;
+  throw new AgentModuleError(
+    resolve(dir),
+    'AGENTS_DIR is not supported by the single executable: agent modules import `agentd` and their packages from disk. ' +
+      'Run agentd from its npm package (`npm start`, `node dist/main.js` or createRuntime) to load your own agents.',
+  );
+}
+
+/**
  * The agents of AGENTS_DIR: every `.js` / `.mjs` file directly in it (not in subfolders, where
  * helpers and offloaded modules live) is imported, and each of its exports must be an agent made
  * with defineAgent. Throws AgentModuleError naming the file for a module that fails to load, an
@@ -29,15 +43,6 @@ const MODULE_EXTENSIONS = new Set(['.js', '.mjs']);
  */
 export async function loadAgentsDir(dir: string, builtIn: readonly string[] = []): Promise<Agent[]> {
   const root = resolve(dir);
-  if (inSingleExecutable()) {
-    // An agent module imports `agentd` (defineAgent, z) and its own packages from disk, where the
-    // executable has none of them: refused here rather than half-working.
-    throw new AgentModuleError(
-      root,
-      'AGENTS_DIR is not supported by the single executable: agent modules import `agentd` and their packages from disk. ' +
-        'Run agentd from its npm package (`npm start`, `node dist/main.js` or createRuntime) to load your own agents.',
-    );
-  }
   let entries;
   try {
     entries = await readdir(root, { withFileTypes: true });

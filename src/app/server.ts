@@ -38,7 +38,7 @@ import { readBuildInfo } from './build-info.js';
 import { Lifecycle } from './lifecycle.js';
 import { limitTable } from './limit-table.js';
 import { listenOnPort, serveFromPrimary } from './http-listener.js';
-import { loadAgentsDir } from './load-agents.js';
+import { loadAgentsDir, refuseAgentsDirInSingleExecutable } from './load-agents.js';
 import { openDatabase } from './open-database.js';
 
 export interface RunningServer {
@@ -338,6 +338,7 @@ export async function startServer(
   machineOverride?: DetectedMachine,
   agents: readonly Agent[] = [],
 ): Promise<RunningServer> {
+  refuseAgentsDirInSingleExecutable(config.agents.dir);
   const machine = machineOverride ?? (await detectMachine());
   const sizing = sizeInstance(config, machine);
   const lifecycle = new Lifecycle(logger);
