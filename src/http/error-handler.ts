@@ -9,7 +9,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../domain/index.js';
 import { matchedRoute } from './access-log.js';
-import { carriesRetryAfter } from './openapi/api-errors.js';
+import { carriesRetryAfter, DEFAULT_RETRY_AFTER_S } from './openapi/api-errors.js';
 
 /**
  * body-parser marks its errors with `type` (and attaches the raw body, which must never reach
@@ -67,8 +67,8 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequest
   };
 }
 
-/** Seconds a refused client should wait: the error's own figure, else one second. */
+/** Seconds a refused client should wait: the error's own figure, else DEFAULT_RETRY_AFTER_S. */
 function retryAfterS(error: AppError): number {
   const own = error.details.retry_after_s;
-  return typeof own === 'number' && own > 0 ? own : 1;
+  return typeof own === 'number' && own > 0 ? own : DEFAULT_RETRY_AFTER_S;
 }

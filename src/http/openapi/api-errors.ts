@@ -51,6 +51,9 @@ export const API_ERRORS = {
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
 
+/** Retry-After (seconds) of a 429 or 503 whose error names no figure of its own, and of /readyz. */
+export const DEFAULT_RETRY_AFTER_S = 1;
+
 /** Statuses whose answers carry Retry-After (seconds), as the contract promises. */
 const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 503]);
 

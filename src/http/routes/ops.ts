@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Database } from '../../db/database.js';
 import type { EventStore } from '../../streaming/event-store.js';
+import { DEFAULT_RETRY_AFTER_S } from '../openapi/api-errors.js';
 import { Readiness } from '../readiness.js';
 
 /** The text of /metrics: this process's registry, or in a cluster worker the sum over every worker. */
@@ -32,8 +33,8 @@ export function opsRouter(deps: {
     else
       res
         .status(503)
-        .set('Retry-After', '1')
-        .json({ status: 'not_ready', failures, retry_after_s: 1, ...shown });
+        .set('Retry-After', String(DEFAULT_RETRY_AFTER_S))
+        .json({ status: 'not_ready', failures, retry_after_s: DEFAULT_RETRY_AFTER_S, ...shown });
   });
 
   router.get('/metrics', deps.metricsAuth, async (_req, res) => {
