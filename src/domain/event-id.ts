@@ -11,11 +11,29 @@ export interface EventId {
 /** The text of an event id (what parseEventId accepts). */
 export const EVENT_ID = /^(\d{1,15})-(\d{1,9})$/;
 
-/** Parses `<ms>-<seq>`; null when malformed. */
+/**
+ * The decimal number in `text` from `start` to `end` (1 to `maxDigits` digits), or -1. By hand
+ * rather than with EVENT_ID: a reader parses two ids per event it delivers, and the regular
+ * expression's match arrays cost a quarter of that in the fan-out profile.
+ */
+function digits(text: string, start: number, end: number, maxDigits: number): number {
+  if (end <= start || end - start > maxDigits) return -1;
+  let value = 0;
+  for (let i = start; i < end; i += 1) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/** Parses `<ms>-<seq>` (what EVENT_ID matches); null when malformed. */
 export function parseEventId(text: string): EventId | null {
-  const match = EVENT_ID.exec(text);
-  if (match === null) return null;
-  return { ms: Number(match[1]), seq: Number(match[2]) };
+  const dash = text.indexOf('-');
+  if (dash < 0) return null;
+  const ms = digits(text, 0, dash, 15);
+  const seq = digits(text, dash + 1, text.length, 9);
+  return ms < 0 || seq < 0 ? null : { ms, seq };
 }
 
 export function formatEventId(id: EventId): string {

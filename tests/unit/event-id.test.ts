@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compareEventIds, EventIdGenerator, formatEventId, parseEventId } from '../../src/domain/index.js';
+import { compareEventIds, EVENT_ID, EventIdGenerator, formatEventId, parseEventId } from '../../src/domain/index.js';
 
 describe('event ids', () => {
   it('round-trips <ms>-<seq>', () => {
@@ -11,6 +11,11 @@ describe('event ids', () => {
     for (const bad of ['', '1', '1-', '-1', 'a-1', '1-2-3', '1.5-2', ' 1-2', '1-2 ', '99999999999999999-1']) {
       assert.equal(parseEventId(bad), null, bad);
     }
+  });
+  it('accepts exactly what EVENT_ID matches', () => {
+    const samples = ['0-0', '1-2', '999999999999999-999999999', '1000000000000000-1', '1-1000000000', '01-02', '1--2', '1-+2', '1-2\n'];
+    for (const text of samples) assert.equal(parseEventId(text) !== null, EVENT_ID.test(text), text);
+    assert.deepEqual(parseEventId('01-02'), { ms: 1, seq: 2 });
   });
   it('compares as number pairs, not strings', () => {
     assert.ok(compareEventIds({ ms: 9, seq: 0 }, { ms: 10, seq: 0 }) < 0);
