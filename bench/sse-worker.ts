@@ -13,8 +13,14 @@ export type WorkerCommand =
   | { readonly t: 'open'; readonly request: SseRequest; readonly expected: number; readonly closeIsEnd: boolean }
   | { readonly t: 'connected'; readonly count: number; readonly timeoutMs: number }
   | { readonly t: 'mark' }
-  | { readonly t: 'report'; readonly timeoutMs: number }
+  | { readonly t: 'report'; readonly timeoutMs: number; readonly window?: SteadyWindow }
   | { readonly t: 'exit' };
+
+/** The measured window (epoch ms, this machine's clock), set by the bench at its CPU readings. */
+export interface SteadyWindow {
+  readonly startMs: number;
+  readonly endMs: number;
+}
 
 export interface WorkerReport {
   readonly listeners: number;
@@ -45,6 +51,12 @@ export interface WorkerReport {
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
   readonly rssBytes: number;
+  /** Events that *arrived* within the bench's CPU window (emit `ts` + latency), and their latency. */
+  readonly window?: SteadyWindow & {
+    readonly delivered: number;
+    readonly eventsPerSecond: number;
+    readonly latency: ReturnType<typeof summarize>;
+  };
 }
 
 interface Listener {
@@ -163,7 +175,17 @@ async function waitUntil(predicate: () => boolean, timeoutMs: number): Promise<b
   return true;
 }
 
-function report(): WorkerReport {
+function windowFigures(window: SteadyWindow): NonNullable<WorkerReport['window']> {
+  const inWindow: number[] = [];
+  for (let i = 0; i < latCount; i += 1) {
+    const arrival = (latTs[i] as number) + (latAll[i] as number);
+    if (arrival >= window.startMs && arrival < window.endMs) inWindow.push(latAll[i] as number);
+  }
+  const seconds = Math.max(0.001, (window.endMs - window.startMs) / 1000);
+  return { ...window, delivered: inWindow.length, eventsPerSecond: round(inWindow.length / seconds, 0), latency: summarize(inWindow) };
+}
+
+function report(window: SteadyWindow | undefined): WorkerReport {
   const cpu = process.cpuUsage(markCpu);
   const wallMs = Math.max(1, Date.now() - markWallMs);
   const steady: number[] = [];
@@ -195,6 +217,7 @@ function report(): WorkerReport {
     loopDelayP99Ms: round(loopDelay.percentile(99) / 1e6, 2),
     loopDelayMaxMs: round(loopDelay.max / 1e6, 2),
     rssBytes: process.memoryUsage.rss(),
+    ...(window === undefined ? {} : { window: windowFigures(window) }),
   };
 }
 
@@ -218,7 +241,7 @@ process.on('message', (message: WorkerCommand) => {
       break;
     case 'report':
       void waitUntil(() => listeners.every((l) => l.closed), message.timeoutMs).then(() =>
-        process.send?.({ t: 'report', report: report() }),
+        process.send?.({ t: 'report', report: report(message.window) }),
       );
       break;
     case 'exit':

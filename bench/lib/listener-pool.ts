@@ -1,10 +1,24 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { WorkerCommand, WorkerReport } from '../sse-worker.js';
+import type { SteadyWindow, WorkerCommand, WorkerReport } from '../sse-worker.js';
 import type { SseRequest } from './sse.js';
 
 const WORKER = fileURLToPath(new URL('../sse-worker.ts', import.meta.url));
+
+/**
+ * The listener process's node flags, the same for every pass (recorded in the results): it shares
+ * the 2 cores with the servers, so its own CPU must not vary with whatever NODE_OPTIONS the
+ * shell had. A 4 GB old space: one run × 1,000 listeners keeps every latency sample.
+ */
+export const LISTENER_NODE_ARGS: readonly string[] = ['--import', 'tsx', '--max-old-space-size=4096'];
+
+/** The bench's environment without NODE_OPTIONS (flags come from LISTENER_NODE_ARGS only). */
+function listenerEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
 
 /** The SSE listeners of one scenario, in a child process (bench/sse-worker.ts). */
 export class ListenerPool {
@@ -12,7 +26,8 @@ export class ListenerPool {
 
   static async start(): Promise<ListenerPool> {
     const child = fork(WORKER, [], {
-      execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
+      execArgv: [...LISTENER_NODE_ARGS],
+      env: listenerEnv(),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const pool = new ListenerPool(child);
@@ -43,9 +58,9 @@ export class ListenerPool {
   }
 
   /** Waits until every listener closed (or `timeoutMs`), then returns the report. */
-  async report(timeoutMs: number): Promise<WorkerReport> {
+  async report(timeoutMs: number, window?: SteadyWindow): Promise<WorkerReport> {
     const reply = this.next<{ report: WorkerReport }>('report', timeoutMs + 30_000);
-    this.send({ t: 'report', timeoutMs });
+    this.send({ t: 'report', timeoutMs, ...(window === undefined ? {} : { window }) });
     return (await reply).report;
   }
 

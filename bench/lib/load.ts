@@ -26,14 +26,19 @@ function processes(): Map<number, { ppid: number; ticks: number; cmd: string }> 
   return all;
 }
 
-export function snapshot(): Snapshot {
+/**
+ * CPU ticks of every process, each marked as the bench's when it descends from this process or
+ * its command line holds one of `ourMarkers` (the bench's database names: their Postgres
+ * backends; the peers' folder). Another engineer's bench on the same server is not ours.
+ */
+export function snapshot(ourMarkers: readonly string[] = ['agentd_bench_', '/bench/peers/']): Snapshot {
   const all = processes();
   const ours = (pid: number): boolean => {
     for (let p = pid, hops = 0; p > 1 && hops < 50; hops += 1) {
       if (p === process.pid) return true;
       const info = all.get(p);
       if (info === undefined) return false;
-      if (info.cmd.includes('agentd_bench_') || info.cmd.includes('/bench/peers/')) return true;
+      if (ourMarkers.some((marker) => info.cmd.includes(marker))) return true;
       p = info.ppid;
     }
     return false;

@@ -32,6 +32,28 @@ export function postgresPids(): number[] {
   return pids;
 }
 
+/** A client backend's database (`postgres: 15/main: user db host(port) state`) or an autovacuum worker's. */
+const BACKEND_DATABASE = /^postgres: (?:.*?: )?(?:\S+ (\S+) (?:\S+\(\d+\)|\[local\])|autovacuum worker (\S+))/;
+
+/**
+ * PIDs of the Postgres processes that work for `databases`: their backends and autovacuum
+ * workers, plus the server's shared processes (postmaster, WAL writer, checkpointer, background
+ * writer), but not the backends of other databases — other engineers' tests use the same server.
+ */
+export function postgresPidsOf(databases: readonly string[]): () => number[] {
+  const ours = new Set(databases);
+  return () =>
+    postgresPids().filter((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        const match = BACKEND_DATABASE.exec(cmd);
+        return match === null || ours.has(match[1] ?? match[2] ?? '');
+      } catch {
+        return false; // ended while we looked: its CPU is gone with it
+      }
+    });
+}
+
 /**
  * CPU seconds used since now by a changing set of processes (`pids()` is asked again at each
  * reading, so processes that start meanwhile count from their start).

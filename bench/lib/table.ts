@@ -5,6 +5,8 @@ export interface Row {
   readonly unit: string;
   readonly target?: { readonly op: '<=' | '>=' | '=='; readonly value: number };
   readonly agentd: number | string | null;
+  /** Shown instead of `agentd` (e.g. the median with the spread of the passes); targets still judge `agentd`. */
+  readonly display?: string;
   readonly peers?: { readonly queueHop?: number | string | null; readonly langgraph?: number | string | null };
   /** 'lower' when smaller is better (latency, memory), 'higher' for throughput. */
   readonly better?: 'lower' | 'higher';
@@ -40,7 +42,7 @@ function cells(row: Row): string[] {
     row.target === undefined
       ? ''
       : `${row.target.op === '<=' ? '≤' : row.target.op === '>=' ? '≥' : '='} ${format(row.target.value, row.unit)}`;
-  const agentd = `${format(row.agentd, row.unit)}${met === null ? '' : met ? ' ✓' : ' ✗'}`;
+  const agentd = `${row.display ?? format(row.agentd, row.unit)}${met === null ? '' : met ? ' ✓' : ' ✗'}`;
   const qh = row.peers?.queueHop;
   const lg = row.peers?.langgraph;
   return [

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { keepAliveAgent, request, runPool } from '../lib/http.js';
 import { type LatencySummary, msSince, round, summarize } from '../lib/stats.js';
+import { medianPass, repeat, type Spread, spreadOf } from '../lib/passes.js';
 import { cpuMeter, postgresPids } from '../lib/procs.js';
 import type { System } from '../lib/systems.js';
 
@@ -8,6 +9,9 @@ export interface AdmissionResult {
   readonly system: string;
   /** runs/s of every pass when the step was repeated (the result is the median pass). */
   readonly passes?: readonly number[];
+  /** Every pass in full when the step was repeated, and the spread of its key figures. */
+  readonly passResults?: readonly AdmissionResult[];
+  readonly spread?: { readonly runsPerSecond: Spread; readonly serverCpuPerRunUs: Spread };
   readonly runs: number;
   readonly clients: number;
   readonly accounts: number;
@@ -19,6 +23,8 @@ export interface AdmissionResult {
   readonly elapsedMs: number;
   /** Cores used during the measured phase by the system's processes, Postgres, and the bench client. */
   readonly cpu: { readonly server: number; readonly postgres: number; readonly client: number };
+  /** CPU of the system's servers and Postgres per admitted run (µs), over the measured phase. */
+  readonly serverCpuPerRunUs: number;
   /** Final statuses of the accepted runs, once none is queued or running any more. */
   readonly statuses: Record<string, number>;
   readonly allCompleted: boolean;
@@ -46,6 +52,8 @@ export async function runAdmission(
     tier: string;
     countStatuses: StatusCounter;
     settleTimeoutMs: number;
+    /** The Postgres processes whose CPU counts (default: every `postgres` process on the machine). */
+    postgresPids?: () => number[];
     /** Polled every 100 ms during the measured phase; the maxima are reported. */
     sample?: () => Promise<Record<string, number>>;
   },
@@ -86,7 +94,7 @@ export async function runAdmission(
     // CPU of each party on the shared cores during the measured phase: the system's server
     // processes, Postgres, and this (client) process.
     const serverCpu = cpuMeter(() => system.pids());
-    const postgresCpu = cpuMeter(postgresPids);
+    const postgresCpu = cpuMeter(options.postgresPids ?? postgresPids);
     const clientStart = process.cpuUsage();
     const started = process.hrtime.bigint();
     await runPool(options.runs, options.clients, async (i, worker) => {
@@ -113,9 +121,11 @@ export async function runAdmission(
     const elapsedMs = msSince(started);
     const clientCpu = process.cpuUsage(clientStart);
     const cores = (seconds: number) => round(seconds / (elapsedMs / 1000), 2);
+    const serverSeconds = serverCpu();
+    const postgresSeconds = postgresCpu();
     const cpu = {
-      server: cores(serverCpu()),
-      postgres: cores(postgresCpu()),
+      server: cores(serverSeconds),
+      postgres: cores(postgresSeconds),
       client: cores((clientCpu.user + clientCpu.system) / 1e6),
     };
     sampling = false;
@@ -140,6 +150,7 @@ export async function runAdmission(
       latencyMs: summarize(latencies),
       elapsedMs: round(elapsedMs, 0),
       cpu,
+      serverCpuPerRunUs: round(((serverSeconds + postgresSeconds) * 1e6) / Math.max(1, ids.length), 0),
       statuses,
       allCompleted: ids.length === options.runs && (statuses.completed ?? 0) === options.runs,
       settleMs: Date.now() - settleStart,
@@ -165,14 +176,26 @@ export function statusesOverHttp(agent: http.Agent, url: string): StatusCounter 
 }
 
 /**
- * Runs the admission step `passes` times and returns the median pass by runs/s, with every
- * pass's figure: one pass of 5,000 runs lasts about 2 s, and on this shared VM single passes
+ * Runs the admission step `passes` times (each after `before`, the pinning step) and returns
+ * the median pass by runs/s, with every pass beside it and the spread of runs/s and server CPU
+ * per admitted run: one pass of 5,000 runs lasts about 2 s, and on this shared VM single passes
  * of the same build differed by ±25 %. Every pass must also have completed all its runs.
  */
-export async function repeatAdmission(passes: number, pass: () => Promise<AdmissionResult>): Promise<AdmissionResult> {
-  const results: AdmissionResult[] = [];
-  for (let i = 0; i < passes; i++) results.push(await pass());
-  const sorted = [...results].sort((a, b) => a.runsPerSecond - b.runsPerSecond);
-  const median = sorted[Math.floor(sorted.length / 2)] as AdmissionResult;
-  return { ...median, allCompleted: results.every((r) => r.allCompleted), passes: results.map((r) => r.runsPerSecond) };
+export async function repeatAdmission(
+  passes: number,
+  pass: () => Promise<AdmissionResult>,
+  before?: (index: number) => Promise<void>,
+): Promise<AdmissionResult> {
+  const results = await repeat(passes, () => pass(), before === undefined ? {} : { before });
+  const median = medianPass(results, (r) => r.runsPerSecond);
+  return {
+    ...median,
+    allCompleted: results.every((r) => r.allCompleted),
+    passes: results.map((r) => r.runsPerSecond),
+    passResults: results,
+    spread: {
+      runsPerSecond: spreadOf(results.map((r) => r.runsPerSecond)),
+      serverCpuPerRunUs: spreadOf(results.map((r) => r.serverCpuPerRunUs)),
+    },
+  };
 }
