@@ -4,7 +4,7 @@ import { abortPromise } from '../concurrency/abort-promise.js';
 import type { EventArchiveRepository } from '../db/event-archive-repository.js';
 import type { EventArchiver } from './event-archiver.js';
 import { compareEventIds, eventJson, takeChain, type EventId, type RunEvent } from '../domain/index.js';
-import type { EventListener, EventStore } from './event-store.js';
+import type { EventListener, EventStore, ReadOptions } from './event-store.js';
 
 /** Pauses between attempts of a drain whose writes failed (the database or Redis is away). */
 const DRAIN_RETRY_MIN_MS = 50;
@@ -103,12 +103,13 @@ export class EventLog {
   /**
    * Events strictly after `after` that continue the chain from it, oldest first, at most
    * `limit` and up to the one whose `eventBytes` reach `maxBytes`; empty when none is available
-   * yet (the run has produced nothing newer, or it has not reached the archive yet).
+   * yet (the run has produced nothing newer, or it has not reached the archive yet). `options`
+   * go to the fast stream (EventStore.read).
    */
-  async read(runId: string, after: EventId | null, limit: number, maxBytes?: number): Promise<RunEvent[]> {
+  async read(runId: string, after: EventId | null, limit: number, maxBytes?: number, options?: ReadOptions): Promise<RunEvent[]> {
     let fast: RunEvent[] = [];
     try {
-      fast = takeChain(await this.deps.store.read(runId, after, limit, maxBytes), after);
+      fast = takeChain(await this.deps.store.read(runId, after, limit, maxBytes, options), after);
     } catch (error) {
       this.deps.onError(error); // the fast stream is down: the archive answers
     }

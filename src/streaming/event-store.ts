@@ -16,6 +16,15 @@ export interface EventStoreStats {
   readonly reconnects: number;
 }
 
+export interface ReadOptions {
+  /**
+   * The caller subscribed to the run on this instance before reading (a follower catching up):
+   * the page may come from events this instance already holds, and end before events written
+   * moments ago, which reach the caller live. Default false: the stream as stored now.
+   */
+  readonly following?: boolean;
+}
+
 /**
  * The fast stream of each run's events while clients may want them. Two implementations
  * share one contract test suite: in-process (single instance) and Redis (several instances).
@@ -42,7 +51,7 @@ export interface EventStore {
    * Stored events strictly after `after` (from the first when null), oldest first: at most
    * `limit`, and events (`eventBytes`) only until their sum reaches `maxBytes` (at least one).
    */
-  read(runId: string, after: EventId | null, limit: number, maxBytes?: number): Promise<RunEvent[]>;
+  read(runId: string, after: EventId | null, limit: number, maxBytes?: number, options?: ReadOptions): Promise<RunEvent[]>;
   /** Resolves once every event appended so far is written (or given up, the archive keeping it). */
   written(): Promise<void>;
   /**

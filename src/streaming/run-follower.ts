@@ -17,6 +17,7 @@ const GAP_RETRY_MIN_MS = 10;
 const GAP_RETRY_MAX_MS = 1_000;
 /** A gap no read fills in this time means lost events: stop, and let the client resume. */
 const GAP_GIVE_UP_MS = 30_000;
+const FOLLOWING = { following: true } as const;
 
 export class UnfillableGapError extends Error {
   constructor(runId: string, after: EventId | null) {
@@ -170,7 +171,8 @@ export class RunFollower {
       if (!sink.hasRoom) await sink.drained(); // the next page only once the last one is on its way
       if (this.done) return;
       const limit = this.pageEvents;
-      const page = await this.options.eventLog.read(this.options.runId, this.last, limit, this.pageBytes);
+      // Subscribed before reading: a page may come from what this instance already holds of the run.
+      const page = await this.options.eventLog.read(this.options.runId, this.last, limit, this.pageBytes, FOLLOWING);
       if (this.done) return;
       if (page.length > 0) {
         let bytes = 0;

@@ -1,6 +1,8 @@
 import { withDeadline } from '../../concurrency/deadline.js';
 import { compareEventIds, type EventId, formatEventId, type RunEvent } from '../../domain/index.js';
-import { type EventListener, type EventStore, type EventStoreStats, pageOfBytes } from '../event-store.js';
+import { ByteBudget } from '../../lib/byte-budget.js';
+import { type EventListener, type EventStore, type EventStoreStats, pageOfBytes, type ReadOptions } from '../event-store.js';
+import { CATCH_UP_CACHE_LIMITS, CATCH_UP_CACHE_TOTAL_BYTES } from './catch-up-cache.js';
 import { parseStreamEntries } from './redis-event-codec.js';
 import { sealStream } from './redis-seal-script.js';
 import { RedisStreamReader } from './redis-stream-reader.js';
@@ -9,6 +11,8 @@ import { RedisStreamWriter, type RedisStreamWriterOptions } from './redis-stream
 export interface RedisEventStoreOptions extends RedisStreamWriterOptions {
   /** Failed writes and reads, malformed entries, listener exceptions. */
   readonly onError: (error: unknown) => void;
+  /** What the catch-up caches of remote runs hold at most, in all, in `eventBytes` (default CATCH_UP_CACHE_TOTAL_BYTES). */
+  readonly catchUpCacheBytes?: number;
 }
 
 /** A read Redis has not answered in this time is given up (the archive covers it). */
@@ -22,17 +26,27 @@ const COMMAND_DEADLINE_MS = 5_000;
 export class RedisEventStore implements EventStore {
   private readonly writer: RedisStreamWriter;
   private readonly reader: RedisStreamReader;
+  private readonly catchUpBudget: ByteBudget;
+  /** Followers' XRANGEs under way, by run, start and count (sharedRange). */
+  private readonly rangesUnderWay = new Map<string, Promise<RunEvent[]>>();
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: RedisEventStoreOptions) {
     this.writer = new RedisStreamWriter(options);
+    this.catchUpBudget = new ByteBudget(options.catchUpCacheBytes ?? CATCH_UP_CACHE_TOTAL_BYTES);
     this.reader = new RedisStreamReader({
       redis: options.redis,
       keys: options.keys,
       instanceId: options.instanceId,
       isWriting: (runId) => this.writer.isWriting(runId),
       onError: options.onError,
+      catchUpCache: { limits: CATCH_UP_CACHE_LIMITS, budget: this.catchUpBudget },
     });
+  }
+
+  /** Bytes (`eventBytes`) the catch-up caches of remote runs hold now, within `catchUpCacheBytes`. */
+  get catchUpCacheBytes(): number {
+    return this.catchUpBudget.used;
   }
 
   /** Starts recovering from reconnects (re-reading followed remote runs). Idempotent. */
@@ -71,10 +85,22 @@ export class RedisEventStore implements EventStore {
   /**
    * Reads the run's stream (XRANGE COUNT `limit`: a caller reading large events asks for few).
    * On the writing instance, events not written yet are answered from memory when they are all
-   * the reader lacks; otherwise the read waits for them to be written.
+   * the reader lacks; otherwise the read waits for them to be written. A follower of a remote
+   * run that other listeners here follow too is answered from the run's catch-up cache when it
+   * holds the page; what is read from Redis fills that cache for the next ones.
    */
-  async read(runId: string, after: EventId | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<RunEvent[]> {
+  async read(
+    runId: string,
+    after: EventId | null,
+    limit: number,
+    maxBytes = Number.MAX_SAFE_INTEGER,
+    options: ReadOptions = {},
+  ): Promise<RunEvent[]> {
     if (limit <= 0) return [];
+    if (options.following === true) {
+      const cached = this.reader.cachedPage(runId, after, limit, maxBytes);
+      if (cached !== undefined) return cached;
+    }
     const unwritten = this.writer.unwrittenOf(runId);
     if (unwritten !== undefined) {
       const first = unwritten[0] as RunEvent;
@@ -85,6 +111,27 @@ export class RedisEventStore implements EventStore {
       }
       await withDeadline(this.writer.allWritten(), COMMAND_DEADLINE_MS, 'Redis write');
     }
+    const events = await (options.following === true ? this.sharedRange(runId, after, limit) : this.range(runId, after, limit));
+    return pageOfBytes(events, maxBytes);
+  }
+
+  /**
+   * A follower's XRANGE, shared with the followers here asking for the same page while it is
+   * under way (listeners arriving together ask for the same first pages). Its answer may predate
+   * a follower's subscription: the follower's chain check reads again what it misses.
+   */
+  private sharedRange(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
+    const key = `${runId} ${after === null ? '-' : formatEventId(after)} ${limit}`;
+    let reading = this.rangesUnderWay.get(key);
+    if (reading === undefined) {
+      reading = this.range(runId, after, limit).finally(() => this.rangesUnderWay.delete(key));
+      this.rangesUnderWay.set(key, reading);
+    }
+    return reading;
+  }
+
+  /** XRANGE of the run's events after `after`, at most `limit`; they fill the run's catch-up cache where they continue it. */
+  private async range(runId: string, after: EventId | null, limit: number): Promise<RunEvent[]> {
     const { redis, keys } = this.options;
     const start = after === null ? '-' : `(${formatEventId(after)}`;
     const key = keys.runStream(runId);
@@ -93,7 +140,9 @@ export class RedisEventStore implements EventStore {
       COMMAND_DEADLINE_MS,
       'Redis XRANGE',
     );
-    return pageOfBytes(parseStreamEntries(runId, reply, this.options.onError), maxBytes);
+    const events = parseStreamEntries(runId, reply, this.options.onError);
+    this.reader.readFromRedis(runId, events);
+    return events;
   }
 
   /** Resolves once every event appended so far was written or dropped (failed writes are dropped: the archive keeps them). */

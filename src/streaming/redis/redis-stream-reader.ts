@@ -4,6 +4,8 @@ import type { RedisConnections } from './redis-connections.js';
 import { parseNotification, parseStreamEntries, parseXReadReply } from './redis-event-codec.js';
 import type { RedisKeys } from './redis-keys.js';
 import { settledWithin } from '../../concurrency/deadline.js';
+import type { ByteBudget } from '../../lib/byte-budget.js';
+import { CatchUpCache, type CatchUpCacheLimits } from './catch-up-cache.js';
 
 export interface RedisStreamReaderOptions {
   readonly redis: RedisConnections;
@@ -17,6 +19,8 @@ export interface RedisStreamReaderOptions {
   readonly isWriting: (runId: string) => boolean;
   /** Failed reads and subscriptions, malformed notifications and entries, listener exceptions. */
   readonly onError: (error: unknown) => void;
+  /** What each remote run's catch-up cache holds at most, and the bytes all of them share. */
+  readonly catchUpCache: { readonly limits: CatchUpCacheLimits; readonly budget: ByteBudget };
 }
 
 /** The listeners of one run on this instance. */
@@ -26,6 +30,14 @@ interface Follow {
   delivered: EventId | null;
   /** Listeners that got the run's `end`: an `end` read again (a late notification naming it) is not theirs twice. */
   readonly ended: Set<EventListener>;
+  /**
+   * Whether a read of the run's stream, sent while notifications reached this reader, got to
+   * its end since this follow began: from then on every event after `delivered` reaches the
+   * listeners (notifications name the newer ones).
+   */
+  synced: boolean;
+  /** A remote run's events for its next listeners' catch-up, while two listeners or more follow it here. */
+  cache: CatchUpCache | undefined;
 }
 
 /** XREAD COUNT: entries per run per read; a run that fills it is read again. */
@@ -79,22 +91,49 @@ export class RedisStreamReader {
     let follow = this.follows.get(runId);
     const first = follow === undefined;
     if (follow === undefined) {
-      follow = { listeners: new Set(), delivered: after, ended: new Set() };
+      follow = { listeners: new Set(), delivered: after, ended: new Set(), synced: false, cache: undefined };
       this.follows.set(runId, follow);
     }
     // A distinct wrapper per call, so the same function may follow twice and stop once each.
     const entry: EventListener = (event) => listener(event);
     follow.listeners.add(entry);
     if (first && !this.options.isWriting(runId) && !this.subscribed) this.catchUp(runId);
+    if (follow.listeners.size === 2 && !this.options.isWriting(runId)) this.startCache(runId, follow);
     const current = follow;
     return () => {
       current.listeners.delete(entry);
       current.ended.delete(entry);
+      if (current.listeners.size < 2) {
+        // One listener has nobody to share its reads with: the cache's memory goes back.
+        current.cache?.release();
+        current.cache = undefined;
+      }
       if (current.listeners.size === 0 && this.follows.get(runId) === current) {
         this.follows.delete(runId);
         this.dirty.delete(runId);
       }
     };
+  }
+
+  /**
+   * A catch-up page (as EventStore.read) of a remote run for a listener that subscribed here
+   * before it reads, from the run's cache; undefined when the cache does not hold all of it.
+   * A page may end at the cache's tail, though newer events are in Redis, only when every event
+   * after the tail is on its way to the listeners (the caller gets it live).
+   */
+  cachedPage(runId: string, after: EventId | null, limit: number, maxBytes: number): RunEvent[] | undefined {
+    const follow = this.follows.get(runId);
+    const cache = follow?.cache;
+    if (follow === undefined || cache === undefined || this.options.isWriting(runId)) return undefined;
+    const tail = cache.tail;
+    const delivered = follow.delivered;
+    const complete = follow.synced && (delivered === null || (tail !== null && compareEventIds(tail, delivered) >= 0));
+    return cache.page(after, limit, maxBytes, complete);
+  }
+
+  /** Events of the run read from Redis (a listener's catch-up page) extend the run's cache where they follow its tail. */
+  readFromRedis(runId: string, events: readonly RunEvent[]): void {
+    this.follows.get(runId)?.cache?.extend(events);
   }
 
   /** Hands an event this instance appended to the run's listeners here, if any. */
@@ -115,6 +154,7 @@ export class RedisStreamReader {
     this.closed ??= (async () => {
       await this.reading;
       await Promise.all(this.fetchingEnds);
+      for (const follow of this.follows.values()) follow.cache?.release();
       if (this.subscribing !== undefined) {
         const unsubscribed = this.redis
           .unsubscribe(this.keys.eventsChannel, this.onNotification)
@@ -137,6 +177,16 @@ export class RedisStreamReader {
       () => this.markDirty([runId]),
       (error: unknown) => this.onError(error), // retried on the next subscription; 'ready' re-reads
     );
+  }
+
+  /**
+   * The run's second listener here: from now on the listeners' reads of the run fill a cache
+   * the next ones read from. A run not read to its end yet (no notification named it since it was
+   * first followed) is read now, so that the cache can answer up to its newest event.
+   */
+  private startCache(runId: string, follow: Follow): void {
+    follow.cache = new CatchUpCache(this.options.catchUpCache.limits, this.options.catchUpCache.budget);
+    if (!follow.synced && this.subscribed) this.markDirty([runId]);
   }
 
   private ensureSubscribed(): Promise<void> {
@@ -227,22 +277,34 @@ export class RedisStreamReader {
 
   private async readRuns(runIds: readonly string[]): Promise<void> {
     const keys = runIds.map((runId) => this.keys.runStream(runId));
+    // The follows read, as they are now: one that began while the read was under way is not synced by it.
+    const readFor = new Map(runIds.map((runId) => [runId, this.follows.get(runId)]));
     const ids = runIds.map((runId) => {
-      const delivered = this.follows.get(runId)?.delivered ?? null;
+      const delivered = readFor.get(runId)?.delivered ?? null;
       return delivered === null ? '0-0' : formatEventId(delivered);
     });
+    const notified = this.subscribed;
     const results = await this.redis.counted(this.redis.readStreams(keys, ids, READ_COUNT));
     const runByKey = new Map(keys.map((key, index) => [key, runIds[index] as string]));
     // A shard that failed fails its own runs only: the others' events are delivered first.
     const failed = results.filter((result) => 'error' in result);
     for (const result of results) {
       if (!('reply' in result)) continue;
+      const unfinished = new Set<string>();
       for (const [key, entries] of parseXReadReply(result.reply)) {
         const runId = runByKey.get(key);
         const follow = runId === undefined ? undefined : this.follows.get(runId);
         if (runId === undefined || follow === undefined) continue; // unsubscribed while reading
         for (const event of parseStreamEntries(runId, entries, this.onError)) this.deliverTo(follow, event);
-        if (entries.length >= READ_COUNT) this.dirty.add(runId);
+        if (entries.length >= READ_COUNT) {
+          this.dirty.add(runId);
+          unfinished.add(runId);
+        }
+      }
+      for (const key of notified ? result.keys : []) {
+        const runId = runByKey.get(key) as string;
+        const follow = readFor.get(runId);
+        if (follow !== undefined && this.follows.get(runId) === follow && !unfinished.has(runId)) follow.synced = true;
       }
     }
     if (failed.length > 0) {
@@ -257,7 +319,10 @@ export class RedisStreamReader {
     // run ended. Once to each: the read that found it and a late notification naming it may race.
     const isEnd = event.type === 'end';
     if (!newer && !isEnd) return;
-    if (newer) follow.delivered = event.id;
+    if (newer) {
+      follow.delivered = event.id;
+      follow.cache?.add(event);
+    }
     // Live iteration: a listener removed by an earlier one gets nothing more.
     for (const listener of follow.listeners) {
       if (isEnd && follow.ended.has(listener)) continue;
