@@ -1,9 +1,17 @@
-import { compareEventIds, eventBytes, type EventId, type RunEvent } from '../domain/index.js';
+import { compareEventIds, EVENT_OVERHEAD_BYTES, eventBytes, type EventId, type RunEvent } from '../domain/index.js';
 import type { Database, Row } from './database.js';
-import { type ArchivedEvent, chunkEvents, type EventChunk } from './event-chunk.js';
+import { type ArchivedEvent, CHUNK_MAX_BYTES, chunkEvents, type EventChunk } from './event-chunk.js';
 import { decodeEventChunk, encodeEventChunk } from './event-chunk-text.js';
 
 export type { ArchivedEvent, EventChunk } from './event-chunk.js';
+
+/**
+ * How many chunks, beginning last at or before a read's `after`, are looked at for events after
+ * it. A chunk is one writer's consecutive events, at most CHUNK_MAX_BYTES of `eventBytes` (so at
+ * most this many events) unless it is one event, and every chunk that begins inside it begins at
+ * one of its events: a chunk holding events after `after` is among this many.
+ */
+const STRADDLE_LOOKBACK = Math.ceil(CHUNK_MAX_BYTES / EVENT_OVERHEAD_BYTES);
 
 /** An array parameter of numbers, uuids or booleans (none needs quoting). */
 function plainArray(values: readonly (number | string | boolean)[]): string {
@@ -86,10 +94,12 @@ export class EventArchiveRepository {
       const wantEvents = limit - page.length;
       const wantBytes = maxBytes - bytes;
       const rows = await this.chunksAfter(runId, from, wantEvents, wantBytes);
+      let laterChunks = 0;
       let countedEvents = 0;
       let countedBytes = 0;
       for (const row of rows) {
-        if (from === null || compareEventIds(idOf(row.first_ms, row.first_seq), from) > 0) {
+        if (row.straddles !== true) {
+          laterChunks += 1;
           countedEvents += Number(row.event_count);
           countedBytes += Number(row.event_bytes);
         }
@@ -102,7 +112,7 @@ export class EventArchiveRepository {
         }
       }
       // The database's sums stayed under both bounds: it gave every chunk there is.
-      const cut = rows.length >= wantEvents || countedEvents >= wantEvents || countedBytes >= wantBytes;
+      const cut = laterChunks >= wantEvents || countedEvents >= wantEvents || countedBytes >= wantBytes;
       if (!cut || last === from) return page;
     }
   }
@@ -110,25 +120,33 @@ export class EventArchiveRepository {
   /**
    * The run's chunks holding events after `after`, by first event, until their counts and bytes
    * reach `limit` and `maxBytes` (the chunk that reaches them included). A chunk that begins at
-   * or before `after` counts for nothing: how much of it is after is not known before reading.
+   * or before `after` (`straddles`) counts for nothing: how much of it is after is not known
+   * before reading. Such chunks are looked for among the STRADDLE_LOOKBACK that begin last at or
+   * before `after`, so that the index finds both parts, however long the run.
    */
   private chunksAfter(runId: string, after: EventId | null, limit: number, maxBytes: number): Promise<Row[]> {
     return this.db.query(
-      `SELECT first_ms, first_seq, event_count, event_bytes, events FROM (
-         SELECT first_ms, first_seq, event_count, event_bytes, events,
+      `SELECT first_ms, first_seq, event_count, event_bytes, events, straddles FROM (
+         SELECT first_ms, first_seq, event_count, event_bytes, events, straddles,
                 sum(counted_events) OVER w - counted_events AS events_before,
                 sum(counted_bytes) OVER w - counted_bytes AS bytes_before
          FROM (
-           SELECT first_ms, first_seq, event_count, event_bytes, events,
+           SELECT first_ms, first_seq, event_count, event_bytes, events, straddles,
                   CASE WHEN straddles THEN 0 ELSE event_count END AS counted_events,
                   CASE WHEN straddles THEN 0 ELSE event_bytes END AS counted_bytes
            FROM (
-             SELECT first_ms, first_seq, event_count, event_bytes, events,
-                    $2::bigint IS NOT NULL AND (first_ms, first_seq) <= ($2::bigint, $3::integer) AS straddles
-             FROM run_event_chunks
-             WHERE run_id = $1 AND ($2::bigint IS NULL OR (last_ms, last_seq) > ($2::bigint, $3::integer))
-             ORDER BY first_ms, first_seq
-             LIMIT $4
+             SELECT first_ms, first_seq, event_count, event_bytes, events, true AS straddles FROM (
+               SELECT first_ms, first_seq, last_ms, last_seq, event_count, event_bytes, events FROM run_event_chunks
+               WHERE run_id = $1 AND $2::bigint IS NOT NULL AND (first_ms, first_seq) <= ($2::bigint, $3::integer)
+               ORDER BY first_ms DESC, first_seq DESC
+               LIMIT ${STRADDLE_LOOKBACK}
+             ) earlier
+             WHERE (last_ms, last_seq) > ($2::bigint, $3::integer)
+             UNION ALL
+             (SELECT first_ms, first_seq, event_count, event_bytes, events, false AS straddles FROM run_event_chunks
+              WHERE run_id = $1 AND ($2::bigint IS NULL OR (first_ms, first_seq) > ($2::bigint, $3::integer))
+              ORDER BY first_ms, first_seq
+              LIMIT $4)
            ) candidates
          ) page
          WINDOW w AS (ORDER BY first_ms, first_seq ROWS UNBOUNDED PRECEDING)

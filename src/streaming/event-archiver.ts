@@ -109,7 +109,7 @@ export class EventArchiver {
       await this.insertOrSplit(chunkEvents(batch));
       this.archived += batch.length;
     } catch (error) {
-      this.pending.unshift(...batch);
+      this.pending = batch.concat(this.pending); // not unshift(...batch): tens of thousands of arguments
       throw error;
     }
     this.settle(batch);
