@@ -12,8 +12,11 @@ export interface RetentionPass {
 
 /** Runs whose events are deleted, then the runs themselves, per batch. */
 const RUNS_PER_BATCH = 100;
-/** Archived events deleted per statement, so no statement holds its locks for long. */
-const EVENTS_PER_STATEMENT = 5_000;
+/**
+ * Archive rows (chunks, of up to CHUNK_MAX_BYTES of events each) deleted per statement, so no
+ * statement holds its locks for long.
+ */
+const CHUNKS_PER_STATEMENT = 1_000;
 /** Idempotency keys cleared per statement. */
 const KEYS_PER_STATEMENT = 1_000;
 /** How long an Idempotency-Key means "the same request" (the contract's 24 h). */
@@ -58,20 +61,20 @@ export class RetentionRepository {
     return rows.map((r) => String(r.id));
   }
 
+  /** Deletes the runs' archived chunks; returns how many events they held. */
   private async deleteEvents(runIds: readonly string[]): Promise<number> {
     let deleted = 0;
     for (;;) {
-      const rows = await this.db.query<{ n: string }>(
+      const rows = await this.db.query<{ chunks: string; events: string | null }>(
         `WITH gone AS (
-           DELETE FROM run_events WHERE (run_id, ms, seq) IN (
-             SELECT run_id, ms, seq FROM run_events WHERE run_id = ANY($1::uuid[]) LIMIT ${EVENTS_PER_STATEMENT}
-           ) RETURNING 1
-         ) SELECT count(*) AS n FROM gone`,
+           DELETE FROM run_event_chunks WHERE (run_id, first_ms, first_seq) IN (
+             SELECT run_id, first_ms, first_seq FROM run_event_chunks WHERE run_id = ANY($1::uuid[]) LIMIT ${CHUNKS_PER_STATEMENT}
+           ) RETURNING event_count
+         ) SELECT count(*) AS chunks, sum(event_count) AS events FROM gone`,
         [`{${runIds.join(',')}}`],
       );
-      const n = Number(rows[0]?.n ?? 0);
-      deleted += n;
-      if (n < EVENTS_PER_STATEMENT) return deleted;
+      deleted += Number(rows[0]?.events ?? 0);
+      if (Number(rows[0]?.chunks ?? 0) < CHUNKS_PER_STATEMENT) return deleted;
     }
   }
 

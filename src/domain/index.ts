@@ -17,8 +17,8 @@
  *   JSON text. The last event of every run is `end`.
  * - **fast stream**: a run's recent events in the event store (Redis or in-process), kept
  *   STREAM_TTL_SECONDS after the run ends; may lose events (trim, TTL, a Redis restart).
- * - **archive**: every accepted event in Postgres (`run_events`), written in batches by the
- *   archiver; what catch-up reads when the fast stream no longer has it.
+ * - **archive**: every accepted event in Postgres (`run_event_chunks`: a row per run per batch
+ *   the archiver writes), what catch-up reads when the fast stream no longer has it.
  * - **event log**: the fast stream and the archive as one (`EventLog`): append to both, read
  *   from whichever continues the reader's chain.
  * - **follower**: one reader of a run's events (an SSE response): catch-up from the log, then

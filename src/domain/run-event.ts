@@ -33,8 +33,9 @@ export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
  *
  * `json` is the event's data as JSON text (`eventJson`), serialised once where the event is
  * made and carried as is to Redis, the archive and SSE clients: nothing on the way parses it.
- * It is one JSON value on one line; read back from the archive it is the same value, though
- * its spacing and key order may differ (jsonb normalises).
+ * It is one JSON value on one line, and the archive gives it back as it was written (events
+ * archived before the archive held chunks come back as jsonb wrote them: the same value, its
+ * own spacing and key order).
  */
 export interface RunEvent {
   readonly id: EventId;
@@ -48,8 +49,9 @@ const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
 
 /**
  * `data` as an event's JSON text: undefined (and anything else JSON has no text for) is
- * `null`, and U+0000, which Postgres cannot store in jsonb, becomes U+FFFD so a stray NUL
- * does not cost the event its archive. Throws what `JSON.stringify` throws (cycles, BigInt).
+ * `null`, and U+0000 becomes U+FFFD: the archive was jsonb, which cannot hold it, and clients
+ * have always received it so (the archive's chunk text could hold the escape now). Throws what
+ * `JSON.stringify` throws (cycles, BigInt).
  */
 export function eventJson(data: unknown): string {
   const json = JSON.stringify(data) ?? 'null';

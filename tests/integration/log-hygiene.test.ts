@@ -30,7 +30,7 @@ const MAX_BODY_BYTES = 65_536;
  */
 const REFUSALS = [
   `ALTER TABLE runs ADD CONSTRAINT refuse_admission CHECK (metadata IS NULL OR NOT metadata ? 'refuse_admission')`,
-  `ALTER TABLE run_events ADD CONSTRAINT refuse_event CHECK (data IS NULL OR position('refuse-event' in data::text) = 0)`,
+  `ALTER TABLE run_event_chunks ADD CONSTRAINT refuse_event CHECK (position('refuse-event' in events) = 0)`,
   `ALTER TABLE runs ADD CONSTRAINT refuse_output CHECK (output IS NULL OR position('refuse-output' in output::text) = 0)`,
 ];
 

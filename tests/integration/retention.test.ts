@@ -10,9 +10,10 @@ import type { TierLimits } from '../../src/config/tier-limits.js';
 import { AccountRepository } from '../../src/db/account-repository.js';
 import type { Database } from '../../src/db/database.js';
 import { EventArchiveRepository } from '../../src/db/event-archive-repository.js';
+import { chunkEvents } from '../../src/db/event-chunk.js';
 import { RetentionRepository } from '../../src/db/retention-repository.js';
 import { RunRepository } from '../../src/db/run-repository.js';
-import type { ActiveStatus } from '../../src/domain/index.js';
+import { type ActiveStatus, eventBytes } from '../../src/domain/index.js';
 import { pgliteFixture, postgresFixture, type DatabaseFixture } from '../helpers/databases.js';
 import { eventChain } from '../helpers/events.js';
 import { unique } from '../helpers/ids.js';
@@ -78,9 +79,11 @@ for (const [name, open] of [
       await finish(old, 40);
       const recentHook = await run('running', null, 'https://hooks.example.com/recent');
       await finish(recentHook, 2);
-      await new EventArchiveRepository(db).insert(
-        eventChain(Array.from({ length: 12_000 }, (_, i) => i)).map((event) => ({ runId: old, event })),
-      );
+      // 1,500 chunks of 8 events: more than one statement's worth of chunks.
+      const events = eventChain(Array.from({ length: 12_000 }, (_, i) => i % 10)).map((event) => ({ runId: old, event }));
+      const chunks = chunkEvents(events, 8 * eventBytes(events[0]!.event));
+      assert.equal(chunks.length, 1_500);
+      await new EventArchiveRepository(db).insertChunks(chunks);
       const recent = await run('running', unique('key'));
       await finish(recent, 2);
       const unfinished = await run('running', unique('key'));
@@ -96,7 +99,7 @@ for (const [name, open] of [
       const pass = await new RetentionRepository(db).purge(30, 10);
       assert.deepEqual(pass, { runs: 1, events: 12_000, webhooks: 1, idempotencyKeys: 2, instances: 1 });
       assert.equal(await count(`SELECT count(*) AS n FROM runs WHERE id = $1`, [old]), 0);
-      assert.equal(await count(`SELECT count(*) AS n FROM run_events WHERE run_id = $1`, [old]), 0);
+      assert.equal(await count(`SELECT count(*) AS n FROM run_event_chunks WHERE run_id = $1`, [old]), 0);
       assert.equal(await count(`SELECT count(*) AS n FROM webhook_deliveries WHERE run_id = $1`, [old]), 0);
       assert.equal(
         await count(`SELECT count(*) AS n FROM webhook_deliveries WHERE run_id = $1`, [recentHook]),

@@ -1,5 +1,5 @@
 /**
- * The storage contract: migrations, AccountRepository, RunRepository and EventArchiveRepository behave the same on real
+ * The storage contract: migrations, AccountRepository, RunRepository and EventArchiveRepository (event-archive-contract.ts) behave the same on real
  * Postgres and on embedded PGlite. Each adapter gets one migrated database for the file (tests
  * isolate themselves with their own accounts and instance ids); tests that need an unmigrated
  * database make and tear down their own.
@@ -12,28 +12,12 @@ import type { TierLimits } from '../../src/config/tier-limits.js';
 import { AccountRepository, hashApiKey, KEY_PREFIX_LENGTH } from '../../src/db/account-repository.js';
 import type { Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrations.js';
-import { type ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
 import { InstanceRepository } from '../../src/db/instance-repository.js';
 import { type AdmitResult, encodeRun, encodeStatusChange, RunRepository } from '../../src/db/run-repository.js';
 import { WebhookRepository } from '../../src/db/webhook-repository.js';
-import {
-  DependencyUnavailableError,
-  ENDINGS,
-  eventBytes,
-  isFinal,
-  type NewRun,
-  RUN_STATUSES,
-  type RunEvent,
-  type RunRecord,
-  type RunStatus,
-  transitionPairs,
-} from '../../src/domain/index.js';
-import { EventArchiver } from '../../src/streaming/event-archiver.js';
-import { EventLog } from '../../src/streaming/event-log.js';
-import { MemoryEventStore } from '../../src/streaming/memory/memory-event-store.js';
-import { sseFrame } from '../../src/http/sse/sse-frame.js';
+import { ENDINGS, isFinal, type NewRun, RUN_STATUSES, type RunRecord, type RunStatus, transitionPairs } from '../../src/domain/index.js';
 import { type DatabaseFixture, type FixtureOptions, pgliteFixture, postgresFixture } from '../helpers/databases.js';
-import { eventChain } from '../helpers/events.js';
+import { eventArchiveContract } from '../helpers/event-archive-contract.js';
 import { unique } from '../helpers/ids.js';
 
 const CHECK_VIOLATION = '23514';
@@ -987,149 +971,13 @@ function storageContract(name: string, factory: Factory): void {
       });
     });
 
-    describe('EventArchiveRepository', () => {
-      /** What a reader of the archive sees: jsonb may space and order the text its own way, not change the value. */
-      const asRead = (events: readonly RunEvent[]) =>
-        events.map(({ id, prev, type, json }) => ({ id, prev, type, data: JSON.parse(json) as unknown }));
-
-      it('reads back the ids, chain and data of what it inserted, after an id and up to a limit', async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const values = [
-          { status: 'running' },
-          ['a', 1, null, true, { n: -2.5, b: 'z', a: 'y' }],
-          'plain é 🚀 "quoted" \\',
-          null,
-          12345678901234,
-          {},
-        ];
-        const events = eventChain(values);
-        await archive.insert(events.map((event) => ({ runId: run.id, event })));
-        assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events));
-        assert.deepEqual(asRead(await archive.read(run.id, events[1]!.id, 2)), asRead(events.slice(2, 4)));
-        assert.deepEqual(await archive.read(run.id, events.at(-1)!.id, 100), []);
-        assert.deepEqual(await archive.lastId(run.id), events.at(-1)!.id);
-        assert.equal(await archive.endId(run.id), null);
-      });
-
-      it("keeps an agent's own event types as they are", async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const types = ['progress', 'chart.point', 'token', 'x-1_y'];
-        const events = eventChain([1, 2, 3, 4], { type: (i) => types[i]! });
-        await archive.insert(events.map((event) => ({ runId: run.id, event })));
-        assert.deepEqual(
-          (await archive.read(run.id, null, 100)).map((event) => event.type),
-          types,
-        );
-      });
-
-      it('reads pages bounded in bytes, summed in the database, up to the event that reaches the bound', async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const values = [{ text: 'x'.repeat(1_000) }, null, { text: 'é'.repeat(300) }, { text: 'y'.repeat(2_000) }, 'z'];
-        const events = eventChain(values);
-        await archive.insert(events.map((event) => ({ runId: run.id, event })));
-        const all = await archive.read(run.id, null, 100);
-        assert.equal(all.length, values.length);
-        // The reader's measure of what it got (jsonb's text): the database cut the page at the same event.
-        const sizes = all.map(eventBytes);
-        const upTo = (n: number) => sizes.slice(0, n).reduce((sum, bytes) => sum + bytes, 0);
-        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3)), all.slice(0, 3));
-        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3) - 1), all.slice(0, 3), 'the event reaching the bound is in');
-        assert.deepEqual(await archive.read(run.id, null, 100, upTo(3) + 1), all.slice(0, 4));
-        assert.deepEqual(await archive.read(run.id, null, 100, 1), all.slice(0, 1), 'at least one');
-        assert.deepEqual(await archive.read(run.id, all[1]!.id, 100, sizes[2]! + sizes[3]!), all.slice(2, 4), 'after an id');
-        assert.deepEqual(await archive.read(run.id, null, 2, upTo(5)), all.slice(0, 2), 'the count bounds it too');
-
-        // An astral character is one character to the database and two UTF-16 units to the
-        // reader: the database's page may be longer, never shorter than what reaches the bound.
-        const astral = await runInStatus('running');
-        await archive.insert(eventChain([{ text: '🚀'.repeat(500) }, 'a', 'b']).map((event) => ({ runId: astral.id, event })));
-        const [rocket] = await archive.read(astral.id, null, 1);
-        // Stopping at the rocket would be a short page to the reader (it has not reached the bound), so an end of what there is.
-        const page = await archive.read(astral.id, null, 100, eventBytes(rocket!) + 1);
-        assert.ok(page.length > 1, `a page of ${page.length}`);
-      });
-
-      it('skips events already archived, so a retried batch is safe', async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const events = eventChain(['first', 'second', 'third']);
-        await archive.insert(events.slice(0, 2).map((event) => ({ runId: run.id, event })));
-        const retried = events.map((event, i) => ({ runId: run.id, event: i === 0 ? { ...event, json: '"changed"' } : event }));
-        await archive.insert(retried);
-        assert.deepEqual(asRead(await archive.read(run.id, null, 100)), asRead(events), 'the first write stays');
-      });
-
-      it('gives back text that is one SSE data line, with line breaks inside strings escaped', async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const value = { text: 'one\ntwo\r\nthree', nested: ['\n'] };
-        await archive.insert(eventChain([value]).map((event) => ({ runId: run.id, event })));
-        const [read] = await archive.read(run.id, null, 10);
-        assert.ok(read);
-        assert.doesNotMatch(read.json, /[\r\n]/);
-        const lines = sseFrame(read).split('\n');
-        assert.equal(lines.filter((line) => line.startsWith('data: ')).length, 1);
-        assert.deepEqual(JSON.parse(lines[2]!.slice('data: '.length)), value);
-      });
-
-      it('refuses, as content rather than unavailability, an event jsonb cannot hold; the archiver skips only that one', async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const events = eventChain(['before', 'lone surrogate \ud800', 'after']);
-        const batch: ArchivedEvent[] = events.map((event) => ({ runId: run.id, event }));
-        await assert.rejects(archive.insert(batch), (err: unknown) => !(err instanceof DependencyUnavailableError));
-        assert.deepEqual(await archive.read(run.id, null, 10), [], 'one statement: nothing of the batch');
-
-        const rejected: string[] = [];
-        const archiver = new EventArchiver({
-          repository: archive,
-          intervalMs: 60_000,
-          onError: (e) => assert.fail(String(e)),
-          onRejected: (runId) => rejected.push(runId),
-        });
-        try {
-          for (const { runId, event } of batch) archiver.add(runId, event);
-          await archiver.flush();
-        } finally {
-          await archiver.close();
-        }
-        assert.deepEqual(rejected, [run.id]);
-        assert.deepEqual(
-          (await archive.read(run.id, null, 10)).map((event) => JSON.parse(event.json) as unknown),
-          ['before', 'after'],
-        );
-      });
-
-      it("ensureEnd writes a run's missing end once, after its last archived event", async () => {
-        const archive = new EventArchiveRepository(db);
-        const run = await runInStatus('running');
-        const events = eventChain(['a', 'b']);
-        await archive.insert(events.map((event) => ({ runId: run.id, event })));
-        const store = new MemoryEventStore({ ttlSeconds: 60, onError: (e) => assert.fail(String(e)) });
-        const archiver = new EventArchiver({ repository: archive, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
-        try {
-          const log = new EventLog({ store, archiver, archive, onError: (e) => assert.fail(String(e)) });
-          const error = { code: 'instance_lost', message: 'gone \u0000 "quoted"' };
-          const finishedAtMs = events.at(-1)!.id.ms + 5_000;
-          await log.ensureEnd(run.id, { status: 'interrupted', error }, finishedAtMs);
-          await log.ensureEnd(run.id, { status: 'interrupted', error }, finishedAtMs);
-          const read = await archive.read(run.id, events.at(-1)!.id, 10);
-          assert.deepEqual(asRead(read), [
-            {
-              id: { ms: finishedAtMs, seq: 0 },
-              prev: events.at(-1)!.id,
-              type: 'end',
-              data: { status: 'interrupted', error: { ...error, message: 'gone \uFFFD "quoted"' } },
-            },
-          ]);
-        } finally {
-          await archiver.close();
-          await store.close();
-        }
-      });
+    eventArchiveContract({
+      db: () => db,
+      factory,
+      newRunId: async (on = db) => {
+        const { account } = await new AccountRepository(on).create(unique('acct'), 'big');
+        return assertCreated(await new RunRepository(on).admit(newRun(account.id, unique('inst')), LIMITS, SESSION_MAX)).id;
+      },
     });
 
     describe('webhook deliveries', () => {

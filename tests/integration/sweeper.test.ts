@@ -84,7 +84,9 @@ async function orphans(db: Database, instanceId: string, count: number): Promise
 
 async function endsPerRun(db: Database, ids: readonly string[]): Promise<number[]> {
   const rows = await db.query<{ n: string }>(
-    `SELECT count(e.run_id) AS n FROM unnest($1::uuid[]) AS r(id) LEFT JOIN run_events e ON e.run_id = r.id AND e.type = 'end' GROUP BY r.id`,
+    // The archive's `end` events: the last of each chunk that ends its run (two chunks may end with the same one).
+    `SELECT count(DISTINCT (e.last_ms, e.last_seq)) AS n FROM unnest($1::uuid[]) AS r(id)
+     LEFT JOIN run_event_chunks e ON e.run_id = r.id AND e.ended GROUP BY r.id`,
     [`{${ids.join(',')}}`],
   );
   return rows.map((r) => Number(r.n));

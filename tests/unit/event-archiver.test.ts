@@ -1,25 +1,28 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { ArchivedEvent, EventArchiveRepository } from '../../src/db/event-archive-repository.js';
+import type { ArchivedEvent, EventArchiveRepository, EventChunk } from '../../src/db/event-archive-repository.js';
 import { DependencyUnavailableError, eventBytes } from '../../src/domain/index.js';
 import { EventArchiver } from '../../src/streaming/event-archiver.js';
 import { runEvent } from '../helpers/events.js';
 
 const event = (ms: number, data: unknown = {}) => runEvent(ms, { data });
 
-/** A repository that stores what it is given, refusing what `refuse` says. */
+/** A repository that stores what it is given, refusing what `refuse` says; `calls` counts the events of each insert. */
 function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | null) {
   const stored: ArchivedEvent[] = [];
   const calls: number[] = [];
+  const chunks: EventChunk[][] = [];
   const repository = {
-    async insert(events: readonly ArchivedEvent[]) {
+    async insertChunks(given: readonly EventChunk[]) {
+      const events = given.flatMap((chunk) => chunk.events.map((event) => ({ runId: chunk.runId, event })));
       calls.push(events.length);
       const error = refuse(events);
       if (error !== null) throw error;
+      chunks.push([...given]);
       stored.push(...events);
     },
   } as unknown as EventArchiveRepository;
-  return { repository, stored, calls };
+  return { repository, stored, calls, chunks };
 }
 
 describe('EventArchiver', () => {
@@ -37,6 +40,23 @@ describe('EventArchiver', () => {
       [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
     );
     assert.equal(archiver.pendingCount, 0);
+  });
+
+  it("writes each run's events of a batch as one chunk, in order, however the runs' events were interleaved", async () => {
+    const fake = fakeRepository(() => null);
+    archiver = new EventArchiver({ repository: fake.repository, intervalMs: 60_000, onError: (e) => assert.fail(String(e)) });
+    for (let ms = 1; ms <= 9; ms += 1) archiver.add(['a', 'b', 'c'][ms % 3]!, event(ms));
+    await archiver.flush();
+    assert.deepEqual(
+      fake.chunks.map((batch) => batch.map((chunk) => [chunk.runId, chunk.events.map((e) => e.id.ms), chunk.bytes])),
+      [
+        [
+          ['b', [1, 4, 7], 3 * eventBytes(event(1))],
+          ['c', [2, 5, 8], 3 * eventBytes(event(1))],
+          ['a', [3, 6, 9], 3 * eventBytes(event(1))],
+        ],
+      ],
+    );
   });
 
   it('bounds a batch by the size of its events too', async () => {
@@ -84,6 +104,26 @@ describe('EventArchiver', () => {
     await archiver.flush();
     assert.equal(fake.stored.at(-1)?.event.id.ms, 8, 'archiving goes on');
     assert.equal(archiver.insertedCount, 7, 'the refused event is not counted as archived');
+  });
+
+  it("isolates a refused event inside a run's chunk: the chunks first, then that chunk's events, halved", async () => {
+    const fake = fakeRepository((events) => (events.some((e) => e.event.id.ms === 6) ? new Error('22P05') : null));
+    const rejected: string[] = [];
+    archiver = new EventArchiver({
+      repository: fake.repository,
+      intervalMs: 60_000,
+      onError: (e) => assert.fail(String(e)),
+      onRejected: (runId) => rejected.push(runId),
+    });
+    for (let ms = 1; ms <= 8; ms += 1) archiver.add('one', event(ms));
+    archiver.add('other', event(9));
+    await archiver.flush();
+    assert.deepEqual(rejected, ['one']);
+    assert.deepEqual(
+      fake.stored.map((e) => e.event.id.ms),
+      [1, 2, 3, 4, 5, 7, 8, 9],
+    );
+    assert.deepEqual(fake.calls, [9, 8, 4, 4, 2, 1, 1, 2, 1], "the other run's chunk goes in whole, after the first split");
   });
 
   it("counts each run's backlog in bytes until its events are archived, and keeps it while they cannot be", async () => {
