@@ -12,6 +12,14 @@ describe('sseFrame', () => {
     assert.equal(sseFrame(event), sseFrame(event), 'built once');
   });
 
+  it("builds an event's frame once while it is recent, and tells apart events with the same id", () => {
+    const event = withData({ text: 'hi' });
+    assert.equal(sseFrameOf(event), sseFrameOf(event), 'the same frame object');
+    const twin = withData({ text: 'other' });
+    assert.equal(sseFrame(twin), 'id: 1700000000000-3\nevent: token\ndata: {"text":"other"}\n\n');
+    assert.equal(sseFrame(event), 'id: 1700000000000-3\nevent: token\ndata: {"text":"hi"}\n\n');
+  });
+
   it('measures the frame in UTF-8 bytes, not characters (what /metrics counts as sent)', () => {
     const frame = sseFrameOf(withData({ text: 'héllo ✓' }));
     assert.equal(frame.text, sseFrame(withData({ text: 'héllo ✓' })));
