@@ -20,6 +20,12 @@ describe('sseFrame', () => {
     assert.equal(sseFrame(event), 'id: 1700000000000-3\nevent: token\ndata: {"text":"hi"}\n\n');
   });
 
+  it('keeps no large frame: a large event is built for each send, so the table stays within its bytes', () => {
+    const big = withData({ text: 'x'.repeat(64 * 1024) });
+    assert.notEqual(sseFrameOf(big), sseFrameOf(big), 'built again');
+    assert.equal(sseFrameOf(big).text, sseFrameOf(big).text);
+  });
+
   it('measures the frame in UTF-8 bytes, not characters (what /metrics counts as sent)', () => {
     const frame = sseFrameOf(withData({ text: 'héllo ✓' }));
     assert.equal(frame.text, sseFrame(withData({ text: 'héllo ✓' })));
