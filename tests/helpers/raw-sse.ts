@@ -66,12 +66,18 @@ export async function countTokens(
 ): Promise<{ endData: unknown; reconnects: number } | undefined> {
   let lastId: string | undefined;
   let reconnects = -1;
+  // Connections refused in a row: the server is gone (a failed test stopped it), so stop
+  // rather than spin, adding an abort listener a try.
+  let refused = 0;
   while (!signal.aborted) {
     reconnects += 1;
     const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     if (lastId !== undefined) headers['last-event-id'] = lastId;
+    let connected = false;
     try {
       const response = await fetch(url, { headers, signal });
+      connected = true;
+      refused = 0;
       if (response.status !== 200) throw new Error(`status ${response.status}: ${await response.text()}`);
       const reader = (response.body as ReadableStream<Uint8Array>).getReader();
       const decoder = new TextDecoder();
@@ -93,6 +99,7 @@ export async function countTokens(
     } catch (error) {
       if (signal.aborted) return undefined;
       if (!(error instanceof TypeError)) throw error; // fetch's "terminated": the server cut it off; resume
+      if (!connected && ++refused >= 3) throw error;
     }
   }
   return undefined;
