@@ -25,6 +25,16 @@ function fakeRepository(refuse: (events: readonly ArchivedEvent[]) => Error | nu
   return { repository, stored, calls, chunks };
 }
 
+/** An archiver that writes only when flushed, failing the test on any error but a refusal, which it reports into `rejected`. */
+function reportingRefusals(repository: EventArchiveRepository, rejected: string[]): EventArchiver {
+  return new EventArchiver({
+    repository,
+    intervalMs: 60_000,
+    onError: (e) => assert.fail(String(e)),
+    onRejected: (runId) => rejected.push(runId),
+  });
+}
+
 describe('EventArchiver', () => {
   let archiver: EventArchiver;
   afterEach(() => archiver.close());
@@ -87,12 +97,7 @@ describe('EventArchiver', () => {
   it('isolates an event the database refuses, archives the rest, and reports it once', async () => {
     const fake = fakeRepository((events) => (events.some((e) => e.runId === 'bad') ? new Error('22P05') : null));
     const rejected: string[] = [];
-    archiver = new EventArchiver({
-      repository: fake.repository,
-      intervalMs: 60_000,
-      onError: (e) => assert.fail(String(e)),
-      onRejected: (runId) => rejected.push(runId),
-    });
+    archiver = reportingRefusals(fake.repository, rejected);
     for (let ms = 1; ms <= 7; ms += 1) archiver.add(ms === 5 ? 'bad' : 'good', event(ms));
     await archiver.flush();
     assert.deepEqual(rejected, ['bad']);
@@ -109,12 +114,7 @@ describe('EventArchiver', () => {
   it("isolates a refused event inside a run's chunk: the chunks first, then that chunk's events, halved", async () => {
     const fake = fakeRepository((events) => (events.some((e) => e.event.id.ms === 6) ? new Error('22P05') : null));
     const rejected: string[] = [];
-    archiver = new EventArchiver({
-      repository: fake.repository,
-      intervalMs: 60_000,
-      onError: (e) => assert.fail(String(e)),
-      onRejected: (runId) => rejected.push(runId),
-    });
+    archiver = reportingRefusals(fake.repository, rejected);
     for (let ms = 1; ms <= 8; ms += 1) archiver.add('one', event(ms));
     archiver.add('other', event(9));
     await archiver.flush();
